@@ -1,0 +1,3 @@
+//! convnet-datasets (under construction).
+
+#![warn(missing_docs)]

@@ -1,0 +1,3 @@
+//! convnet-layers (under construction).
+
+#![warn(missing_docs)]

@@ -1,0 +1,15 @@
+//! Compute kernels: free functions over slices, knowing nothing of layers.
+//!
+//! # Conventions
+//!
+//! - **Argument order:** outputs (and caches) first, then inputs and weights,
+//!   then geometry.
+//! - **Backward** takes the output gradient, **overwrites** the input gradient
+//!   and **accumulates** (`+=`) parameter gradients, so that a parameter shared
+//!   by several calls (or a gradient accumulated over micro-batches) sums.
+//! - Layouts are row-major NCHW; weights are OIHW as in PyTorch.
+//! - Parallel kernels split their outputs with rayon (one chunk per image or
+//!   channel) and reduce across chunks in a fixed order, so a given thread
+//!   count always gives bit-identical results.
+
+pub mod gemm;

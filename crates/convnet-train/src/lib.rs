@@ -1,0 +1,3 @@
+//! convnet-train (under construction).
+
+#![warn(missing_docs)]

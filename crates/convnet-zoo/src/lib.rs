@@ -1,0 +1,3 @@
+//! convnet-zoo (under construction).
+
+#![warn(missing_docs)]
