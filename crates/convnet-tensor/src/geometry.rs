@@ -159,8 +159,18 @@ impl Conv2dGeometry {
                 format!("{} axes{}", weight_shape.len(), ctx()),
             ));
         }
-        let [n, c, h, w] = [input_shape[0], input_shape[1], input_shape[2], input_shape[3]];
-        let [o, cg, kh, kw] = [weight_shape[0], weight_shape[1], weight_shape[2], weight_shape[3]];
+        let [n, c, h, w] = [
+            input_shape[0],
+            input_shape[1],
+            input_shape[2],
+            input_shape[3],
+        ];
+        let [o, cg, kh, kw] = [
+            weight_shape[0],
+            weight_shape[1],
+            weight_shape[2],
+            weight_shape[3],
+        ];
         if groups == 0 || c % groups != 0 || o % groups != 0 {
             return Err(TensorError::invalid(
                 OP,
@@ -174,7 +184,10 @@ impl Conv2dGeometry {
             return Err(TensorError::shape(
                 OP,
                 "input channels",
-                format!("{} (weight's {cg} per group x {groups} groups)", cg * groups),
+                format!(
+                    "{} (weight's {cg} per group x {groups} groups)",
+                    cg * groups
+                ),
                 format!("{c}{}", ctx()),
             ));
         }
@@ -277,7 +290,11 @@ impl Pool2dGeometry {
                 OP,
                 "input rank",
                 "4 axes [N, C, H, W]",
-                format!("{} axes (input {})", input_shape.len(), fmt_shape(input_shape)),
+                format!(
+                    "{} axes (input {})",
+                    input_shape.len(),
+                    fmt_shape(input_shape)
+                ),
             ));
         }
         if 2 * padding.0 > kernel.0 || 2 * padding.1 > kernel.1 {
@@ -287,7 +304,12 @@ impl Pool2dGeometry {
             ));
         }
         let ctx = format!(" (input {})", fmt_shape(input_shape));
-        let [n, c, h, w] = [input_shape[0], input_shape[1], input_shape[2], input_shape[3]];
+        let [n, c, h, w] = [
+            input_shape[0],
+            input_shape[1],
+            input_shape[2],
+            input_shape[3],
+        ];
         let out_h = pool_output_size(h, kernel.0, padding.0, stride.0, 1, ceil_mode)
             .map_err(|e| with_context(e, &ctx))?;
         let out_w = pool_output_size(w, kernel.1, padding.1, stride.1, 1, ceil_mode)
@@ -387,7 +409,10 @@ mod tests {
         let e = Conv2dGeometry::new(&[1, 3, 8, 8], &[4, 2, 3, 3], (1, 1), (0, 0), (1, 1), 1)
             .unwrap_err()
             .to_string();
-        assert!(e.contains("[1, 3, 8, 8]") && e.contains("[4, 2, 3, 3]"), "{e}");
+        assert!(
+            e.contains("[1, 3, 8, 8]") && e.contains("[4, 2, 3, 3]"),
+            "{e}"
+        );
         let e = Conv2dGeometry::new(&[1, 3, 8, 8], &[4, 1, 3, 3], (1, 1), (0, 0), (1, 1), 2)
             .unwrap_err()
             .to_string();
@@ -395,8 +420,12 @@ mod tests {
         let e = Conv2dGeometry::new(&[1, 3, 2, 2], &[4, 3, 3, 3], (1, 1), (0, 0), (1, 1), 1)
             .unwrap_err()
             .to_string();
-        assert!(e.contains("does not fit") && e.contains("[1, 3, 2, 2]"), "{e}");
-        let g = Conv2dGeometry::new(&[2, 4, 9, 7], &[6, 2, 3, 3], (2, 1), (1, 0), (1, 2), 2).unwrap();
+        assert!(
+            e.contains("does not fit") && e.contains("[1, 3, 2, 2]"),
+            "{e}"
+        );
+        let g =
+            Conv2dGeometry::new(&[2, 4, 9, 7], &[6, 2, 3, 3], (2, 1), (1, 0), (1, 2), 2).unwrap();
         assert_eq!(g.output_shape(), [2, 6, 5, 3]);
     }
 }

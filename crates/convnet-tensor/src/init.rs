@@ -132,7 +132,8 @@ mod tests {
     fn kaiming_normal_std() {
         let mut rng = Rng::seed_from(0);
         let w = kaiming_normal(&[64, 64, 3, 3], FanMode::FanOut, &mut rng);
-        let std = (w.as_slice().iter().map(|v| (v * v) as f64).sum::<f64>() / w.len() as f64).sqrt();
+        let std =
+            (w.as_slice().iter().map(|v| (v * v) as f64).sum::<f64>() / w.len() as f64).sqrt();
         let expected = (2.0 / 576.0f64).sqrt();
         assert!((std / expected - 1.0).abs() < 0.03, "{std} vs {expected}");
         let t = trunc_normal(&[1000], 0.0, 0.02, &mut rng);

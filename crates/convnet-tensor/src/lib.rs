@@ -34,6 +34,6 @@ pub mod tensor;
 
 pub use error::{Result, TensorError};
 pub use geometry::{conv_output_size, pool_output_size, Conv2dGeometry, Pool2dGeometry};
+pub use ndarray;
 pub use rng::Rng;
 pub use tensor::{numel, Tensor};
-pub use ndarray;

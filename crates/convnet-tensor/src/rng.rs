@@ -48,7 +48,8 @@ impl Rng {
     /// `stream` number (e.g. one per layer or per data-loader worker). Does not
     /// advance `self`.
     pub fn fork(&self, stream: u64) -> Self {
-        let mut sm = self.s[0] ^ self.s[3].rotate_left(17) ^ stream.wrapping_mul(0xD134_2543_DE82_EF95);
+        let mut sm =
+            self.s[0] ^ self.s[3].rotate_left(17) ^ stream.wrapping_mul(0xD134_2543_DE82_EF95);
         Rng::seed_from(splitmix64(&mut sm))
     }
 

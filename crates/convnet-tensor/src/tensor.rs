@@ -126,7 +126,9 @@ impl Tensor {
 
     /// Normal samples with the given mean and standard deviation.
     pub fn randn(shape: &[usize], mean: f32, std: f32, rng: &mut Rng) -> Self {
-        let data = (0..numel(shape)).map(|_| mean + std * rng.normal()).collect();
+        let data = (0..numel(shape))
+            .map(|_| mean + std * rng.normal())
+            .collect();
         Self::from_vec(shape, data).expect("sizes agree")
     }
 
@@ -187,7 +189,11 @@ impl Tensor {
         if numel(shape) != self.len() {
             return Err(TensorError::shape(
                 "reshape",
-                format!("element count for {} -> {}", fmt_shape(self.shape()), fmt_shape(shape)),
+                format!(
+                    "element count for {} -> {}",
+                    fmt_shape(self.shape()),
+                    fmt_shape(shape)
+                ),
                 self.len(),
                 numel(shape),
             ));

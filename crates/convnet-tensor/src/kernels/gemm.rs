@@ -278,7 +278,18 @@ mod tests {
     #[test]
     fn short_slices_are_errors() {
         let mut c = [0.0; 3];
-        let e = gemm(&mut c, &[0.0; 4], Trans::No, &[0.0; 4], Trans::No, 2, 2, 2, 1.0, 0.0);
+        let e = gemm(
+            &mut c,
+            &[0.0; 4],
+            Trans::No,
+            &[0.0; 4],
+            Trans::No,
+            2,
+            2,
+            2,
+            1.0,
+            0.0,
+        );
         assert!(e.unwrap_err().to_string().contains("length of C"));
     }
 }

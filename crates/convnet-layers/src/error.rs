@@ -1,0 +1,84 @@
+//! The error type of the layers crate.
+
+use convnet_tensor::TensorError;
+use thiserror::Error;
+
+/// Everything that can go wrong when building or running a layer.
+#[derive(Debug, Clone, PartialEq, Error)]
+pub enum LayerError {
+    /// A kernel or tensor operation failed (its message names the shapes).
+    #[error("{layer}: {source}")]
+    Tensor {
+        /// The layer (its type, and its name when known).
+        layer: String,
+        /// The underlying error.
+        #[source]
+        source: TensorError,
+    },
+    /// The input does not have the shape the layer needs.
+    #[error("{layer}: input shape: expected {expected}, got {got:?}")]
+    InputShape {
+        /// The layer (its type, and its name when known).
+        layer: String,
+        /// What the layer accepts, e.g. `"[N, 3, H, W]"`.
+        expected: String,
+        /// The shape it was given.
+        got: Vec<usize>,
+    },
+    /// `backward` was called without a preceding training-mode `forward`.
+    #[error("{layer}: backward called without a preceding forward (no cached activations)")]
+    NoCache {
+        /// The layer.
+        layer: String,
+    },
+    /// A configuration value is invalid (zero channels, dropout probability
+    /// outside [0, 1), ...).
+    #[error("{layer}: invalid configuration: {msg}")]
+    Config {
+        /// The layer.
+        layer: String,
+        /// What was wrong.
+        msg: String,
+    },
+}
+
+/// `Result` with [`LayerError`].
+pub type Result<T, E = LayerError> = std::result::Result<T, E>;
+
+impl LayerError {
+    /// Wraps a tensor error with the layer's name.
+    pub fn tensor(layer: impl Into<String>, source: TensorError) -> Self {
+        LayerError::Tensor {
+            layer: layer.into(),
+            source,
+        }
+    }
+
+    /// An input-shape error.
+    pub fn input_shape(
+        layer: impl Into<String>,
+        expected: impl Into<String>,
+        got: &[usize],
+    ) -> Self {
+        LayerError::InputShape {
+            layer: layer.into(),
+            expected: expected.into(),
+            got: got.to_vec(),
+        }
+    }
+
+    /// A missing-cache error.
+    pub fn no_cache(layer: impl Into<String>) -> Self {
+        LayerError::NoCache {
+            layer: layer.into(),
+        }
+    }
+
+    /// A configuration error.
+    pub fn config(layer: impl Into<String>, msg: impl Into<String>) -> Self {
+        LayerError::Config {
+            layer: layer.into(),
+            msg: msg.into(),
+        }
+    }
+}

@@ -1,0 +1,164 @@
+//! The [`Layer`] trait: the contract every layer, container and model keeps.
+
+use convnet_tensor::{Rng, Tensor};
+
+use crate::error::Result;
+use crate::param::{join, Param};
+use crate::summary::SummaryRow;
+
+/// A differentiable building block: a layer, a container of layers or a whole
+/// model.
+///
+/// - [`Layer::infer`] is inference: no caches, no randomness, `&self`, so one
+///   model can serve many threads at once. BatchNorm uses its running
+///   statistics, Dropout is the identity.
+/// - [`Layer::forward`] is training mode: dropout active, batch statistics
+///   (and running statistics updated), and it caches exactly what
+///   [`Layer::backward`] needs.
+/// - [`Layer::backward`] takes the gradient of the loss with respect to the
+///   output of the last `forward`, **accumulates** (`+=`) the gradients of the
+///   parameters and **returns** the gradient with respect to the input. Without
+///   a cache it returns [`crate::LayerError::NoCache`].
+///
+/// Parameters and buffers are visited by name, the names being PyTorch
+/// `state_dict` keys (`features.0.weight`, `layer1.0.bn1.running_mean`): a
+/// layer names its own tensors (`weight`, `bias`, ...) under the prefix it is
+/// given, and a container passes `join(prefix, child_name)` to each child.
+pub trait Layer: Send + Sync + std::fmt::Debug {
+    /// The layer's type, as PyTorch names the module (`"Conv2d"`, `"ReLU"`).
+    fn type_name(&self) -> &'static str;
+
+    /// Inference-mode output.
+    fn infer(&self, x: &Tensor) -> Result<Tensor>;
+
+    /// Training-mode output; caches what `backward` needs.
+    fn forward(&mut self, x: &Tensor) -> Result<Tensor>;
+
+    /// Gradient of the input from the gradient of the output of the last
+    /// `forward`; accumulates parameter gradients.
+    fn backward(&mut self, grad_out: &Tensor) -> Result<Tensor>;
+
+    /// The output shape for an input shape, or the error the layer would give
+    /// at run time for that input.
+    fn output_shape(&self, input_shape: &[usize]) -> Result<Vec<usize>>;
+
+    /// Visits every trainable parameter with its full name.
+    fn visit_params(&self, _prefix: &str, _f: &mut dyn FnMut(&str, &Param)) {}
+
+    /// Visits every trainable parameter mutably, with its full name.
+    fn visit_params_mut(&mut self, _prefix: &str, _f: &mut dyn FnMut(&str, &mut Param)) {}
+
+    /// Visits every buffer (state that is saved but not optimised, such as
+    /// BatchNorm's `running_mean`, `running_var`, `num_batches_tracked`).
+    fn visit_buffers(&self, _prefix: &str, _f: &mut dyn FnMut(&str, &Tensor)) {}
+
+    /// Visits every buffer mutably.
+    fn visit_buffers_mut(&mut self, _prefix: &str, _f: &mut dyn FnMut(&str, &mut Tensor)) {}
+
+    /// Visits the random generators of the layer (Dropout's, stochastic
+    /// depth's), so that a checkpoint can save and restore them.
+    fn visit_rngs_mut(&mut self, _prefix: &str, _f: &mut dyn FnMut(&str, &mut Rng)) {}
+
+    /// Appends this layer's rows to a summary, for input shape `input_shape`,
+    /// and returns its output shape. A leaf layer adds one row; a container
+    /// overrides this to add its own row and then its children's, indented by
+    /// `depth + 1`.
+    fn summarize(
+        &self,
+        name: &str,
+        input_shape: &[usize],
+        depth: usize,
+        rows: &mut Vec<SummaryRow>,
+    ) -> Result<Vec<usize>> {
+        let output_shape = self.output_shape(input_shape)?;
+        let mut params = 0;
+        self.visit_params("", &mut |_, p| params += p.len());
+        rows.push(SummaryRow {
+            name: name.to_string(),
+            type_name: self.type_name().to_string(),
+            depth,
+            output_shape: output_shape.clone(),
+            params,
+            leaf: true,
+        });
+        Ok(output_shape)
+    }
+
+    /// Resets every parameter gradient to zero.
+    fn zero_grad(&mut self) {
+        self.visit_params_mut("", &mut |_, p| p.zero_grad());
+    }
+
+    /// Number of trainable scalars.
+    fn num_params(&self) -> usize {
+        let mut n = 0;
+        self.visit_params("", &mut |_, p| n += p.len());
+        n
+    }
+
+    /// Names and shapes of every parameter, in visiting order.
+    fn param_shapes(&self) -> Vec<(String, Vec<usize>)> {
+        let mut v = Vec::new();
+        self.visit_params("", &mut |name, p| {
+            v.push((name.to_string(), p.shape().to_vec()))
+        });
+        v
+    }
+}
+
+impl Layer for Box<dyn Layer> {
+    fn type_name(&self) -> &'static str {
+        (**self).type_name()
+    }
+    fn infer(&self, x: &Tensor) -> Result<Tensor> {
+        (**self).infer(x)
+    }
+    fn forward(&mut self, x: &Tensor) -> Result<Tensor> {
+        (**self).forward(x)
+    }
+    fn backward(&mut self, grad_out: &Tensor) -> Result<Tensor> {
+        (**self).backward(grad_out)
+    }
+    fn output_shape(&self, input_shape: &[usize]) -> Result<Vec<usize>> {
+        (**self).output_shape(input_shape)
+    }
+    fn visit_params(&self, prefix: &str, f: &mut dyn FnMut(&str, &Param)) {
+        (**self).visit_params(prefix, f)
+    }
+    fn visit_params_mut(&mut self, prefix: &str, f: &mut dyn FnMut(&str, &mut Param)) {
+        (**self).visit_params_mut(prefix, f)
+    }
+    fn visit_buffers(&self, prefix: &str, f: &mut dyn FnMut(&str, &Tensor)) {
+        (**self).visit_buffers(prefix, f)
+    }
+    fn visit_buffers_mut(&mut self, prefix: &str, f: &mut dyn FnMut(&str, &mut Tensor)) {
+        (**self).visit_buffers_mut(prefix, f)
+    }
+    fn visit_rngs_mut(&mut self, prefix: &str, f: &mut dyn FnMut(&str, &mut Rng)) {
+        (**self).visit_rngs_mut(prefix, f)
+    }
+    fn summarize(
+        &self,
+        name: &str,
+        input_shape: &[usize],
+        depth: usize,
+        rows: &mut Vec<SummaryRow>,
+    ) -> Result<Vec<usize>> {
+        (**self).summarize(name, input_shape, depth, rows)
+    }
+}
+
+/// Visits a named parameter: a helper for `visit_params` implementations.
+pub fn visit_param(prefix: &str, name: &str, p: &Param, f: &mut dyn FnMut(&str, &Param)) {
+    f(&join(prefix, name), p)
+}
+
+/// Visits a named parameter mutably: a helper for `visit_params_mut`.
+pub fn visit_param_mut(
+    prefix: &str,
+    name: &str,
+    p: &mut Param,
+    f: &mut dyn FnMut(&str, &mut Param),
+) {
+    f(&join(prefix, name), p)
+}
