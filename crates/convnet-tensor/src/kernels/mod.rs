@@ -13,3 +13,4 @@
 //!   count always gives bit-identical results.
 
 pub mod gemm;
+pub mod pool;

@@ -1,0 +1,164 @@
+//! Max pooling, forward and backward (PyTorch's `MaxPool2d`).
+
+use rayon::prelude::*;
+
+use super::{check_geometry, check_len, min_planes_per_task, span};
+use crate::error::{fmt_shape, Result, TensorError};
+use crate::geometry::Pool2dGeometry;
+use crate::tensor::Tensor;
+
+/// Max pooling forward over `[N, C, H, W]`.
+///
+/// - `out`: `[N, C, OH, OW]`, overwritten with the window maxima;
+/// - `argmax`: `[N, C, OH, OW]`, overwritten with the position of each
+///   maximum as a flat index `h·W + w` into its own input plane (what
+///   [`max_pool2d_backward`] needs);
+/// - `input`: `[N, C, H, W]`.
+///
+/// Padded positions never win (they act as −∞). Ties go to the first
+/// position in row-major order; a NaN in a window wins, as in PyTorch.
+/// Errors if a slice length does not match `g` or `H·W` does not fit in `u32`.
+pub fn max_pool2d_forward(
+    out: &mut [f32],
+    argmax: &mut [u32],
+    input: &[f32],
+    g: &Pool2dGeometry,
+) -> Result<()> {
+    const OP: &str = "max_pool2d_forward";
+    check_geometry(OP, g)?;
+    check_len(OP, "output", out.len(), &g.output_shape())?;
+    check_len(OP, "argmax", argmax.len(), &g.output_shape())?;
+    check_len(OP, "input", input.len(), &g.input_shape())?;
+    let in_plane = g.in_h * g.in_w;
+    if u32::try_from(in_plane).is_err() {
+        return Err(TensorError::invalid(
+            OP,
+            format!(
+                "input plane of {in_plane} elements does not fit u32 indices (input {})",
+                fmt_shape(&g.input_shape())
+            ),
+        ));
+    }
+    let out_plane = g.out_h * g.out_w;
+    if out.is_empty() {
+        return Ok(());
+    }
+    let g = *g;
+    out.par_chunks_mut(out_plane)
+        .zip(argmax.par_chunks_mut(out_plane))
+        .zip(input.par_chunks(in_plane))
+        .with_min_len(min_planes_per_task(out_plane))
+        .for_each(|((out, argmax), plane)| max_plane(out, argmax, plane, &g));
+    Ok(())
+}
+
+/// One plane: `out` and `argmax` are `[OH, OW]`, `plane` is `[H, W]`.
+fn max_plane(out: &mut [f32], argmax: &mut [u32], plane: &[f32], g: &Pool2dGeometry) {
+    for oh in 0..g.out_h {
+        let rows = span(oh, g.stride_h, g.pad_h, g.kernel_h, g.in_h);
+        for ow in 0..g.out_w {
+            let cols = span(ow, g.stride_w, g.pad_w, g.kernel_w, g.in_w);
+            debug_assert!(rows.start < rows.end && cols.start < cols.end);
+            let mut best = f32::NEG_INFINITY;
+            let mut best_at = rows.start * g.in_w + cols.start;
+            for h in rows.start..rows.end {
+                let row = &plane[h * g.in_w..(h + 1) * g.in_w];
+                for (w, &v) in row.iter().enumerate().take(cols.end).skip(cols.start) {
+                    if v > best || v.is_nan() {
+                        best = v;
+                        best_at = h * g.in_w + w;
+                    }
+                }
+            }
+            out[oh * g.out_w + ow] = best;
+            argmax[oh * g.out_w + ow] = best_at as u32;
+        }
+    }
+}
+
+/// Max pooling backward: routes each output gradient to the input position
+/// that won the forward pass.
+///
+/// - `grad_input`: `[N, C, H, W]`, **overwritten**;
+/// - `grad_out`: `[N, C, OH, OW]`;
+/// - `argmax`: `[N, C, OH, OW]`, from [`max_pool2d_forward`].
+///
+/// Positions that won several overlapping windows receive the sum. Errors on
+/// a length mismatch or an `argmax` entry outside its plane.
+pub fn max_pool2d_backward(
+    grad_input: &mut [f32],
+    grad_out: &[f32],
+    argmax: &[u32],
+    g: &Pool2dGeometry,
+) -> Result<()> {
+    const OP: &str = "max_pool2d_backward";
+    check_geometry(OP, g)?;
+    check_len(OP, "grad_input", grad_input.len(), &g.input_shape())?;
+    check_len(OP, "grad_out", grad_out.len(), &g.output_shape())?;
+    check_len(OP, "argmax", argmax.len(), &g.output_shape())?;
+    let in_plane = g.in_h * g.in_w;
+    let out_plane = g.out_h * g.out_w;
+    if grad_input.is_empty() {
+        return Ok(());
+    }
+    grad_input
+        .par_chunks_mut(in_plane)
+        .zip(grad_out.par_chunks(out_plane))
+        .zip(argmax.par_chunks(out_plane))
+        .with_min_len(min_planes_per_task(in_plane))
+        .try_for_each(|((grad_in, grad_out), argmax)| {
+            grad_in.fill(0.0);
+            for (&go, &at) in grad_out.iter().zip(argmax) {
+                let at = at as usize;
+                if at >= in_plane {
+                    return Err(TensorError::invalid(
+                        OP,
+                        format!(
+                            "argmax index {at} outside the {}x{} input plane",
+                            g.in_h, g.in_w
+                        ),
+                    ));
+                }
+                grad_in[at] += go;
+            }
+            Ok(())
+        })
+}
+
+/// Max pooling of a `[N, C, H, W]` tensor, also returning the argmax indices
+/// (flat within each input plane, `[N, C, OH, OW]`) for the backward pass.
+pub fn max_pool2d_with_indices(
+    input: &Tensor,
+    kernel: (usize, usize),
+    stride: (usize, usize),
+    padding: (usize, usize),
+    ceil_mode: bool,
+) -> Result<(Tensor, Vec<u32>)> {
+    let g = Pool2dGeometry::new(input.shape(), kernel, stride, padding, ceil_mode)?;
+    let mut out = Tensor::zeros(&g.output_shape());
+    let mut argmax = vec![0u32; out.len()];
+    max_pool2d_forward(out.as_slice_mut(), &mut argmax, input.as_slice(), &g)?;
+    Ok((out, argmax))
+}
+
+/// Max pooling of a `[N, C, H, W]` tensor (PyTorch's
+/// `F.max_pool2d(x, kernel, stride, padding, ceil_mode=...)`).
+///
+/// ```
+/// use convnet_tensor::{kernels::pool::max_pool2d, Tensor};
+/// let x = Tensor::arange(&[1, 1, 5, 5]);
+/// // ceil_mode keeps the clipped last window: 5 -> 3 instead of 2.
+/// let y = max_pool2d(&x, (2, 2), (2, 2), (0, 0), true)?;
+/// assert_eq!(y.shape(), &[1, 1, 3, 3]);
+/// assert_eq!(y.as_slice(), &[6., 8., 9., 16., 18., 19., 21., 23., 24.]);
+/// # Ok::<(), convnet_tensor::TensorError>(())
+/// ```
+pub fn max_pool2d(
+    input: &Tensor,
+    kernel: (usize, usize),
+    stride: (usize, usize),
+    padding: (usize, usize),
+    ceil_mode: bool,
+) -> Result<Tensor> {
+    Ok(max_pool2d_with_indices(input, kernel, stride, padding, ceil_mode)?.0)
+}
