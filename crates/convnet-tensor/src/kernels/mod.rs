@@ -12,5 +12,7 @@
 //!   channel) and reduce across chunks in a fixed order, so a given thread
 //!   count always gives bit-identical results.
 
+pub mod activation;
 pub mod gemm;
 pub mod pool;
+pub mod softmax;
