@@ -81,4 +81,44 @@ impl LayerError {
             msg: msg.into(),
         }
     }
+
+    /// The layer description carried by the error (`"Conv2d"`, or
+    /// `"layer1.0.conv1 (Conv2d)"` once containers have named it).
+    pub fn layer(&self) -> &str {
+        match self {
+            LayerError::Tensor { layer, .. }
+            | LayerError::InputShape { layer, .. }
+            | LayerError::NoCache { layer }
+            | LayerError::Config { layer, .. } => layer,
+        }
+    }
+
+    /// Prefixes the layer description with the name a container gives the
+    /// failing child, so that an error deep in a model names its full path:
+    /// `"Conv2d"` becomes `"conv1 (Conv2d)"`, then `"layer1.0.conv1 (Conv2d)"`.
+    /// An empty name (a child merged into its parent's namespace) changes
+    /// nothing.
+    ///
+    /// ```
+    /// use convnet_layers::LayerError;
+    /// let e = LayerError::no_cache("Conv2d").in_child("conv1").in_child("0");
+    /// assert_eq!(e.layer(), "0.conv1 (Conv2d)");
+    /// ```
+    pub fn in_child(mut self, name: &str) -> Self {
+        if name.is_empty() {
+            return self;
+        }
+        let slot = match &mut self {
+            LayerError::Tensor { layer, .. }
+            | LayerError::InputShape { layer, .. }
+            | LayerError::NoCache { layer }
+            | LayerError::Config { layer, .. } => layer,
+        };
+        *slot = if slot.ends_with(')') && slot.contains(" (") {
+            format!("{name}.{slot}")
+        } else {
+            format!("{name} ({slot})")
+        };
+        self
+    }
 }

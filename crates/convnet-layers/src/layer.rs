@@ -96,6 +96,14 @@ pub trait Layer: Send + Sync + std::fmt::Debug {
         n
     }
 
+    /// A boxed deep copy of the layer (parameters, buffers, generators; caches
+    /// are not copied), or `None` for a layer that cannot be cloned. Every
+    /// layer and container of this crate returns `Some`; a container returns
+    /// `None` if one of its children does.
+    fn clone_boxed(&self) -> Option<Box<dyn Layer>> {
+        None
+    }
+
     /// Names and shapes of every parameter, in visiting order.
     fn param_shapes(&self) -> Vec<(String, Vec<usize>)> {
         let mut v = Vec::new();
@@ -145,6 +153,12 @@ impl Layer for Box<dyn Layer> {
         rows: &mut Vec<SummaryRow>,
     ) -> Result<Vec<usize>> {
         (**self).summarize(name, input_shape, depth, rows)
+    }
+    fn zero_grad(&mut self) {
+        (**self).zero_grad()
+    }
+    fn clone_boxed(&self) -> Option<Box<dyn Layer>> {
+        (**self).clone_boxed()
     }
 }
 

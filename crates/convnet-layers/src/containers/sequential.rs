@@ -1,0 +1,366 @@
+//! Sequential: children applied one after the other.
+//!
+//! PyTorch equivalent: `torch.nn.Sequential` (children named `0`, `1`, ...),
+//! or a `torch.nn.Module` whose `forward` calls its named submodules in order
+//! (`Sequential::named`). Shapes: whatever the chain of children does.
+
+use convnet_tensor::{Rng, Tensor};
+
+use crate::containers::{check_names, clone_children, container_row, summarize_child, Child};
+use crate::error::{LayerError, Result};
+use crate::layer::Layer;
+use crate::param::{join, Param};
+use crate::summary::SummaryRow;
+
+const NAME: &str = "Sequential";
+
+/// Children applied in order: `y = f_k(... f_1(f_0(x)))`.
+///
+/// Children are named `0`, `1`, ... ([`Sequential::new`], [`Sequential::with`])
+/// or explicitly ([`Sequential::named`], [`Sequential::with_named`]), and their
+/// parameters are visited as `<prefix>.<child>.<param>`: a torchvision model
+/// is a tree of `Sequential`s (`features.0.weight`, `layer1.0.conv1.weight`).
+/// An empty `Sequential` is the identity.
+///
+/// PyTorch equivalent: `torch.nn.Sequential`.
+///
+/// # Shapes
+///
+/// The input shape of the first child -> the output shape of the last.
+///
+/// ```
+/// use convnet_layers::{Conv2d, Conv2dConfig, Flatten, Layer, Linear, LinearConfig, ReLU, Sequential};
+/// use convnet_tensor::{Rng, Tensor};
+///
+/// let mut rng = Rng::seed_from(0);
+/// let mut net = Sequential::default()
+///     .with(Conv2d::new(Conv2dConfig::new(1, 4, 3), &mut rng)?)
+///     .with(ReLU::new())
+///     .with(Flatten::new())
+///     .with(Linear::new(LinearConfig::new(4 * 6 * 6, 10), &mut rng)?);
+/// let names: Vec<String> = net.param_shapes().into_iter().map(|(n, _)| n).collect();
+/// assert_eq!(names, ["0.weight", "0.bias", "3.weight", "3.bias"]);
+///
+/// let x = Tensor::randn(&[2, 1, 8, 8], 0.0, 1.0, &mut rng);
+/// let y = net.forward(&x)?;
+/// assert_eq!(y.shape(), &[2, 10]);
+/// assert_eq!(net.backward(&Tensor::ones(&[2, 10]))?.shape(), &[2, 1, 8, 8]);
+///
+/// // Named children, as a torchvision block.
+/// let block = Sequential::default()
+///     .with_named("conv1", Conv2d::new(Conv2dConfig::new(4, 4, 3).padding(1).bias(false), &mut rng)?)?
+///     .with_named("relu", ReLU::new())?;
+/// let mut keys = Vec::new();
+/// block.visit_params("layer1.0", &mut |k, _| keys.push(k.to_string()));
+/// assert_eq!(keys, ["layer1.0.conv1.weight"]);
+/// # Ok::<(), convnet_layers::LayerError>(())
+/// ```
+#[derive(Debug, Default)]
+pub struct Sequential {
+    children: Vec<Child>,
+    /// Whether a `forward` awaits its `backward`.
+    forwarded: bool,
+}
+
+impl Sequential {
+    /// Children named `0`, `1`, ... in order.
+    pub fn new(layers: Vec<Box<dyn Layer>>) -> Self {
+        Sequential {
+            forwarded: false,
+            children: layers
+                .into_iter()
+                .enumerate()
+                .map(|(i, l)| (i.to_string(), l))
+                .collect(),
+        }
+    }
+
+    /// Children with explicit names (`""` merges a child's parameters into
+    /// this container's namespace). Errors on duplicate names, or if two
+    /// parameters or buffers would get the same full name.
+    pub fn named<S: Into<String>>(layers: Vec<(S, Box<dyn Layer>)>) -> Result<Self> {
+        let children: Vec<Child> = layers.into_iter().map(|(n, l)| (n.into(), l)).collect();
+        check_names(NAME, &children)?;
+        Ok(Sequential {
+            children,
+            forwarded: false,
+        })
+    }
+
+    /// Appends a child named after its position (`"3"` for the fourth).
+    pub fn with(mut self, layer: impl Layer + 'static) -> Self {
+        self.push(Box::new(layer));
+        self
+    }
+
+    /// Appends a named child; errors if the name is taken (see
+    /// [`Sequential::named`]).
+    pub fn with_named(
+        mut self,
+        name: impl Into<String>,
+        layer: impl Layer + 'static,
+    ) -> Result<Self> {
+        self.push_named(name, Box::new(layer))?;
+        Ok(self)
+    }
+
+    /// Appends a child named after its position.
+    pub fn push(&mut self, layer: Box<dyn Layer>) {
+        let name = self.children.len().to_string();
+        self.children.push((name, layer));
+    }
+
+    /// Appends a named child; errors (and leaves `self` unchanged) if the
+    /// name is taken.
+    pub fn push_named(&mut self, name: impl Into<String>, layer: Box<dyn Layer>) -> Result<()> {
+        self.children.push((name.into(), layer));
+        if let Err(e) = check_names(NAME, &self.children) {
+            self.children.pop();
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    /// Number of children.
+    pub fn len(&self) -> usize {
+        self.children.len()
+    }
+
+    /// `true` without children.
+    pub fn is_empty(&self) -> bool {
+        self.children.is_empty()
+    }
+
+    /// The children and their names, in order.
+    pub fn children(&self) -> impl Iterator<Item = (&str, &dyn Layer)> {
+        self.children.iter().map(|(n, c)| (n.as_str(), c.as_ref()))
+    }
+
+    /// The children and their names, mutably.
+    pub fn children_mut(&mut self) -> impl Iterator<Item = (&str, &mut Box<dyn Layer>)> {
+        self.children.iter_mut().map(|(n, c)| (n.as_str(), c))
+    }
+
+    /// The child with this name.
+    pub fn get(&self, name: &str) -> Option<&dyn Layer> {
+        self.children
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, c)| c.as_ref())
+    }
+
+    /// The child with this name, mutably.
+    pub fn get_mut(&mut self, name: &str) -> Option<&mut Box<dyn Layer>> {
+        self.children
+            .iter_mut()
+            .find(|(n, _)| n == name)
+            .map(|(_, c)| c)
+    }
+
+    /// Removes and returns the last child (to drop a classifier head, say).
+    pub fn pop(&mut self) -> Option<(String, Box<dyn Layer>)> {
+        self.children.pop()
+    }
+}
+
+impl Layer for Sequential {
+    fn type_name(&self) -> &'static str {
+        NAME
+    }
+
+    fn infer(&self, x: &Tensor) -> Result<Tensor> {
+        let mut cur: Option<Tensor> = None;
+        for (name, c) in &self.children {
+            let y = c
+                .infer(cur.as_ref().unwrap_or(x))
+                .map_err(|e| e.in_child(name))?;
+            cur = Some(y);
+        }
+        Ok(cur.unwrap_or_else(|| x.clone()))
+    }
+
+    fn forward(&mut self, x: &Tensor) -> Result<Tensor> {
+        let mut cur: Option<Tensor> = None;
+        for (name, c) in &mut self.children {
+            let y = c
+                .forward(cur.as_ref().unwrap_or(x))
+                .map_err(|e| e.in_child(name))?;
+            cur = Some(y);
+        }
+        self.forwarded = true;
+        Ok(cur.unwrap_or_else(|| x.clone()))
+    }
+
+    fn backward(&mut self, grad_out: &Tensor) -> Result<Tensor> {
+        if !std::mem::take(&mut self.forwarded) {
+            return Err(LayerError::no_cache(NAME));
+        }
+        let mut cur: Option<Tensor> = None;
+        for (name, c) in self.children.iter_mut().rev() {
+            let g = c
+                .backward(cur.as_ref().unwrap_or(grad_out))
+                .map_err(|e| e.in_child(name))?;
+            cur = Some(g);
+        }
+        Ok(cur.unwrap_or_else(|| grad_out.clone()))
+    }
+
+    fn output_shape(&self, input_shape: &[usize]) -> Result<Vec<usize>> {
+        let mut shape = input_shape.to_vec();
+        for (name, c) in &self.children {
+            shape = c.output_shape(&shape).map_err(|e| e.in_child(name))?;
+        }
+        Ok(shape)
+    }
+
+    fn visit_params(&self, prefix: &str, f: &mut dyn FnMut(&str, &Param)) {
+        for (n, c) in &self.children {
+            c.visit_params(&join(prefix, n), f);
+        }
+    }
+
+    fn visit_params_mut(&mut self, prefix: &str, f: &mut dyn FnMut(&str, &mut Param)) {
+        for (n, c) in &mut self.children {
+            c.visit_params_mut(&join(prefix, n), f);
+        }
+    }
+
+    fn visit_buffers(&self, prefix: &str, f: &mut dyn FnMut(&str, &Tensor)) {
+        for (n, c) in &self.children {
+            c.visit_buffers(&join(prefix, n), f);
+        }
+    }
+
+    fn visit_buffers_mut(&mut self, prefix: &str, f: &mut dyn FnMut(&str, &mut Tensor)) {
+        for (n, c) in &mut self.children {
+            c.visit_buffers_mut(&join(prefix, n), f);
+        }
+    }
+
+    fn visit_rngs_mut(&mut self, prefix: &str, f: &mut dyn FnMut(&str, &mut Rng)) {
+        for (n, c) in &mut self.children {
+            c.visit_rngs_mut(&join(prefix, n), f);
+        }
+    }
+
+    fn summarize(
+        &self,
+        name: &str,
+        input_shape: &[usize],
+        depth: usize,
+        rows: &mut Vec<SummaryRow>,
+    ) -> Result<Vec<usize>> {
+        let mut inner = Vec::new();
+        let mut shape = input_shape.to_vec();
+        for (n, c) in &self.children {
+            shape = summarize_child(c.as_ref(), name, n, &shape, depth + 1, &mut inner)?;
+        }
+        rows.push(container_row(self, name, depth, &shape));
+        rows.extend(inner);
+        Ok(shape)
+    }
+
+    fn clone_boxed(&self) -> Option<Box<dyn Layer>> {
+        Some(Box::new(Sequential {
+            children: clone_children(&self.children)?,
+            forwarded: false,
+        }))
+    }
+}
+
+impl Sequential {
+    /// A deep copy (parameters, buffers, generators; no caches), or an error
+    /// naming the first child that cannot be cloned.
+    pub fn try_clone(&self) -> Result<Self> {
+        let mut children = Vec::with_capacity(self.children.len());
+        for (n, c) in &self.children {
+            let c = c.clone_boxed().ok_or_else(|| {
+                LayerError::config(
+                    NAME,
+                    format!("child {n:?} ({}) cannot be cloned", c.type_name()),
+                )
+            })?;
+            children.push((n.clone(), c));
+        }
+        Ok(Sequential {
+            children,
+            forwarded: false,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::{check_layer, random};
+    use crate::{Dropout, Flatten, Identity, Linear, LinearConfig};
+
+    fn mlp(rng: &mut Rng) -> Sequential {
+        Sequential::default()
+            .with(Flatten::new())
+            .with(Linear::new(LinearConfig::new(6, 5), rng).unwrap())
+            .with(Dropout::with_seed(0.2, 3).unwrap())
+            .with(Linear::new(LinearConfig::new(5, 3), rng).unwrap())
+    }
+
+    #[test]
+    fn gradient_through_the_chain() {
+        let mut rng = Rng::seed_from(0);
+        let mut net = mlp(&mut rng);
+        check_layer(&mut net, &random(&[4, 2, 3], 1));
+        let mut empty = Sequential::default();
+        check_layer(&mut empty, &random(&[2, 2], 1));
+    }
+
+    #[test]
+    fn names_errors_and_clone() {
+        let mut rng = Rng::seed_from(0);
+        let net = mlp(&mut rng);
+        let keys: Vec<String> = net.param_shapes().into_iter().map(|p| p.0).collect();
+        assert_eq!(keys, ["1.weight", "1.bias", "3.weight", "3.bias"]);
+        let mut rngs = Vec::new();
+        let mut net2 = net.try_clone().unwrap();
+        net2.visit_rngs_mut("m", &mut |n, _| rngs.push(n.to_string()));
+        assert_eq!(rngs, ["m.2"]);
+        // A wrong input names the child and its path.
+        let e = net.infer(&Tensor::zeros(&[4, 7])).unwrap_err();
+        assert_eq!(e.layer(), "1 (Linear)");
+        assert!(e.to_string().contains("[4, 7]"), "{e}");
+        let outer =
+            Sequential::named(vec![("features", Box::new(net2) as Box<dyn Layer>)]).unwrap();
+        let e = outer.output_shape(&[4, 7]).unwrap_err();
+        assert_eq!(e.layer(), "features.1 (Linear)");
+        // Duplicate names and colliding keys are refused.
+        assert!(Sequential::named(vec![
+            ("a", Box::new(Identity::new()) as Box<dyn Layer>),
+            ("a", Box::new(Identity::new())),
+        ])
+        .is_err());
+        let lin = || {
+            Box::new(Linear::new(LinearConfig::new(2, 2), &mut Rng::seed_from(0)).unwrap())
+                as Box<dyn Layer>
+        };
+        assert!(Sequential::named(vec![("", lin()), ("", lin())]).is_err());
+        let mut s = Sequential::default()
+            .with_named("x", Identity::new())
+            .unwrap();
+        assert!(s.push_named("x", Box::new(Identity::new())).is_err());
+        assert_eq!(s.len(), 1);
+        let mut seq = mlp(&mut rng);
+        assert!(matches!(
+            seq.backward(&Tensor::zeros(&[4, 3])),
+            Err(LayerError::NoCache { .. })
+        ));
+    }
+
+    #[test]
+    fn infer_equals_forward_without_dropout() {
+        let mut rng = Rng::seed_from(0);
+        let mut net = Sequential::new(vec![
+            Box::new(Flatten::new()),
+            Box::new(Linear::new(LinearConfig::new(6, 2), &mut rng).unwrap()),
+        ]);
+        let x = random(&[3, 6], 2);
+        assert_eq!(net.infer(&x).unwrap(), net.forward(&x).unwrap());
+    }
+}
