@@ -1,3 +1,60 @@
-//! convnet-datasets (under construction).
+//! # convnet-datasets
+//!
+//! The lecture's two datasets, MNIST and Fashion-MNIST, from the publishers'
+//! files to training batches:
+//!
+//! - [`idx`]: the IDX file format (every element type, plain or gzip,
+//!   streaming), which never trusts a header and never panics on bad input;
+//! - [`Dataset`]: one split in memory, images `[N, 1, 28, 28]` in [0, 1] and
+//!   labels `0..=9`, loaded from a data folder found by [`find_dataset`]
+//!   (`--data-dir`, `$CONVNET_DATA`, `./data`, Debian's `/usr/share/datasets`);
+//! - [`download`]: verified downloads from the publishers' mirrors and
+//!   imports of local copies, checked against the SHA-256 of the decompressed
+//!   content, written atomically (what `cargo xtask download` and
+//!   `convnet train` use);
+//! - [`DataLoader`]: batches with seeded per-epoch shuffling, drop-last,
+//!   normalisation and augmentation ([`Augment`]), a pure function of
+//!   `(seed, epoch)`.
+//!
+//! ```no_run
+//! use convnet_datasets::{download, find_dataset, resolve_data_dir, Augment, DataLoader,
+//!                        Dataset, DatasetKind, LoaderConfig, Split};
+//!
+//! let kind = DatasetKind::FashionMnist;
+//! let dir = match find_dataset(kind, None) {
+//!     Some(dir) => dir,
+//!     None => download::ensure_dataset(kind, &resolve_data_dir(None), &Default::default())?.dir,
+//! };
+//! let train = Dataset::load(kind, Split::Train, &dir)?;
+//! let config = LoaderConfig {
+//!     augment: Augment { translate: 2, hflip: true },
+//!     ..LoaderConfig::train(64, 42)
+//! };
+//! let loader = DataLoader::new(train, config)?;
+//! for (epoch, batch) in loader.epoch(0).enumerate() {
+//!     assert_eq!(batch.images.shape()[1..], [1, 28, 28]);
+//! #   let _ = epoch;
+//! }
+//! # Ok::<(), convnet_datasets::DatasetError>(())
+//! ```
 
 #![warn(missing_docs)]
+
+pub mod augment;
+pub mod dataset;
+pub mod download;
+pub mod error;
+pub mod idx;
+pub mod kind;
+pub mod loader;
+pub mod locate;
+
+pub use augment::Augment;
+pub use dataset::{Dataset, IMAGE_PIXELS};
+pub use download::{
+    ensure_dataset, import_from, DatasetReport, DownloadOptions, FileAction, ImportReport, Progress,
+};
+pub use error::{DatasetError, Result};
+pub use kind::{DatasetKind, FileSpec, Part, Split, IMAGE_SIDE, NUM_CLASSES};
+pub use loader::{Batch, DataLoader, Epoch, LoaderConfig, Normalize};
+pub use locate::{find_dataset, resolve_data_dir, DATA_DIR_ENV};
