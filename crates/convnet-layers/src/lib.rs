@@ -8,25 +8,43 @@
 
 #![warn(missing_docs)]
 
+mod adaptive_avg_pool2d;
+mod avg_pool2d;
 pub mod containers;
 mod dropout;
+mod elementwise;
 pub mod error;
 mod flatten;
+mod gelu;
 mod identity;
 pub mod layer;
 mod linear;
+mod max_pool2d;
 pub mod param;
+mod relu;
+mod sigmoid;
+mod softmax;
 pub mod summary;
+mod tanh;
 #[cfg(test)]
 mod testing;
 mod util;
 
+pub use adaptive_avg_pool2d::AdaptiveAvgPool2d;
+pub use avg_pool2d::AvgPool2d;
 pub use containers::{Add, Concat, Residual, Sequential};
 pub use dropout::Dropout;
 pub use error::{LayerError, Result};
 pub use flatten::Flatten;
+pub use gelu::GELU;
 pub use identity::Identity;
 pub use layer::{visit_param, visit_param_mut, Layer};
 pub use linear::{Linear, LinearConfig};
+pub use max_pool2d::{MaxPool2d, Pool2dConfig};
 pub use param::{join, Param};
+pub use relu::ReLU;
+pub use sigmoid::Sigmoid;
+pub use softmax::Softmax;
 pub use summary::{summary, Summary, SummaryRow};
+pub use tanh::Tanh;
+pub use util::IntoPair;

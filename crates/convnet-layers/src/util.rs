@@ -58,3 +58,36 @@ pub(crate) fn tensor(shape: &[usize], data: Vec<f32>) -> Tensor {
 pub(crate) fn kernel<T>(layer: &str, r: convnet_tensor::Result<T>) -> Result<T> {
     r.map_err(|e| LayerError::tensor(layer, e))
 }
+
+/// A 2-D size (kernel, stride, padding, dilation, output size) given as one
+/// number for both axes or as `(height, width)`, as PyTorch accepts an `int`
+/// or a tuple.
+///
+/// ```
+/// use convnet_layers::IntoPair;
+/// assert_eq!(3.into_pair(), (3, 3));
+/// assert_eq!((1, 7).into_pair(), (1, 7));
+/// assert_eq!([2, 4].into_pair(), (2, 4));
+/// ```
+pub trait IntoPair {
+    /// `(height, width)`.
+    fn into_pair(self) -> (usize, usize);
+}
+
+impl IntoPair for usize {
+    fn into_pair(self) -> (usize, usize) {
+        (self, self)
+    }
+}
+
+impl IntoPair for (usize, usize) {
+    fn into_pair(self) -> (usize, usize) {
+        self
+    }
+}
+
+impl IntoPair for [usize; 2] {
+    fn into_pair(self) -> (usize, usize) {
+        (self[0], self[1])
+    }
+}
