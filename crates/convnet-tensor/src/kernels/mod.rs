@@ -13,6 +13,7 @@
 //!   count always gives bit-identical results.
 
 pub mod activation;
+pub mod conv2d;
 pub mod gemm;
 pub mod pool;
 pub mod softmax;
