@@ -1,0 +1,525 @@
+//! Checkpoints: a model's weights, buffers and random generators, and
+//! optionally everything needed to resume its training bit for bit.
+//!
+//! # File format (version 1)
+//!
+//! | bytes | content |
+//! |---|---|
+//! | 8 | magic `CNVNCKPT` |
+//! | 4 | format version, u32 little-endian |
+//! | 8 + 4 | header length (u64 LE) and CRC-32 of the header bytes |
+//! | 8 + 4 | payload length (u64 LE) and CRC-32 of the payload bytes |
+//! | header length | [`CheckpointHeader`], bincode 2 (standard config, serde) |
+//! | payload length | [`CheckpointPayload`], bincode 2 |
+//!
+//! The header (model name and configuration, parameter names and shapes) can
+//! be read without decoding the payload. Lengths are checked against the file
+//! size first (a truncated file says so), then each checksum (a flipped byte
+//! says which part is corrupt). Files are written with
+//! [`crate::fsutil::write_atomic`]: temporary file, `fsync`, rename.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use convnet_layers::Layer;
+use convnet_tensor::Rng;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Result, TrainError};
+use crate::fsutil::write_atomic;
+use crate::history::History;
+use crate::optim::OptimizerState;
+
+/// The first 8 bytes of every checkpoint file.
+pub const MAGIC: &[u8; 8] = b"CNVNCKPT";
+/// The format version this code writes and reads.
+pub const FORMAT_VERSION: u32 = 1;
+const PREAMBLE: usize = 8 + 4 + 12 + 12;
+
+/// A named tensor's name and shape.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TensorInfo {
+    /// PyTorch-style key (`conv1.weight`).
+    pub name: String,
+    /// Shape.
+    pub shape: Vec<usize>,
+}
+
+/// What a checkpoint holds, readable without decoding the weights.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CheckpointHeader {
+    /// The zoo name of the model (`lenet5`).
+    pub model: String,
+    /// The model's configuration, as JSON (the zoo's `ModelConfig`).
+    pub model_config: String,
+    /// The dataset the model was trained on (`mnist`), empty if unknown.
+    pub dataset: String,
+    /// The class names of that dataset, in label order.
+    pub class_names: Vec<String>,
+    /// Parameters, in the model's visiting order.
+    pub params: Vec<TensorInfo>,
+    /// Buffers (BatchNorm statistics...), in visiting order.
+    pub buffers: Vec<TensorInfo>,
+    /// Epochs completed when it was saved.
+    pub epoch: usize,
+    /// The program that wrote it (`convnet 0.1.0`).
+    pub created_by: String,
+}
+
+/// Everything a training run needs besides the model to resume exactly.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrainState {
+    /// Epochs completed.
+    pub epochs_done: usize,
+    /// Optimizer steps taken (the schedule's position).
+    pub global_step: u64,
+    /// Optimizer state (momenta, moments, step count).
+    pub optimizer: OptimizerState,
+    /// The run's configuration (the trainer's `TrainConfig`, as JSON).
+    pub config: String,
+    /// Free-form settings of the program that ran the training (for
+    /// `convnet train --resume`: data folder, augmentation...), as JSON.
+    pub run_settings: String,
+    /// Rayon threads the run used (bit-identical resume needs the same count).
+    pub threads: usize,
+    /// The history so far.
+    pub history: History,
+}
+
+/// The weights and the state.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CheckpointPayload {
+    /// Parameter values, in header order.
+    pub params: Vec<Vec<f32>>,
+    /// Buffer values, in header order.
+    pub buffers: Vec<Vec<f32>>,
+    /// The model's random generators (Dropout...), by name.
+    pub rngs: Vec<(String, Rng)>,
+    /// Training state, absent in a weights-only checkpoint.
+    pub train: Option<TrainState>,
+}
+
+/// A checkpoint in memory.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Checkpoint {
+    /// Metadata.
+    pub header: CheckpointHeader,
+    /// Weights and state.
+    pub payload: CheckpointPayload,
+}
+
+/// Identifies a model in a checkpoint.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ModelInfo {
+    /// Zoo name.
+    pub model: String,
+    /// Configuration as JSON.
+    pub model_config: String,
+    /// Dataset name.
+    pub dataset: String,
+    /// Class names.
+    pub class_names: Vec<String>,
+}
+
+fn bincode_config() -> bincode::config::Configuration {
+    bincode::config::standard()
+}
+
+impl Checkpoint {
+    /// Captures `model`'s parameters, buffers and generators (the generators
+    /// are visited mutably but not changed).
+    pub fn capture(
+        model: &mut dyn Layer,
+        info: &ModelInfo,
+        epoch: usize,
+        train: Option<TrainState>,
+    ) -> Self {
+        let mut params = Vec::new();
+        let mut param_values = Vec::new();
+        model.visit_params("", &mut |name, p| {
+            params.push(TensorInfo {
+                name: name.to_string(),
+                shape: p.shape().to_vec(),
+            });
+            param_values.push(p.value.as_slice().to_vec());
+        });
+        let mut buffers = Vec::new();
+        let mut buffer_values = Vec::new();
+        model.visit_buffers("", &mut |name, t| {
+            buffers.push(TensorInfo {
+                name: name.to_string(),
+                shape: t.shape().to_vec(),
+            });
+            buffer_values.push(t.as_slice().to_vec());
+        });
+        let mut rngs = Vec::new();
+        model.visit_rngs_mut("", &mut |name, r| rngs.push((name.to_string(), r.clone())));
+        Checkpoint {
+            header: CheckpointHeader {
+                model: info.model.clone(),
+                model_config: info.model_config.clone(),
+                dataset: info.dataset.clone(),
+                class_names: info.class_names.clone(),
+                params,
+                buffers,
+                epoch,
+                created_by: format!("convnet {}", env!("CARGO_PKG_VERSION")),
+            },
+            payload: CheckpointPayload {
+                params: param_values,
+                buffers: buffer_values,
+                rngs,
+                train,
+            },
+        }
+    }
+
+    /// Number of trainable scalars stored.
+    pub fn num_params(&self) -> usize {
+        self.payload.params.iter().map(Vec::len).sum()
+    }
+
+    /// Copies the weights, buffers and generators into `model`, after checking
+    /// that its parameter and buffer names and shapes are exactly the
+    /// checkpoint's. On a mismatch nothing is changed and the error lists the
+    /// differences.
+    pub fn apply_to(&self, model: &mut dyn Layer) -> Result<()> {
+        let mut params = Vec::new();
+        model.visit_params("", &mut |name, p| {
+            params.push(TensorInfo {
+                name: name.to_string(),
+                shape: p.shape().to_vec(),
+            })
+        });
+        let mut buffers = Vec::new();
+        model.visit_buffers("", &mut |name, t| {
+            buffers.push(TensorInfo {
+                name: name.to_string(),
+                shape: t.shape().to_vec(),
+            })
+        });
+        let mut problems = diff("parameter", &self.header.params, &params);
+        problems.extend(diff("buffer", &self.header.buffers, &buffers));
+        if !problems.is_empty() {
+            let shown = problems.len().min(8);
+            let more = if problems.len() > shown {
+                format!("\n  ... and {} more", problems.len() - shown)
+            } else {
+                String::new()
+            };
+            return Err(TrainError::Mismatch(format!(
+                "the checkpoint holds model `{}` ({} parameter tensors, {} scalars); the model \
+                 it is loaded into has {} parameter tensors:\n  {}{more}",
+                self.header.model,
+                self.header.params.len(),
+                self.num_params(),
+                params.len(),
+                problems[..shown].join("\n  ")
+            )));
+        }
+        let mut i = 0;
+        model.visit_params_mut("", &mut |_, p| {
+            p.value
+                .as_slice_mut()
+                .copy_from_slice(&self.payload.params[i]);
+            i += 1;
+        });
+        let mut i = 0;
+        model.visit_buffers_mut("", &mut |_, t| {
+            t.as_slice_mut().copy_from_slice(&self.payload.buffers[i]);
+            i += 1;
+        });
+        let saved: BTreeMap<&str, &Rng> = self
+            .payload
+            .rngs
+            .iter()
+            .map(|(n, r)| (n.as_str(), r))
+            .collect();
+        model.visit_rngs_mut("", &mut |name, r| {
+            if let Some(s) = saved.get(name) {
+                *r = (*s).clone();
+            }
+        });
+        Ok(())
+    }
+
+    /// The file's bytes (see the module docs for the layout).
+    pub fn to_bytes(&self) -> Result<Vec<u8>> {
+        let enc = |what: &str, e: bincode::error::EncodeError| {
+            TrainError::invalid("Checkpoint::to_bytes", format!("encoding the {what}: {e}"))
+        };
+        let header = bincode::serde::encode_to_vec(&self.header, bincode_config())
+            .map_err(|e| enc("header", e))?;
+        let payload = bincode::serde::encode_to_vec(&self.payload, bincode_config())
+            .map_err(|e| enc("payload", e))?;
+        let mut out = Vec::with_capacity(PREAMBLE + header.len() + payload.len());
+        out.extend_from_slice(MAGIC);
+        out.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
+        out.extend_from_slice(&(header.len() as u64).to_le_bytes());
+        out.extend_from_slice(&crc32fast::hash(&header).to_le_bytes());
+        out.extend_from_slice(&(payload.len() as u64).to_le_bytes());
+        out.extend_from_slice(&crc32fast::hash(&payload).to_le_bytes());
+        out.extend_from_slice(&header);
+        out.extend_from_slice(&payload);
+        Ok(out)
+    }
+
+    /// Parses a checkpoint; `path` only names the file in error messages.
+    pub fn from_bytes(bytes: &[u8], path: &Path) -> Result<Self> {
+        let (header, payload_bytes) = split(bytes, path)?;
+        let header = decode_header(header, path)?;
+        let (payload, used): (CheckpointPayload, usize) =
+            bincode::serde::decode_from_slice(payload_bytes, bincode_config()).map_err(|e| {
+                TrainError::checkpoint(path, format!("cannot decode the payload: {e}"))
+            })?;
+        if used != payload_bytes.len() {
+            return Err(TrainError::checkpoint(
+                path,
+                "the payload has bytes after its end".to_string(),
+            ));
+        }
+        let ck = Checkpoint { header, payload };
+        ck.check_consistency(path)?;
+        Ok(ck)
+    }
+
+    /// Writes the checkpoint to `path` atomically (temporary file, fsync,
+    /// rename): a crash mid-save leaves the previous file intact.
+    pub fn save(&self, path: &Path) -> Result<()> {
+        write_atomic(path, &self.to_bytes()?)
+    }
+
+    /// Reads and verifies a checkpoint file.
+    pub fn load(path: &Path) -> Result<Self> {
+        let bytes = std::fs::read(path).map_err(|e| TrainError::io(path, e))?;
+        Self::from_bytes(&bytes, path)
+    }
+
+    /// Reads and verifies only the header of a checkpoint file.
+    pub fn read_header(path: &Path) -> Result<CheckpointHeader> {
+        let bytes = std::fs::read(path).map_err(|e| TrainError::io(path, e))?;
+        let (header, _) = split(&bytes, path)?;
+        decode_header(header, path)
+    }
+
+    fn check_consistency(&self, path: &Path) -> Result<()> {
+        let bad = |msg: String| Err(TrainError::checkpoint(path, msg));
+        if self.header.params.len() != self.payload.params.len()
+            || self.header.buffers.len() != self.payload.buffers.len()
+        {
+            return bad("the header and the payload list different tensors".into());
+        }
+        let infos = self.header.params.iter().chain(&self.header.buffers);
+        let values = self.payload.params.iter().chain(&self.payload.buffers);
+        for (info, v) in infos.zip(values) {
+            let n: usize = info.shape.iter().product();
+            if n != v.len() {
+                return bad(format!(
+                    "`{}` has shape {:?} ({n} values) but {} values are stored",
+                    info.name,
+                    info.shape,
+                    v.len()
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Checks magic, version, lengths and checksums; returns the header and
+/// payload bytes.
+fn split<'a>(bytes: &'a [u8], path: &Path) -> Result<(&'a [u8], &'a [u8])> {
+    let bad = |msg: String| Err(TrainError::checkpoint(path, msg));
+    if bytes.len() < 8 || &bytes[..8] != MAGIC {
+        return bad(format!(
+            "not a convnet checkpoint (the file does not start with {:?})",
+            String::from_utf8_lossy(MAGIC)
+        ));
+    }
+    if bytes.len() < PREAMBLE {
+        return bad(format!(
+            "truncated: {} bytes, shorter than the {PREAMBLE}-byte preamble",
+            bytes.len()
+        ));
+    }
+    let u32_at = |o: usize| u32::from_le_bytes(bytes[o..o + 4].try_into().expect("4 bytes"));
+    let u64_at = |o: usize| u64::from_le_bytes(bytes[o..o + 8].try_into().expect("8 bytes"));
+    let version = u32_at(8);
+    if version != FORMAT_VERSION {
+        return bad(format!(
+            "format version {version}, this program reads version {FORMAT_VERSION}"
+        ));
+    }
+    let (header_len, header_crc) = (u64_at(12), u32_at(20));
+    let (payload_len, payload_crc) = (u64_at(24), u32_at(32));
+    let expected = (PREAMBLE as u128) + header_len as u128 + payload_len as u128;
+    if (bytes.len() as u128) < expected {
+        return bad(format!(
+            "truncated: {} bytes, the header announces {expected}",
+            bytes.len()
+        ));
+    }
+    if (bytes.len() as u128) > expected {
+        return bad(format!(
+            "{} unexpected bytes after the end of the checkpoint ({expected} bytes)",
+            bytes.len() as u128 - expected
+        ));
+    }
+    let header = &bytes[PREAMBLE..PREAMBLE + header_len as usize];
+    let payload = &bytes[PREAMBLE + header_len as usize..];
+    if crc32fast::hash(header) != header_crc {
+        return bad("the header is corrupt (checksum mismatch)".into());
+    }
+    if crc32fast::hash(payload) != payload_crc {
+        return bad("the weights are corrupt (payload checksum mismatch)".into());
+    }
+    Ok((header, payload))
+}
+
+fn decode_header(bytes: &[u8], path: &Path) -> Result<CheckpointHeader> {
+    let (header, _): (CheckpointHeader, usize) =
+        bincode::serde::decode_from_slice(bytes, bincode_config())
+            .map_err(|e| TrainError::checkpoint(path, format!("cannot decode the header: {e}")))?;
+    Ok(header)
+}
+
+/// Lists the differences between the saved and the model's tensors.
+fn diff(kind: &str, saved: &[TensorInfo], model: &[TensorInfo]) -> Vec<String> {
+    let saved_map: BTreeMap<&str, &Vec<usize>> =
+        saved.iter().map(|t| (t.name.as_str(), &t.shape)).collect();
+    let model_map: BTreeMap<&str, &Vec<usize>> =
+        model.iter().map(|t| (t.name.as_str(), &t.shape)).collect();
+    let mut out = Vec::new();
+    for t in model {
+        match saved_map.get(t.name.as_str()) {
+            None => out.push(format!(
+                "{kind} `{}` {:?} is not in the checkpoint",
+                t.name, t.shape
+            )),
+            Some(s) if **s != t.shape => out.push(format!(
+                "{kind} `{}` has shape {:?} in the checkpoint and {:?} in the model",
+                t.name, s, t.shape
+            )),
+            _ => {}
+        }
+    }
+    for t in saved {
+        if !model_map.contains_key(t.name.as_str()) {
+            out.push(format!(
+                "{kind} `{}` {:?} of the checkpoint is not in the model",
+                t.name, t.shape
+            ));
+        }
+    }
+    if out.is_empty()
+        && saved
+            .iter()
+            .map(|t| &t.name)
+            .ne(model.iter().map(|t| &t.name))
+    {
+        out.push(format!("the {kind}s are the same but in another order"));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_util::{TinyModel, TinyNet};
+
+    fn info() -> ModelInfo {
+        ModelInfo {
+            model: "tiny".into(),
+            model_config: "{}".into(),
+            dataset: "synthetic".into(),
+            class_names: vec!["a".into(), "b".into()],
+        }
+    }
+
+    #[test]
+    fn save_load_round_trip_restores_weights_and_rng() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m.ckpt");
+        let mut a = TinyNet::new(4, 2, 1);
+        let ck = Checkpoint::capture(&mut a, &info(), 3, None);
+        ck.save(&path).unwrap();
+        let loaded = Checkpoint::load(&path).unwrap();
+        assert_eq!(loaded, ck);
+        assert_eq!(Checkpoint::read_header(&path).unwrap().epoch, 3);
+        let mut b = TinyNet::new(4, 2, 99);
+        loaded.apply_to(&mut b).unwrap();
+        let x = convnet_tensor::Tensor::arange(&[3, 4]);
+        assert_eq!(a.infer(&x).unwrap(), b.infer(&x).unwrap());
+        // Same generator state: the next dropout masks agree.
+        assert_eq!(a.forward(&x).unwrap(), b.forward(&x).unwrap());
+    }
+
+    #[test]
+    fn other_architecture_is_a_clear_error() {
+        let mut a = TinyNet::new(4, 2, 1);
+        let ck = Checkpoint::capture(&mut a, &info(), 1, None);
+        let mut wider = TinyNet::new(5, 2, 1);
+        let e = ck.apply_to(&mut wider).unwrap_err().to_string();
+        assert!(
+            e.contains("`weight` has shape [2, 4] in the checkpoint and [2, 5]"),
+            "{e}"
+        );
+        assert!(e.contains("`tiny`"), "{e}");
+        let mut other = TinyModel::new(&[2], 0.0);
+        let e = ck.apply_to(&mut other).unwrap_err().to_string();
+        assert!(e.contains("`w` [2] is not in the checkpoint"), "{e}");
+        assert!(
+            e.contains("`bias` [2] of the checkpoint is not in the model"),
+            "{e}"
+        );
+        assert_eq!(other.values(), vec![0.0, 0.0], "nothing changed on error");
+    }
+
+    #[test]
+    fn truncation_corruption_and_garbage_are_detected() {
+        let mut a = TinyNet::new(4, 2, 1);
+        let bytes = Checkpoint::capture(&mut a, &info(), 1, None)
+            .to_bytes()
+            .unwrap();
+        let p = Path::new("m.ckpt");
+        for cut in [0, 5, 20, PREAMBLE + 3, bytes.len() - 1] {
+            let e = Checkpoint::from_bytes(&bytes[..cut], p)
+                .unwrap_err()
+                .to_string();
+            assert!(
+                e.contains("truncated") || e.contains("not a convnet checkpoint"),
+                "cut {cut}: {e}"
+            );
+        }
+        // Flip one bit anywhere after the preamble: a checksum catches it.
+        for at in [PREAMBLE + 1, bytes.len() / 2, bytes.len() - 1] {
+            let mut b = bytes.clone();
+            b[at] ^= 0x10;
+            let e = Checkpoint::from_bytes(&b, p).unwrap_err().to_string();
+            assert!(e.contains("corrupt"), "byte {at}: {e}");
+        }
+        // In the preamble: version or lengths.
+        let mut b = bytes.clone();
+        b[8] = 7;
+        let e = Checkpoint::from_bytes(&b, p).unwrap_err().to_string();
+        assert!(e.contains("format version 7"), "{e}");
+        let mut b = bytes.clone();
+        b[20] ^= 1; // header checksum itself
+        assert!(Checkpoint::from_bytes(&b, p).is_err());
+        let mut b = bytes.clone();
+        b.push(0);
+        let e = Checkpoint::from_bytes(&b, p).unwrap_err().to_string();
+        assert!(e.contains("unexpected bytes"), "{e}");
+        let e = Checkpoint::from_bytes(b"hello world, not a checkpoint", p)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("m.ckpt") && e.contains("not a convnet checkpoint"),
+            "{e}"
+        );
+        let e = Checkpoint::load(Path::new("/nonexistent/x.ckpt"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("/nonexistent/x.ckpt"), "{e}");
+    }
+}

@@ -1,0 +1,618 @@
+//! Optimizers over a model's named parameters: SGD (momentum, Nesterov,
+//! weight decay), Adam and AdamW, with the update rules of `torch.optim`.
+//!
+//! An [`Optimizer`] builds its state once, one slot per parameter in the
+//! model's visiting order, so that a step walks the parameters and the slots
+//! side by side without looking names up. Its [`OptimizerState`] is
+//! serialisable and goes into checkpoints; loading it checks that the names
+//! and shapes are the model's.
+
+use convnet_layers::{Layer, Param};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Result, TrainError};
+
+/// Which update rule, and its hyper-parameters.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum OptimizerConfig {
+    /// Stochastic gradient descent, as `torch.optim.SGD`.
+    Sgd {
+        /// Base learning rate (a schedule may scale it per step).
+        lr: f32,
+        /// Momentum factor (0 for plain SGD).
+        momentum: f32,
+        /// Nesterov momentum (needs `momentum > 0`).
+        nesterov: bool,
+        /// L2 penalty added to the gradient: `g + weight_decay · w`.
+        weight_decay: f32,
+    },
+    /// Adam, as `torch.optim.Adam` (weight decay as an L2 term in the
+    /// gradient).
+    Adam {
+        /// Base learning rate.
+        lr: f32,
+        /// Decay of the first moment.
+        beta1: f32,
+        /// Decay of the second moment.
+        beta2: f32,
+        /// Added to the denominator.
+        eps: f32,
+        /// L2 penalty added to the gradient.
+        weight_decay: f32,
+    },
+    /// AdamW, as `torch.optim.AdamW` (decoupled weight decay:
+    /// `w ← w − lr · weight_decay · w` before the Adam step).
+    AdamW {
+        /// Base learning rate.
+        lr: f32,
+        /// Decay of the first moment.
+        beta1: f32,
+        /// Decay of the second moment.
+        beta2: f32,
+        /// Added to the denominator.
+        eps: f32,
+        /// Decoupled weight decay.
+        weight_decay: f32,
+    },
+}
+
+impl OptimizerConfig {
+    /// SGD with momentum (PyTorch's defaults otherwise: no Nesterov, no decay).
+    pub fn sgd(lr: f32, momentum: f32) -> Self {
+        OptimizerConfig::Sgd {
+            lr,
+            momentum,
+            nesterov: false,
+            weight_decay: 0.0,
+        }
+    }
+
+    /// Adam with PyTorch's defaults (β = (0.9, 0.999), ε = 1e-8, no decay).
+    pub fn adam(lr: f32) -> Self {
+        OptimizerConfig::Adam {
+            lr,
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
+            weight_decay: 0.0,
+        }
+    }
+
+    /// AdamW with PyTorch's defaults (β = (0.9, 0.999), ε = 1e-8) and the
+    /// given decoupled weight decay (PyTorch's default is 0.01).
+    pub fn adamw(lr: f32, weight_decay: f32) -> Self {
+        OptimizerConfig::AdamW {
+            lr,
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
+            weight_decay,
+        }
+    }
+
+    /// The rule's short name: `"sgd"`, `"adam"` or `"adamw"`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            OptimizerConfig::Sgd { .. } => "sgd",
+            OptimizerConfig::Adam { .. } => "adam",
+            OptimizerConfig::AdamW { .. } => "adamw",
+        }
+    }
+
+    /// The base learning rate.
+    pub fn lr(&self) -> f32 {
+        match *self {
+            OptimizerConfig::Sgd { lr, .. }
+            | OptimizerConfig::Adam { lr, .. }
+            | OptimizerConfig::AdamW { lr, .. } => lr,
+        }
+    }
+
+    /// Number of state buffers per parameter (momentum; or first and second
+    /// moments).
+    fn buffers(&self) -> usize {
+        match *self {
+            OptimizerConfig::Sgd { momentum, .. } => usize::from(momentum != 0.0),
+            OptimizerConfig::Adam { .. } | OptimizerConfig::AdamW { .. } => 2,
+        }
+    }
+
+    /// Checks every hyper-parameter's range.
+    pub fn validate(&self) -> Result<()> {
+        let bad = |msg: String| Err(TrainError::Config(format!("{}: {msg}", self.kind())));
+        let lr = self.lr();
+        if !(lr.is_finite() && lr > 0.0) {
+            return bad(format!("learning rate must be > 0, got {lr}"));
+        }
+        match *self {
+            OptimizerConfig::Sgd {
+                momentum,
+                nesterov,
+                weight_decay,
+                ..
+            } => {
+                if !(0.0..1.0).contains(&momentum) {
+                    return bad(format!("momentum must be in [0, 1), got {momentum}"));
+                }
+                if nesterov && momentum == 0.0 {
+                    return bad("Nesterov momentum needs momentum > 0".into());
+                }
+                if !(weight_decay >= 0.0 && weight_decay.is_finite()) {
+                    return bad(format!("weight decay must be >= 0, got {weight_decay}"));
+                }
+            }
+            OptimizerConfig::Adam {
+                beta1,
+                beta2,
+                eps,
+                weight_decay,
+                ..
+            }
+            | OptimizerConfig::AdamW {
+                beta1,
+                beta2,
+                eps,
+                weight_decay,
+                ..
+            } => {
+                for (name, b) in [("beta1", beta1), ("beta2", beta2)] {
+                    if !(0.0..1.0).contains(&b) {
+                        return bad(format!("{name} must be in [0, 1), got {b}"));
+                    }
+                }
+                if !(eps > 0.0 && eps.is_finite()) {
+                    return bad(format!("eps must be > 0, got {eps}"));
+                }
+                if !(weight_decay >= 0.0 && weight_decay.is_finite()) {
+                    return bad(format!("weight decay must be >= 0, got {weight_decay}"));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The state of one parameter: its name, shape and buffers (momentum, or the
+/// two Adam moments), each as long as the parameter.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SlotState {
+    /// The parameter's name (`conv1.weight`).
+    pub name: String,
+    /// The parameter's shape.
+    pub shape: Vec<usize>,
+    /// The per-element buffers.
+    pub buffers: Vec<Vec<f32>>,
+}
+
+/// Everything an optimizer must save to resume bit for bit.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OptimizerState {
+    /// `"sgd"`, `"adam"` or `"adamw"`.
+    pub kind: String,
+    /// Steps taken so far.
+    pub step: u64,
+    /// One slot per parameter, in the model's visiting order.
+    pub slots: Vec<SlotState>,
+}
+
+/// An optimizer bound to a model's parameter list.
+///
+/// ```
+/// use convnet_layers::{visit_param_mut, Layer, Param, Result};
+/// use convnet_tensor::Tensor;
+/// use convnet_train::optim::{Optimizer, OptimizerConfig};
+///
+/// // A one-parameter "model": f(w) = w.
+/// #[derive(Debug)]
+/// struct W(Param);
+/// impl Layer for W {
+///     fn type_name(&self) -> &'static str { "W" }
+///     fn infer(&self, _: &Tensor) -> Result<Tensor> { Ok(self.0.value.clone()) }
+///     fn forward(&mut self, _: &Tensor) -> Result<Tensor> { Ok(self.0.value.clone()) }
+///     fn backward(&mut self, g: &Tensor) -> Result<Tensor> { Ok(g.clone()) }
+///     fn output_shape(&self, s: &[usize]) -> Result<Vec<usize>> { Ok(s.to_vec()) }
+///     fn visit_params(&self, prefix: &str, f: &mut dyn FnMut(&str, &Param)) { f("w", &self.0) }
+///     fn visit_params_mut(&mut self, prefix: &str, f: &mut dyn FnMut(&str, &mut Param)) {
+///         visit_param_mut(prefix, "w", &mut self.0, f)
+///     }
+/// }
+///
+/// let mut model = W(Param::new(Tensor::from_vec(&[1], vec![1.0]).unwrap()));
+/// let mut opt = Optimizer::new(OptimizerConfig::sgd(0.1, 0.0), &model).unwrap();
+/// model.0.grad = Tensor::from_vec(&[1], vec![2.0]).unwrap();
+/// opt.step(&mut model, 0.1).unwrap();
+/// assert!((model.0.value.as_slice()[0] - 0.8).abs() < 1e-7); // 1 - 0.1 * 2
+/// ```
+#[derive(Debug, Clone)]
+pub struct Optimizer {
+    config: OptimizerConfig,
+    state: OptimizerState,
+}
+
+impl Optimizer {
+    /// An optimizer for `model`'s parameters, with zeroed state.
+    pub fn new(config: OptimizerConfig, model: &dyn Layer) -> Result<Self> {
+        config.validate()?;
+        let nbuf = config.buffers();
+        let mut slots = Vec::new();
+        model.visit_params("", &mut |name, p| {
+            slots.push(SlotState {
+                name: name.to_string(),
+                shape: p.shape().to_vec(),
+                buffers: vec![vec![0.0; p.len()]; nbuf],
+            })
+        });
+        Ok(Optimizer {
+            state: OptimizerState {
+                kind: config.kind().to_string(),
+                step: 0,
+                slots,
+            },
+            config,
+        })
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &OptimizerConfig {
+        &self.config
+    }
+
+    /// The state (for checkpoints).
+    pub fn state(&self) -> &OptimizerState {
+        &self.state
+    }
+
+    /// Steps taken so far.
+    pub fn steps(&self) -> u64 {
+        self.state.step
+    }
+
+    /// Replaces the state by a saved one, after checking that it belongs to
+    /// the same rule and the same parameter names and shapes.
+    pub fn load_state(&mut self, state: OptimizerState) -> Result<()> {
+        if state.kind != self.state.kind {
+            return Err(TrainError::Mismatch(format!(
+                "the saved optimizer state is for `{}`, this optimizer is `{}`",
+                state.kind, self.state.kind
+            )));
+        }
+        if state.slots.len() != self.state.slots.len() {
+            return Err(TrainError::Mismatch(format!(
+                "the saved optimizer state has {} parameters, the model has {}",
+                state.slots.len(),
+                self.state.slots.len()
+            )));
+        }
+        for (saved, mine) in state.slots.iter().zip(&self.state.slots) {
+            if saved.name != mine.name || saved.shape != mine.shape {
+                return Err(TrainError::Mismatch(format!(
+                    "optimizer state: saved parameter `{}` {:?}, model parameter `{}` {:?}",
+                    saved.name, saved.shape, mine.name, mine.shape
+                )));
+            }
+            let n: usize = mine.shape.iter().product();
+            if saved.buffers.len() != mine.buffers.len()
+                || saved.buffers.iter().any(|b| b.len() != n)
+            {
+                return Err(TrainError::Mismatch(format!(
+                    "optimizer state of `{}`: buffers have the wrong size",
+                    saved.name
+                )));
+            }
+        }
+        self.state = state;
+        Ok(())
+    }
+
+    /// One update of every parameter of `model` from its accumulated gradient,
+    /// with learning rate `lr` (the schedule's value for this step). Gradients
+    /// are left as they are: call `zero_grad` before the next backward.
+    pub fn step(&mut self, model: &mut dyn Layer, lr: f32) -> Result<()> {
+        if !(lr.is_finite() && lr >= 0.0) {
+            return Err(TrainError::invalid(
+                "Optimizer::step",
+                format!("learning rate must be finite and >= 0, got {lr}"),
+            ));
+        }
+        let first = self.state.step == 0;
+        let t = self.state.step + 1;
+        let config = self.config.clone();
+        let slots = &mut self.state.slots;
+        let mut index = 0usize;
+        let mut error: Option<String> = None;
+        model.visit_params_mut("", &mut |name, p| {
+            if error.is_some() {
+                return;
+            }
+            let Some(slot) = slots.get_mut(index) else {
+                error = Some(format!(
+                    "the model has more parameters than the optimizer ({name})"
+                ));
+                return;
+            };
+            index += 1;
+            if slot.shape != p.shape() {
+                error = Some(format!(
+                    "parameter `{name}` has shape {:?}, the optimizer was built for `{}` {:?}",
+                    p.shape(),
+                    slot.name,
+                    slot.shape
+                ));
+                return;
+            }
+            debug_assert_eq!(slot.name, name);
+            update(&config, slot, p, lr, first, t);
+        });
+        if let Some(msg) = error {
+            return Err(TrainError::invalid("Optimizer::step", msg));
+        }
+        if index != slots.len() {
+            return Err(TrainError::invalid(
+                "Optimizer::step",
+                format!(
+                    "the model has {index} parameters, the optimizer was built for {}",
+                    slots.len()
+                ),
+            ));
+        }
+        self.state.step = t;
+        Ok(())
+    }
+}
+
+/// Updates one parameter in place.
+fn update(
+    config: &OptimizerConfig,
+    slot: &mut SlotState,
+    p: &mut Param,
+    lr: f32,
+    first: bool,
+    t: u64,
+) {
+    let Param { value, grad } = p;
+    let w = value.as_slice_mut();
+    let g = grad.as_slice();
+    match *config {
+        OptimizerConfig::Sgd {
+            momentum,
+            nesterov,
+            weight_decay,
+            ..
+        } => {
+            if momentum == 0.0 {
+                for (w, &g) in w.iter_mut().zip(g) {
+                    let d = g + weight_decay * *w;
+                    *w -= lr * d;
+                }
+            } else {
+                // torch.optim.SGD: buf = d on the first step, then
+                // buf = momentum·buf + d; the step is buf (or d + momentum·buf
+                // with Nesterov).
+                let buf = &mut slot.buffers[0];
+                for ((w, &g), b) in w.iter_mut().zip(g).zip(buf.iter_mut()) {
+                    let d = g + weight_decay * *w;
+                    *b = if first { d } else { momentum * *b + d };
+                    let step = if nesterov { d + momentum * *b } else { *b };
+                    *w -= lr * step;
+                }
+            }
+        }
+        OptimizerConfig::Adam {
+            beta1,
+            beta2,
+            eps,
+            weight_decay,
+            ..
+        }
+        | OptimizerConfig::AdamW {
+            beta1,
+            beta2,
+            eps,
+            weight_decay,
+            ..
+        } => {
+            let decoupled = matches!(config, OptimizerConfig::AdamW { .. });
+            let bias1 = 1.0 - (beta1 as f64).powi(t as i32);
+            let bias2 = 1.0 - (beta2 as f64).powi(t as i32);
+            let step_size = (lr as f64 / bias1) as f32;
+            let inv_sqrt_bias2 = (1.0 / bias2.sqrt()) as f32;
+            let (m, v) = slot.buffers.split_at_mut(1);
+            let (m, v) = (&mut m[0], &mut v[0]);
+            for (((w, &g), m), v) in w.iter_mut().zip(g).zip(m.iter_mut()).zip(v.iter_mut()) {
+                let g = if decoupled {
+                    *w *= 1.0 - lr * weight_decay;
+                    g
+                } else {
+                    g + weight_decay * *w
+                };
+                *m = beta1 * *m + (1.0 - beta1) * g;
+                *v = beta2 * *v + (1.0 - beta2) * g * g;
+                let denom = v.sqrt() * inv_sqrt_bias2 + eps;
+                *w -= step_size * *m / denom;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_util::TinyModel;
+    use convnet_tensor::Tensor;
+
+    /// Minimises f(w) = ½ Σ (w − 3)² with gradient w − 3.
+    fn run(config: OptimizerConfig, steps: usize) -> Vec<f32> {
+        let mut model = TinyModel::new(&[4], 0.0);
+        let mut opt = Optimizer::new(config.clone(), &model).unwrap();
+        for _ in 0..steps {
+            model.zero_grad();
+            model.visit_params_mut("", &mut |_, p| {
+                let g: Vec<f32> = p.value.as_slice().iter().map(|w| w - 3.0).collect();
+                p.grad = Tensor::from_vec(p.shape(), g).unwrap();
+            });
+            opt.step(&mut model, config.lr()).unwrap();
+        }
+        model.values()
+    }
+
+    #[test]
+    fn every_rule_converges_on_a_quadratic() {
+        for config in [
+            OptimizerConfig::sgd(0.1, 0.0),
+            OptimizerConfig::sgd(0.05, 0.9),
+            OptimizerConfig::Sgd {
+                lr: 0.05,
+                momentum: 0.9,
+                nesterov: true,
+                weight_decay: 0.0,
+            },
+            OptimizerConfig::adam(0.1),
+            OptimizerConfig::adamw(0.1, 0.0),
+        ] {
+            let w = run(config.clone(), 300);
+            for v in w {
+                assert!((v - 3.0).abs() < 1e-2, "{config:?}: {v}");
+            }
+        }
+    }
+
+    #[test]
+    fn sgd_momentum_matches_hand_computation() {
+        // w0 = 0, g = w - 3: step 1: buf = -3, w = 0.3; step 2: g = -2.7,
+        // buf = 0.9 * -3 - 2.7 = -5.4, w = 0.3 + 0.54 = 0.84.
+        let w = run(OptimizerConfig::sgd(0.1, 0.9), 2);
+        assert!((w[0] - 0.84).abs() < 1e-6, "{w:?}");
+        // Nesterov: step 1: d = -3, buf = -3, step = -3 - 2.7 = -5.7, w = 0.57.
+        let w = run(
+            OptimizerConfig::Sgd {
+                lr: 0.1,
+                momentum: 0.9,
+                nesterov: true,
+                weight_decay: 0.0,
+            },
+            1,
+        );
+        assert!((w[0] - 0.57).abs() < 1e-6, "{w:?}");
+        // Weight decay 0.5 at w = 0 changes nothing on the first step.
+        let w = run(
+            OptimizerConfig::Sgd {
+                lr: 0.1,
+                momentum: 0.0,
+                nesterov: false,
+                weight_decay: 0.5,
+            },
+            2,
+        );
+        // step 1: w = 0.3; step 2: d = -2.7 + 0.15 = -2.55, w = 0.555.
+        assert!((w[0] - 0.555).abs() < 1e-6, "{w:?}");
+    }
+
+    #[test]
+    fn adam_first_step_is_lr_times_sign() {
+        // With bias correction, Adam's first step is lr · g / (|g| + eps').
+        let w = run(OptimizerConfig::adam(0.01), 1);
+        assert!((w[0] - 0.01).abs() < 1e-6, "{w:?}");
+        // AdamW decays the weights multiplicatively: start at 0 -> no effect.
+        let w = run(OptimizerConfig::adamw(0.01, 0.1), 1);
+        assert!((w[0] - 0.01).abs() < 1e-6, "{w:?}");
+    }
+
+    #[test]
+    fn adamw_decay_is_decoupled() {
+        // Zero gradient: Adam with L2 moves w by lr·sign; AdamW by lr·wd·w.
+        let mut model = TinyModel::new(&[1], 2.0);
+        let mut opt = Optimizer::new(OptimizerConfig::adamw(0.1, 0.5), &model).unwrap();
+        model.zero_grad();
+        opt.step(&mut model, 0.1).unwrap();
+        assert!((model.values()[0] - 2.0 * (1.0 - 0.05)).abs() < 1e-6);
+        let mut model = TinyModel::new(&[1], 2.0);
+        let mut opt = Optimizer::new(
+            OptimizerConfig::Adam {
+                lr: 0.1,
+                beta1: 0.9,
+                beta2: 0.999,
+                eps: 1e-8,
+                weight_decay: 0.5,
+            },
+            &model,
+        )
+        .unwrap();
+        model.zero_grad();
+        opt.step(&mut model, 0.1).unwrap();
+        assert!(
+            (model.values()[0] - 1.9).abs() < 1e-5,
+            "{:?}",
+            model.values()
+        );
+    }
+
+    #[test]
+    fn bad_configs_and_states_are_rejected() {
+        let model = TinyModel::new(&[2], 0.0);
+        for bad in [
+            OptimizerConfig::sgd(-1.0, 0.9),
+            OptimizerConfig::sgd(0.1, 1.5),
+            OptimizerConfig::Sgd {
+                lr: 0.1,
+                momentum: 0.0,
+                nesterov: true,
+                weight_decay: 0.0,
+            },
+            OptimizerConfig::adam(f32::NAN),
+        ] {
+            assert!(Optimizer::new(bad.clone(), &model).is_err(), "{bad:?}");
+        }
+        let mut sgd = Optimizer::new(OptimizerConfig::sgd(0.1, 0.9), &model).unwrap();
+        let adam = Optimizer::new(OptimizerConfig::adam(0.1), &model).unwrap();
+        let e = sgd
+            .load_state(adam.state().clone())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("adam"), "{e}");
+        let other = TinyModel::new(&[3], 0.0);
+        let other_opt = Optimizer::new(OptimizerConfig::sgd(0.1, 0.9), &other).unwrap();
+        let e = sgd
+            .load_state(other_opt.state().clone())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("[3]"), "{e}");
+        // Stepping a different model is an error, not a panic.
+        let mut other = other;
+        assert!(sgd.step(&mut other, 0.1).is_err());
+    }
+
+    #[test]
+    fn state_round_trip_resumes_exactly() {
+        let config = OptimizerConfig::adam(0.05);
+        let grad = |model: &mut TinyModel| {
+            model.zero_grad();
+            model.visit_params_mut("", &mut |_, p| {
+                let g: Vec<f32> = p.value.as_slice().iter().map(|w| w * w - 1.0).collect();
+                p.grad = Tensor::from_vec(p.shape(), g).unwrap();
+            });
+        };
+        let mut a = TinyModel::new(&[3], 0.3);
+        let mut opt_a = Optimizer::new(config.clone(), &a).unwrap();
+        for _ in 0..10 {
+            grad(&mut a);
+            opt_a.step(&mut a, 0.05).unwrap();
+        }
+        let mut b = TinyModel::new(&[3], 0.3);
+        let mut opt_b = Optimizer::new(config.clone(), &b).unwrap();
+        for _ in 0..4 {
+            grad(&mut b);
+            opt_b.step(&mut b, 0.05).unwrap();
+        }
+        let bytes =
+            bincode::serde::encode_to_vec(opt_b.state(), bincode::config::standard()).unwrap();
+        let (state, _): (OptimizerState, usize) =
+            bincode::serde::decode_from_slice(&bytes, bincode::config::standard()).unwrap();
+        let mut opt_c = Optimizer::new(config, &b).unwrap();
+        opt_c.load_state(state).unwrap();
+        for _ in 0..6 {
+            grad(&mut b);
+            opt_c.step(&mut b, 0.05).unwrap();
+        }
+        assert_eq!(a.values(), b.values());
+    }
+}

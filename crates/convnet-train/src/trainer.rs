@@ -1,0 +1,658 @@
+//! The training loop: epochs over a batch source, evaluation after each epoch,
+//! callbacks, checkpoints, and exact resume.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use convnet_layers::Layer;
+use convnet_tensor::Tensor;
+use serde::{Deserialize, Serialize};
+
+use crate::callback::{BatchReport, Callback};
+use crate::checkpoint::{Checkpoint, ModelInfo, TrainState};
+use crate::clip::clip_grad_norm;
+use crate::error::{Result, TrainError};
+use crate::history::{EpochRecord, History};
+use crate::loss::cross_entropy;
+use crate::metrics::{topk_correct, ConfusionMatrix};
+use crate::optim::{Optimizer, OptimizerConfig};
+use crate::schedule::{LrSchedule, ScheduleKind};
+
+/// A batch of images and their class labels.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Batch {
+    /// Inputs, `[N, ...]` (NCHW images).
+    pub images: Tensor,
+    /// `N` class indices.
+    pub labels: Vec<usize>,
+}
+
+/// Anything that yields the batches of an epoch.
+///
+/// For exact resume, the batches of epoch `e` must be a pure function of the
+/// source's seed and `e` (the datasets crate's loader shuffles that way).
+pub trait BatchSource: Sync {
+    /// Samples per epoch.
+    fn num_samples(&self) -> usize;
+    /// Batches per epoch.
+    fn num_batches(&self) -> usize;
+    /// The batches of epoch `epoch` (0-based), in order.
+    fn batches(&self, epoch: usize) -> Box<dyn Iterator<Item = Result<Batch>> + '_>;
+}
+
+/// Hyper-parameters of a training run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrainConfig {
+    /// Epochs to train (in total, counting resumed ones).
+    pub epochs: usize,
+    /// Optimizer and its base learning rate.
+    pub optimizer: OptimizerConfig,
+    /// Learning-rate schedule after warm-up.
+    pub schedule: ScheduleKind,
+    /// Linear warm-up steps.
+    pub warmup_steps: usize,
+    /// Clip gradients to this global norm.
+    pub clip_grad_norm: Option<f32>,
+    /// Cross-entropy label smoothing.
+    pub label_smoothing: f32,
+}
+
+impl Default for TrainConfig {
+    /// 10 epochs of SGD (lr 0.05, momentum 0.9, Nesterov, weight decay 5e-4)
+    /// with cosine annealing and 200 warm-up steps.
+    fn default() -> Self {
+        TrainConfig {
+            epochs: 10,
+            optimizer: OptimizerConfig::Sgd {
+                lr: 0.05,
+                momentum: 0.9,
+                nesterov: true,
+                weight_decay: 5e-4,
+            },
+            schedule: ScheduleKind::Cosine { min_lr: 0.0 },
+            warmup_steps: 200,
+            clip_grad_norm: None,
+            label_smoothing: 0.0,
+        }
+    }
+}
+
+impl TrainConfig {
+    /// Checks every value.
+    pub fn validate(&self) -> Result<()> {
+        if self.epochs == 0 {
+            return Err(TrainError::Config("epochs must be >= 1".into()));
+        }
+        self.optimizer.validate()?;
+        if let Some(c) = self.clip_grad_norm {
+            if !(c.is_finite() && c > 0.0) {
+                return Err(TrainError::Config(format!(
+                    "gradient clipping norm must be > 0, got {c}"
+                )));
+            }
+        }
+        if !(0.0..1.0).contains(&self.label_smoothing) {
+            return Err(TrainError::Config(format!(
+                "label smoothing must be in [0, 1), got {}",
+                self.label_smoothing
+            )));
+        }
+        // The schedule's own checks, with placeholder sizes.
+        LrSchedule::new(self.optimizer.lr(), self.schedule, self.warmup_steps, 1, 1)?;
+        Ok(())
+    }
+}
+
+/// Results of an evaluation.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EvalReport {
+    /// Mean cross-entropy.
+    pub loss: f64,
+    /// Top-1 accuracy.
+    pub accuracy: f64,
+    /// Top-5 accuracy (top-`C` when there are fewer than 5 classes).
+    pub top5: f64,
+    /// Predictions against labels.
+    pub confusion: ConfusionMatrix,
+    /// Samples evaluated.
+    pub samples: usize,
+    /// Wall-clock seconds.
+    pub seconds: f64,
+}
+
+/// Evaluates `model` in inference mode on every batch of `data` (epoch 0's
+/// order, which for a test loader is the file order).
+pub fn evaluate(
+    model: &dyn Layer,
+    data: &dyn BatchSource,
+    num_classes: usize,
+) -> Result<EvalReport> {
+    let start = Instant::now();
+    let mut confusion = ConfusionMatrix::new(num_classes);
+    let (mut loss_sum, mut top1, mut top5, mut samples) = (0.0f64, 0usize, 0usize, 0usize);
+    for batch in data.batches(0) {
+        let batch = batch?;
+        let logits = model.infer(&batch.images)?;
+        if logits.shape().get(1) != Some(&num_classes) {
+            return Err(TrainError::invalid(
+                "evaluate",
+                format!(
+                    "the model outputs {:?}, expected [N, {num_classes}]",
+                    logits.shape()
+                ),
+            ));
+        }
+        let n = batch.labels.len();
+        loss_sum += cross_entropy(&logits, &batch.labels, 0.0)?.loss as f64 * n as f64;
+        top1 += topk_correct(&logits, &batch.labels, 1)?;
+        top5 += topk_correct(&logits, &batch.labels, 5.min(num_classes))?;
+        confusion.add_batch(&logits, &batch.labels)?;
+        samples += n;
+    }
+    if samples == 0 {
+        return Err(TrainError::Data("the evaluation set is empty".into()));
+    }
+    Ok(EvalReport {
+        loss: loss_sum / samples as f64,
+        accuracy: top1 as f64 / samples as f64,
+        top5: top5 as f64 / samples as f64,
+        confusion,
+        samples,
+        seconds: start.elapsed().as_secs_f64(),
+    })
+}
+
+/// Where and how the trainer saves a checkpoint after every epoch.
+#[derive(Debug, Clone)]
+pub struct CheckpointTarget {
+    /// The checkpoint file (replaced atomically after each epoch).
+    pub path: PathBuf,
+    /// Model name, configuration and class names stored in the header.
+    pub info: ModelInfo,
+    /// Settings of the calling program to store for resuming (JSON).
+    pub run_settings: String,
+}
+
+/// Trains a model: epochs of forward, cross-entropy, backward, optional
+/// clipping and an optimizer step at the scheduled learning rate; then an
+/// evaluation, a history record, a checkpoint and the callbacks.
+///
+/// The same seed (weights, loader, dropout) and thread count give the same
+/// weights bit for bit, including across a stop and a [`Trainer::resume`].
+pub struct Trainer<'m> {
+    model: &'m mut dyn Layer,
+    config: TrainConfig,
+    optimizer: Optimizer,
+    epochs_done: usize,
+    global_step: u64,
+    history: History,
+    callbacks: Vec<Box<dyn Callback + 'm>>,
+    checkpoint: Option<CheckpointTarget>,
+    num_classes: usize,
+}
+
+impl<'m> Trainer<'m> {
+    /// A trainer for `model`, whose output is `[N, num_classes]` logits.
+    pub fn new(model: &'m mut dyn Layer, config: TrainConfig, num_classes: usize) -> Result<Self> {
+        config.validate()?;
+        if num_classes == 0 {
+            return Err(TrainError::Config("num_classes must be >= 1".into()));
+        }
+        let optimizer = Optimizer::new(config.optimizer.clone(), &*model)?;
+        Ok(Trainer {
+            model,
+            config,
+            optimizer,
+            epochs_done: 0,
+            global_step: 0,
+            history: History::default(),
+            callbacks: Vec::new(),
+            checkpoint: None,
+            num_classes,
+        })
+    }
+
+    /// Adds a callback (called in the order added).
+    pub fn add_callback(&mut self, callback: Box<dyn Callback + 'm>) {
+        self.callbacks.push(callback);
+    }
+
+    /// Saves a checkpoint after every epoch.
+    pub fn checkpoint_to(&mut self, target: CheckpointTarget) {
+        self.checkpoint = Some(target);
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &TrainConfig {
+        &self.config
+    }
+
+    /// Sets the total number of epochs (e.g. to extend a resumed run).
+    pub fn set_epochs(&mut self, epochs: usize) -> Result<()> {
+        if epochs == 0 {
+            return Err(TrainError::Config("epochs must be >= 1".into()));
+        }
+        self.config.epochs = epochs;
+        Ok(())
+    }
+
+    /// Epochs completed.
+    pub fn epochs_done(&self) -> usize {
+        self.epochs_done
+    }
+
+    /// The history so far.
+    pub fn history(&self) -> &History {
+        &self.history
+    }
+
+    /// The model.
+    pub fn model(&self) -> &dyn Layer {
+        &*self.model
+    }
+
+    /// The state to save in a checkpoint.
+    pub fn train_state(&self, run_settings: &str) -> Result<TrainState> {
+        Ok(TrainState {
+            epochs_done: self.epochs_done,
+            global_step: self.global_step,
+            optimizer: self.optimizer.state().clone(),
+            config: serde_json::to_string(&self.config)
+                .map_err(|e| TrainError::invalid("Trainer::train_state", e.to_string()))?,
+            run_settings: run_settings.to_string(),
+            threads: rayon::current_num_threads(),
+            history: self.history.clone(),
+        })
+    }
+
+    /// The run configuration stored in a checkpoint's training state.
+    pub fn config_from_state(state: &TrainState) -> Result<TrainConfig> {
+        serde_json::from_str(&state.config).map_err(|e| {
+            TrainError::Mismatch(format!("the checkpoint's training configuration: {e}"))
+        })
+    }
+
+    /// Restores the model (weights, buffers, generators) and the training
+    /// state (optimizer, step, epochs done, history) from a checkpoint made by
+    /// this trainer's configuration; training continues at the next epoch.
+    pub fn resume(&mut self, checkpoint: &Checkpoint) -> Result<()> {
+        let state = checkpoint.payload.train.as_ref().ok_or_else(|| {
+            TrainError::Mismatch(
+                "the checkpoint holds weights only (no optimizer state): it cannot resume a run"
+                    .into(),
+            )
+        })?;
+        let saved = Self::config_from_state(state)?;
+        if saved.optimizer.kind() != self.config.optimizer.kind() {
+            return Err(TrainError::Mismatch(format!(
+                "the checkpoint was trained with `{}`, this run uses `{}`",
+                saved.optimizer.kind(),
+                self.config.optimizer.kind()
+            )));
+        }
+        checkpoint.apply_to(self.model)?;
+        self.optimizer.load_state(state.optimizer.clone())?;
+        self.epochs_done = state.epochs_done;
+        self.global_step = state.global_step;
+        self.history = state.history.clone();
+        Ok(())
+    }
+
+    /// Trains until `config.epochs` epochs are done, evaluating on `test`
+    /// after each, and returns the history.
+    ///
+    /// A non-finite loss stops training with [`TrainError::NonFiniteLoss`]
+    /// naming the epoch and batch; the checkpoint of the last finished epoch
+    /// is left as it was.
+    pub fn fit(
+        &mut self,
+        train: &dyn BatchSource,
+        test: Option<&dyn BatchSource>,
+    ) -> Result<&History> {
+        let steps_per_epoch = train.num_batches();
+        if steps_per_epoch == 0 {
+            return Err(TrainError::Data(
+                "the training set yields no batch (is it smaller than one batch?)".into(),
+            ));
+        }
+        let schedule = LrSchedule::new(
+            self.config.optimizer.lr(),
+            self.config.schedule,
+            self.config.warmup_steps,
+            steps_per_epoch,
+            self.config.epochs,
+        )?;
+        let epochs = self.config.epochs;
+        while self.epochs_done < epochs {
+            let epoch = self.epochs_done + 1;
+            for cb in &mut self.callbacks {
+                cb.on_epoch_start(epoch, epochs, steps_per_epoch)?;
+            }
+            let start = Instant::now();
+            let (mut loss_sum, mut correct, mut seen, mut batches) =
+                (0.0f64, 0usize, 0usize, 0usize);
+            let mut lr = schedule.lr_at(self.global_step as usize);
+            for (index, batch) in train.batches(epoch - 1).enumerate() {
+                let batch = batch?;
+                let logits = self.model.forward(&batch.images)?;
+                let out = cross_entropy(&logits, &batch.labels, self.config.label_smoothing)?;
+                if !out.loss.is_finite() {
+                    return Err(TrainError::NonFiniteLoss {
+                        epoch,
+                        batch: index + 1,
+                        loss: out.loss,
+                    });
+                }
+                correct += topk_correct(&logits, &batch.labels, 1)?;
+                seen += batch.labels.len();
+                loss_sum += out.loss as f64;
+                batches += 1;
+                self.model.zero_grad();
+                self.model.backward(&out.grad)?;
+                if let Some(max_norm) = self.config.clip_grad_norm {
+                    clip_grad_norm(self.model, max_norm)?;
+                }
+                lr = schedule.lr_at(self.global_step as usize);
+                self.optimizer.step(self.model, lr)?;
+                self.global_step += 1;
+                if !self.callbacks.is_empty() {
+                    let elapsed = start.elapsed().as_secs_f64();
+                    let report = BatchReport {
+                        epoch,
+                        epochs,
+                        batch: index + 1,
+                        batches: steps_per_epoch,
+                        loss: loss_sum / batches as f64,
+                        accuracy: correct as f64 / seen as f64,
+                        images_per_second: seen as f64 / elapsed.max(1e-9),
+                        elapsed,
+                        eta: elapsed / (index + 1) as f64
+                            * steps_per_epoch.saturating_sub(index + 1) as f64,
+                        lr,
+                    };
+                    for cb in &mut self.callbacks {
+                        cb.on_batch_end(&report)?;
+                    }
+                }
+            }
+            if batches == 0 {
+                return Err(TrainError::Data(format!("epoch {epoch} yielded no batch")));
+            }
+            let train_seconds = start.elapsed().as_secs_f64();
+            for cb in &mut self.callbacks {
+                cb.on_eval_start(epoch)?;
+            }
+            let eval = match test {
+                Some(t) => Some(evaluate(&*self.model, t, self.num_classes)?),
+                None => None,
+            };
+            let record = EpochRecord {
+                epoch,
+                train_loss: loss_sum / batches as f64,
+                train_accuracy: correct as f64 / seen as f64,
+                test_loss: eval.as_ref().map(|e| e.loss),
+                test_accuracy: eval.as_ref().map(|e| e.accuracy),
+                test_top5: eval.as_ref().map(|e| e.top5),
+                lr: lr as f64,
+                train_seconds,
+                eval_seconds: eval.as_ref().map(|e| e.seconds).unwrap_or(0.0),
+                images_per_second: seen as f64 / train_seconds.max(1e-9),
+            };
+            self.history.records.push(record.clone());
+            self.epochs_done = epoch;
+            if let Some(target) = &self.checkpoint {
+                let state = self.train_state(&target.run_settings)?;
+                let ck = Checkpoint::capture(self.model, &target.info, epoch, Some(state));
+                ck.save(&target.path)?;
+            }
+            for cb in &mut self.callbacks {
+                cb.on_epoch_end(&record, eval.as_ref(), &self.history)?;
+            }
+        }
+        Ok(&self.history)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_util::TinyNet;
+    use convnet_tensor::Rng;
+
+    /// Two Gaussian blobs per class in 6 dimensions; shuffled per epoch as a
+    /// pure function of (seed, epoch).
+    struct Blobs {
+        x: Vec<f32>,
+        y: Vec<usize>,
+        dim: usize,
+        batch: usize,
+        seed: u64,
+        shuffle: bool,
+    }
+
+    impl Blobs {
+        fn new(n: usize, seed: u64, shuffle: bool) -> Self {
+            let dim = 6;
+            let mut rng = Rng::seed_from(seed);
+            let mut x = Vec::new();
+            let mut y = Vec::new();
+            for i in 0..n {
+                let c = i % 3;
+                for d in 0..dim {
+                    let center = if d % 3 == c { 2.0 } else { 0.0 };
+                    x.push(center + 0.7 * rng.normal());
+                }
+                y.push(c);
+            }
+            Blobs {
+                x,
+                y,
+                dim,
+                batch: 8,
+                seed,
+                shuffle,
+            }
+        }
+    }
+
+    impl BatchSource for Blobs {
+        fn num_samples(&self) -> usize {
+            self.y.len()
+        }
+        fn num_batches(&self) -> usize {
+            self.y.len() / self.batch
+        }
+        fn batches(&self, epoch: usize) -> Box<dyn Iterator<Item = Result<Batch>> + '_> {
+            let mut order: Vec<usize> = (0..self.y.len()).collect();
+            if self.shuffle {
+                Rng::seed_from(self.seed)
+                    .fork(epoch as u64)
+                    .shuffle(&mut order);
+            }
+            Box::new((0..self.num_batches()).map(move |b| {
+                let idx = &order[b * self.batch..(b + 1) * self.batch];
+                let mut data = Vec::new();
+                for &i in idx {
+                    data.extend_from_slice(&self.x[i * self.dim..(i + 1) * self.dim]);
+                }
+                Ok(Batch {
+                    images: Tensor::from_vec(&[idx.len(), self.dim], data)?,
+                    labels: idx.iter().map(|&i| self.y[i]).collect(),
+                })
+            }))
+        }
+    }
+
+    fn config(epochs: usize) -> TrainConfig {
+        TrainConfig {
+            epochs,
+            optimizer: OptimizerConfig::Sgd {
+                lr: 0.1,
+                momentum: 0.9,
+                nesterov: false,
+                weight_decay: 1e-4,
+            },
+            schedule: ScheduleKind::Cosine { min_lr: 0.0 },
+            warmup_steps: 5,
+            clip_grad_norm: Some(5.0),
+            label_smoothing: 0.05,
+        }
+    }
+
+    fn weights(model: &dyn Layer) -> Vec<f32> {
+        let mut v = Vec::new();
+        model.visit_params("", &mut |_, p| v.extend_from_slice(p.value.as_slice()));
+        v
+    }
+
+    fn info() -> ModelInfo {
+        ModelInfo {
+            model: "tiny".into(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn learns_separable_blobs_and_records_history() {
+        let (train, test) = (Blobs::new(240, 1, true), Blobs::new(64, 2, false));
+        let mut model = TinyNet::new(6, 3, 7);
+        let before = evaluate(&model, &test, 3).unwrap().accuracy;
+        let mut trainer = Trainer::new(&mut model, config(4), 3).unwrap();
+        let history = trainer.fit(&train, Some(&test)).unwrap().clone();
+        drop(trainer);
+        assert_eq!(history.records.len(), 4);
+        let last = history.last().unwrap();
+        assert!(
+            last.test_accuracy.unwrap() > 0.9,
+            "{last:?} (before: {before})"
+        );
+        assert!(last.train_loss < history.records[0].train_loss);
+        assert_eq!(last.test_top5, Some(1.0)); // 3 classes: top-3
+        let report = evaluate(&model, &test, 3).unwrap();
+        assert_eq!(report.confusion.total(), 64);
+        assert!((report.accuracy - last.test_accuracy.unwrap()).abs() < 1e-12);
+    }
+
+    #[test]
+    fn resume_after_epoch_k_is_bit_identical() {
+        let dir = tempfile::tempdir().unwrap();
+        let (train, test) = (Blobs::new(96, 3, true), Blobs::new(24, 4, false));
+        // Uninterrupted: 4 epochs.
+        let mut full = TinyNet::new(6, 3, 11);
+        Trainer::new(&mut full, config(4), 3)
+            .unwrap()
+            .fit(&train, Some(&test))
+            .unwrap();
+        // Stopped after 2 epochs (a run configured for 4, killed), checkpointed.
+        let path = dir.path().join("run.ckpt");
+        let mut first = TinyNet::new(6, 3, 11);
+        {
+            let mut t = Trainer::new(&mut first, config(4), 3).unwrap();
+            t.checkpoint_to(CheckpointTarget {
+                path: path.clone(),
+                info: info(),
+                run_settings: "{}".into(),
+            });
+            // Stop after epoch 2 through a callback error, as a crash would.
+            struct StopAfter(usize);
+            impl Callback for StopAfter {
+                fn on_epoch_end(
+                    &mut self,
+                    r: &EpochRecord,
+                    _: Option<&EvalReport>,
+                    _: &History,
+                ) -> Result<()> {
+                    if r.epoch == self.0 {
+                        return Err(TrainError::Data("stopped".into()));
+                    }
+                    Ok(())
+                }
+            }
+            t.add_callback(Box::new(StopAfter(2)));
+            assert!(t.fit(&train, Some(&test)).is_err());
+        }
+        // Resumed into a freshly initialised model with another seed.
+        let ck = Checkpoint::load(&path).unwrap();
+        assert_eq!(ck.header.epoch, 2);
+        let mut resumed = TinyNet::new(6, 3, 999);
+        let mut t = Trainer::new(&mut resumed, config(4), 3).unwrap();
+        t.resume(&ck).unwrap();
+        assert_eq!(t.epochs_done(), 2);
+        let h = t.fit(&train, Some(&test)).unwrap().clone();
+        drop(t);
+        assert_eq!(h.records.len(), 4);
+        assert_eq!(weights(&full), weights(&resumed), "bit-identical weights");
+        // A different seed really gives other weights (the test can fail).
+        let mut other = TinyNet::new(6, 3, 12);
+        Trainer::new(&mut other, config(4), 3)
+            .unwrap()
+            .fit(&train, None)
+            .unwrap();
+        assert_ne!(weights(&full), weights(&other));
+    }
+
+    #[test]
+    fn non_finite_loss_stops_with_epoch_and_batch_and_keeps_checkpoint() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("run.ckpt");
+        let train = Blobs::new(96, 3, true);
+        let mut model = TinyNet::new(6, 3, 1);
+        {
+            let mut t = Trainer::new(&mut model, config(3), 3).unwrap();
+            t.checkpoint_to(CheckpointTarget {
+                path: path.clone(),
+                info: info(),
+                run_settings: String::new(),
+            });
+            t.set_epochs(1).unwrap();
+            t.fit(&train, None).unwrap();
+        }
+        let good = std::fs::read(&path).unwrap();
+        // Poison a weight: the next forward gives non-finite logits.
+        model.visit_params_mut("", &mut |name, p| {
+            if name == "bias" {
+                p.value.as_slice_mut()[0] = f32::INFINITY;
+            }
+        });
+        let mut t = Trainer::new(&mut model, config(3), 3).unwrap();
+        t.checkpoint_to(CheckpointTarget {
+            path: path.clone(),
+            info: info(),
+            run_settings: String::new(),
+        });
+        let e = t.fit(&train, None).unwrap_err();
+        assert!(
+            matches!(
+                e,
+                TrainError::NonFiniteLoss {
+                    epoch: 1,
+                    batch: 1,
+                    ..
+                }
+            ),
+            "{e}"
+        );
+        let msg = e.to_string();
+        assert!(msg.contains("epoch 1, batch 1"), "{msg}");
+        assert_eq!(
+            std::fs::read(&path).unwrap(),
+            good,
+            "the good checkpoint stays"
+        );
+    }
+
+    #[test]
+    fn bad_configuration_and_weights_only_resume_are_errors() {
+        let mut model = TinyNet::new(6, 3, 1);
+        let mut cfg = config(0);
+        assert!(Trainer::new(&mut model, cfg.clone(), 3).is_err());
+        cfg.epochs = 1;
+        cfg.label_smoothing = 1.5;
+        assert!(Trainer::new(&mut model, cfg.clone(), 3).is_err());
+        cfg.label_smoothing = 0.0;
+        let ck = Checkpoint::capture(&mut model, &info(), 1, None);
+        let mut t = Trainer::new(&mut model, cfg, 3).unwrap();
+        let e = t.resume(&ck).unwrap_err().to_string();
+        assert!(e.contains("weights only"), "{e}");
+    }
+}
