@@ -15,5 +15,6 @@
 pub mod activation;
 pub mod conv2d;
 pub mod gemm;
+pub mod norm;
 pub mod pool;
 pub mod softmax;

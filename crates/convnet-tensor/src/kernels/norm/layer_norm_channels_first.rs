@@ -1,0 +1,420 @@
+//! Channels-first LayerNorm over `[N, C, H, W]`: each `(n, h, w)` position is
+//! normalised over its `C` channels, with a per-channel weight and bias
+//! (ConvNeXt's `LayerNorm(data_format="channels_first")`, equivalently
+//! PyTorch's `LayerNorm(C)` applied to the NHWC permutation).
+//!
+//! Within one image the data is `[C, P]` with `P = H·W` positions; the
+//! statistics of all `P` positions are gathered channel row by channel row,
+//! so the inner loops run over contiguous positions. Work is split over
+//! images.
+
+use rayon::prelude::*;
+
+use super::{check_eps, check_len};
+use crate::error::{fmt_shape, Result, TensorError};
+use crate::tensor::Tensor;
+
+fn check_channels(op: &'static str, shape: [usize; 4]) -> Result<()> {
+    if shape[1] == 0 {
+        return Err(TensorError::invalid(
+            op,
+            format!(
+                "cannot normalise over zero channels (input {})",
+                fmt_shape(&shape)
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Channels-first LayerNorm forward.
+///
+/// - `out`: `[N, C, H, W]`, overwritten with
+///   `(x − μ_{n,p})·σ̂_{n,p}·weight_c + bias_c`;
+/// - `save_mean`, `save_invstd`: `[N, H, W]`, overwritten with the mean and
+///   `1/√(var + eps)` over the channels at each position (biased variance),
+///   for [`layer_norm_channels_first_backward`];
+/// - `input`: `[N, C, H, W]`; `weight`, `bias`: `[C]`.
+#[allow(clippy::too_many_arguments)]
+pub fn layer_norm_channels_first_forward(
+    out: &mut [f32],
+    save_mean: &mut [f32],
+    save_invstd: &mut [f32],
+    input: &[f32],
+    weight: &[f32],
+    bias: &[f32],
+    shape: [usize; 4],
+    eps: f32,
+) -> Result<()> {
+    const OP: &str = "layer_norm_channels_first_forward";
+    let [n, c, h, w] = shape;
+    check_channels(OP, shape)?;
+    check_len(OP, "out", out.len(), &shape)?;
+    check_len(OP, "input", input.len(), &shape)?;
+    check_len(OP, "save_mean", save_mean.len(), &[n, h, w])?;
+    check_len(OP, "save_invstd", save_invstd.len(), &[n, h, w])?;
+    check_len(OP, "weight", weight.len(), &[c])?;
+    check_len(OP, "bias", bias.len(), &[c])?;
+    check_eps(OP, eps)?;
+    let p = h * w;
+    if out.is_empty() {
+        return Ok(());
+    }
+    out.par_chunks_mut(c * p)
+        .zip(save_mean.par_chunks_mut(p))
+        .zip(save_invstd.par_chunks_mut(p))
+        .zip(input.par_chunks(c * p))
+        .for_each_init(
+            || (vec![0.0f64; p], vec![0.0f64; p]),
+            |(mean64, acc), (((out, mean), invstd), x)| {
+                // Mean per position, then the mean squared deviation, in f64.
+                mean64.fill(0.0);
+                for row in x.chunks_exact(p) {
+                    for (a, &v) in mean64.iter_mut().zip(row) {
+                        *a += v as f64;
+                    }
+                }
+                for (m, a) in mean.iter_mut().zip(mean64.iter_mut()) {
+                    *a /= c as f64;
+                    *m = *a as f32;
+                }
+                acc.fill(0.0);
+                for row in x.chunks_exact(p) {
+                    for ((a, &v), &m) in acc.iter_mut().zip(row).zip(mean64.iter()) {
+                        let d = v as f64 - m;
+                        *a += d * d;
+                    }
+                }
+                for (s, &a) in invstd.iter_mut().zip(acc.iter()) {
+                    *s = super::invstd(a / c as f64, eps);
+                }
+                for (ch, (orow, xrow)) in out.chunks_exact_mut(p).zip(x.chunks_exact(p)).enumerate()
+                {
+                    let (wc, bc) = (weight[ch], bias[ch]);
+                    for (((o, &v), &m), &s) in orow.iter_mut().zip(xrow).zip(&*mean).zip(&*invstd) {
+                        *o = (v - m) * s * wc + bc;
+                    }
+                }
+            },
+        );
+    Ok(())
+}
+
+/// Channels-first LayerNorm backward.
+///
+/// - `grad_input`: `[N, C, H, W]`, **overwritten** with
+///   `σ̂ · (gw − mean_c(gw) − x̂ · mean_c(gw·x̂))`, `gw = g·weight_c`, means
+///   over the channels at each position;
+/// - `grad_weight`, `grad_bias`: `[C]`, **accumulated** with
+///   `Σ_{n,h,w} g·x̂` and `Σ_{n,h,w} g` (per image, images in order);
+/// - `grad_out`, `input`: `[N, C, H, W]`; `weight`: `[C]`; `save_mean`,
+///   `save_invstd`: `[N, H, W]`, from [`layer_norm_channels_first_forward`].
+#[allow(clippy::too_many_arguments)]
+pub fn layer_norm_channels_first_backward(
+    grad_input: &mut [f32],
+    grad_weight: &mut [f32],
+    grad_bias: &mut [f32],
+    grad_out: &[f32],
+    input: &[f32],
+    weight: &[f32],
+    save_mean: &[f32],
+    save_invstd: &[f32],
+    shape: [usize; 4],
+) -> Result<()> {
+    const OP: &str = "layer_norm_channels_first_backward";
+    let [n, c, h, w] = shape;
+    check_channels(OP, shape)?;
+    check_len(OP, "grad_input", grad_input.len(), &shape)?;
+    check_len(OP, "grad_out", grad_out.len(), &shape)?;
+    check_len(OP, "input", input.len(), &shape)?;
+    check_len(OP, "grad_weight", grad_weight.len(), &[c])?;
+    check_len(OP, "grad_bias", grad_bias.len(), &[c])?;
+    check_len(OP, "weight", weight.len(), &[c])?;
+    check_len(OP, "save_mean", save_mean.len(), &[n, h, w])?;
+    check_len(OP, "save_invstd", save_invstd.len(), &[n, h, w])?;
+    let p = h * w;
+    if grad_input.is_empty() {
+        return Ok(());
+    }
+    // Each image returns its partial [Σ g·x̂ (C values), Σ g (C values)].
+    let partials: Vec<Vec<f64>> = grad_input
+        .par_chunks_mut(c * p)
+        .zip(grad_out.par_chunks(c * p))
+        .zip(input.par_chunks(c * p))
+        .zip(save_mean.par_chunks(p))
+        .zip(save_invstd.par_chunks(p))
+        .map(|((((gi, go), x), mean), invstd)| {
+            // Per position: Σ_c gw and Σ_c gw·x̂.
+            let (mut s1, mut s2) = (vec![0.0f64; p], vec![0.0f64; p]);
+            let mut acc = vec![0.0f64; 2 * c];
+            let rows = go.chunks_exact(p).zip(x.chunks_exact(p));
+            for (ch, (grow, xrow)) in rows.enumerate() {
+                let wc = weight[ch];
+                let (mut sgx, mut sg) = (0.0f64, 0.0f64);
+                for (((((a1, a2), &g), &v), &m), &s) in s1
+                    .iter_mut()
+                    .zip(s2.iter_mut())
+                    .zip(grow)
+                    .zip(xrow)
+                    .zip(mean)
+                    .zip(invstd)
+                {
+                    let xhat = (v - m) * s;
+                    let gw = (g * wc) as f64;
+                    *a1 += gw;
+                    *a2 += gw * xhat as f64;
+                    sgx += (g * xhat) as f64;
+                    sg += g as f64;
+                }
+                acc[ch] = sgx;
+                acc[c + ch] = sg;
+            }
+            let m1: Vec<f32> = s1.iter().map(|&v| (v / c as f64) as f32).collect();
+            let m2: Vec<f32> = s2.iter().map(|&v| (v / c as f64) as f32).collect();
+            let rows = gi
+                .chunks_exact_mut(p)
+                .zip(go.chunks_exact(p))
+                .zip(x.chunks_exact(p));
+            for (ch, ((girow, grow), xrow)) in rows.enumerate() {
+                let wc = weight[ch];
+                for ((((((d, &g), &v), &m), &s), &a), &b) in girow
+                    .iter_mut()
+                    .zip(grow)
+                    .zip(xrow)
+                    .zip(mean)
+                    .zip(invstd)
+                    .zip(&m1)
+                    .zip(&m2)
+                {
+                    let xhat = (v - m) * s;
+                    *d = s * (g * wc - a - xhat * b);
+                }
+            }
+            acc
+        })
+        .collect();
+    let mut total = vec![0.0f64; 2 * c];
+    for part in &partials {
+        for (t, &v) in total.iter_mut().zip(part) {
+            *t += v;
+        }
+    }
+    for (ch, (gw, gb)) in grad_weight.iter_mut().zip(grad_bias.iter_mut()).enumerate() {
+        *gw += total[ch] as f32;
+        *gb += total[c + ch] as f32;
+    }
+    Ok(())
+}
+
+/// Channels-first LayerNorm of a `[N, C, H, W]` tensor with `[C]` weight and
+/// bias.
+///
+/// ```
+/// use convnet_tensor::{kernels::norm::layer_norm_channels_first, Tensor};
+/// // Two channels at each of two positions: [[1, -2], [3, 2]] (C x P).
+/// let x = Tensor::from_vec(&[1, 2, 1, 2], vec![1.0, -2.0, 3.0, 2.0])?;
+/// let y = layer_norm_channels_first(&x, &Tensor::ones(&[2]), &Tensor::zeros(&[2]), 0.0)?;
+/// assert_eq!(y.as_slice(), &[-1.0, -1.0, 1.0, 1.0]);
+/// # Ok::<(), convnet_tensor::TensorError>(())
+/// ```
+pub fn layer_norm_channels_first(
+    x: &Tensor,
+    weight: &Tensor,
+    bias: &Tensor,
+    eps: f32,
+) -> Result<Tensor> {
+    let shape = x.dims4("layer_norm_channels_first")?;
+    let positions = shape[0] * shape[2] * shape[3];
+    let mut out = Tensor::zeros(&shape);
+    let (mut mean, mut invstd) = (vec![0.0; positions], vec![0.0; positions]);
+    layer_norm_channels_first_forward(
+        out.as_slice_mut(),
+        &mut mean,
+        &mut invstd,
+        x.as_slice(),
+        weight.as_slice(),
+        bias.as_slice(),
+        shape,
+        eps,
+    )?;
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::test_util::{assert_close, bits, gradcheck};
+    use super::*;
+    use crate::gradcheck::{project, projection};
+    use crate::kernels::norm::layer_norm_forward;
+    use crate::rng::Rng;
+
+    fn forward(x: &[f32], w: &[f32], b: &[f32], shape: [usize; 4]) -> [Vec<f32>; 3] {
+        let pos = shape[0] * shape[2] * shape[3];
+        let mut out = vec![0.0; x.len()];
+        let (mut m, mut s) = (vec![0.0; pos], vec![0.0; pos]);
+        layer_norm_channels_first_forward(&mut out, &mut m, &mut s, x, w, b, shape, 1e-6).unwrap();
+        [out, m, s]
+    }
+
+    fn random(shape: [usize; 4], seed: u64) -> [Vec<f32>; 3] {
+        let mut rng = Rng::seed_from(seed);
+        [
+            Tensor::randn(&shape, 1.0, 2.0, &mut rng).into_vec(),
+            Tensor::randn(&[shape[1]], 1.0, 0.5, &mut rng).into_vec(),
+            Tensor::randn(&[shape[1]], 0.0, 0.5, &mut rng).into_vec(),
+        ]
+    }
+
+    /// NCHW -> NHWC, so that the last-axis LayerNorm applies.
+    fn to_nhwc(x: &[f32], [n, c, h, w]: [usize; 4]) -> Vec<f32> {
+        let mut out = vec![0.0; x.len()];
+        for i in 0..n {
+            for ch in 0..c {
+                for p in 0..h * w {
+                    out[(i * h * w + p) * c + ch] = x[(i * c + ch) * h * w + p];
+                }
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn forward_matches_naive_formula_and_last_axis_layer_norm() {
+        for shape in [[2, 3, 4, 5], [1, 8, 3, 3], [3, 1, 2, 2]] {
+            let [x, w, b] = random(shape, 1);
+            let [out, mean, _] = forward(&x, &w, &b, shape);
+            let [n, c, h, wd] = shape;
+            let p = h * wd;
+            let mut want = vec![0.0f64; x.len()];
+            for i in 0..n {
+                for q in 0..p {
+                    let vals: Vec<f64> = (0..c).map(|ch| x[(i * c + ch) * p + q] as f64).collect();
+                    let mu = vals.iter().sum::<f64>() / c as f64;
+                    let var = vals.iter().map(|v| (v - mu).powi(2)).sum::<f64>() / c as f64;
+                    assert!((mean[i * p + q] as f64 - mu).abs() < 1e-6);
+                    for ch in 0..c {
+                        want[(i * c + ch) * p + q] =
+                            (vals[ch] - mu) / (var + 1e-6).sqrt() * w[ch] as f64 + b[ch] as f64;
+                    }
+                }
+            }
+            assert_close(&out, &want, 2e-5, &format!("{shape:?}"));
+            // Same as the last-axis LayerNorm of the NHWC permutation.
+            let rows = n * p;
+            let mut nhwc = vec![0.0; x.len()];
+            let (mut m, mut s) = (vec![0.0; rows], vec![0.0; rows]);
+            layer_norm_forward(
+                &mut nhwc,
+                &mut m,
+                &mut s,
+                &to_nhwc(&x, shape),
+                &w,
+                &b,
+                rows,
+                c,
+                1e-6,
+            )
+            .unwrap();
+            let got = to_nhwc(&out, shape);
+            assert!(got.iter().zip(&nhwc).all(|(a, b)| (a - b).abs() < 1e-5));
+        }
+    }
+
+    #[test]
+    fn backward_matches_finite_differences() {
+        for (i, shape) in [[2, 3, 2, 3], [1, 5, 1, 4], [3, 2, 1, 1]]
+            .into_iter()
+            .enumerate()
+        {
+            let [x, w, b] = random(shape, 10 + i as u64);
+            let c = shape[1];
+            let r = projection(x.len(), i as u64);
+            let [_, m, s] = forward(&x, &w, &b, shape);
+            let mut gx = vec![f32::NAN; x.len()];
+            let (mut gw, mut gb) = (vec![1.0; c], vec![1.0; c]);
+            layer_norm_channels_first_backward(
+                &mut gx, &mut gw, &mut gb, &r, &x, &w, &m, &s, shape,
+            )
+            .unwrap();
+            gw.iter_mut().for_each(|v| *v -= 1.0);
+            gb.iter_mut().for_each(|v| *v -= 1.0);
+            let loss = |x: &[f32], w: &[f32], b: &[f32]| project(&forward(x, w, b, shape)[0], &r);
+            gradcheck(&format!("{shape:?} input"), |p| loss(p, &w, &b), &x, &gx);
+            gradcheck(&format!("{shape:?} weight"), |p| loss(&x, p, &b), &w, &gw);
+            gradcheck(&format!("{shape:?} bias"), |p| loss(&x, &w, p), &b, &gb);
+        }
+    }
+
+    #[test]
+    fn bad_shapes_are_errors_naming_them() {
+        let shape = [2, 3, 2, 2];
+        let x = vec![0.0; 24];
+        let (mut out, mut m, mut s) = (vec![0.0; 24], vec![0.0; 8], vec![0.0; 8]);
+        let e = layer_norm_channels_first_forward(
+            &mut out, &mut m, &mut s, &x, &[1.0; 3], &[0.0; 2], shape, 1e-6,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("bias") && e.contains("[3]"), "{e}");
+        let e = layer_norm_channels_first_forward(
+            &mut out,
+            &mut m[..4],
+            &mut s,
+            &x,
+            &[1.0; 3],
+            &[0.0; 3],
+            shape,
+            1e-6,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("save_mean") && e.contains("[2, 2, 2]"), "{e}");
+        let (mut gw, mut gb) = (vec![0.0; 3], vec![0.0; 3]);
+        let e = layer_norm_channels_first_backward(
+            &mut out,
+            &mut gw,
+            &mut gb,
+            &x,
+            &x[..20],
+            &[1.0; 3],
+            &m,
+            &s,
+            shape,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("input") && e.contains("[2, 3, 2, 2]"), "{e}");
+        let t = Tensor::ones(&[3]);
+        assert!(layer_norm_channels_first(&Tensor::zeros(&[2, 3, 4]), &t, &t, 1e-6).is_err());
+        let e = layer_norm_channels_first(&Tensor::zeros(&[1, 0, 2, 2]), &t, &t, 1e-6)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("[1, 0, 2, 2]"), "{e}");
+    }
+
+    #[test]
+    fn parallel_results_are_bit_identical() {
+        let shape = [6, 24, 10, 10];
+        let [x, w, b] = random(shape, 20);
+        let r = projection(x.len(), 21);
+        let run = || {
+            let [out, m, s] = forward(&x, &w, &b, shape);
+            let (mut gx, mut gw, mut gb) = (vec![0.0; x.len()], vec![0.0; 24], vec![0.0; 24]);
+            layer_norm_channels_first_backward(
+                &mut gx, &mut gw, &mut gb, &r, &x, &w, &m, &s, shape,
+            )
+            .unwrap();
+            [out, m, s, gx, gw, gb]
+                .iter()
+                .map(|t| bits(t))
+                .collect::<Vec<_>>()
+        };
+        let first = run();
+        assert_eq!(first, run());
+        let single = rayon::ThreadPoolBuilder::new()
+            .num_threads(1)
+            .build()
+            .unwrap();
+        assert_eq!(first, single.install(run));
+    }
+}
