@@ -55,7 +55,7 @@ const MAX_GZIP_RATIO: u64 = 1032;
 /// Upper bound of a single up-front reservation when the exact size is not
 /// known from the file itself (gzip or an unsized stream): memory beyond it
 /// grows with the data actually decompressed.
-const MAX_UNVERIFIED_RESERVATION: u64 = 64 << 20;
+const MAX_UNVERIFIED_RESERVATION: u64 = 8 << 20;
 
 /// Element type of an IDX file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -653,7 +653,12 @@ impl<R: Read> IdxReader<R> {
         let reserve = match self.bound {
             // The file's length was checked against the header.
             SizeBound::Exact(_) => total,
-            SizeBound::Gzip(_) | SizeBound::Unknown => total.min(MAX_UNVERIFIED_RESERVATION),
+            // Bounded by what the compressed size makes likely; more grows
+            // with the data actually decompressed.
+            SizeBound::Gzip(len) => total
+                .min(MAX_UNVERIFIED_RESERVATION)
+                .min(len.saturating_mul(4)),
+            SizeBound::Unknown => total.min(MAX_UNVERIFIED_RESERVATION),
         };
         let mut bytes = Vec::with_capacity(reserve as usize);
         let read = (&mut self.inner)
