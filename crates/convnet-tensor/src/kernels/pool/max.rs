@@ -62,11 +62,12 @@ fn max_plane(out: &mut [f32], argmax: &mut [u32], plane: &[f32], g: &Pool2dGeome
             let mut best = f32::NEG_INFINITY;
             let mut best_at = rows.start * g.in_w + cols.start;
             for h in rows.start..rows.end {
-                let row = &plane[h * g.in_w..(h + 1) * g.in_w];
-                for (w, &v) in row.iter().enumerate().take(cols.end).skip(cols.start) {
+                let base = h * g.in_w;
+                let row = &plane[base + cols.start..base + cols.end];
+                for (w, &v) in (base + cols.start..).zip(row) {
                     if v > best || v.is_nan() {
                         best = v;
-                        best_at = h * g.in_w + w;
+                        best_at = w;
                     }
                 }
             }
