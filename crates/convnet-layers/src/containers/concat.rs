@@ -35,7 +35,7 @@ const NAME: &str = "Concat";
 ///   every axis but 1 (an error otherwise)
 ///
 /// ```
-/// use convnet_layers::{Concat, Conv2d, Conv2dConfig, Layer, MaxPool2d, Sequential};
+/// use convnet_layers::{Concat, Conv2d, Conv2dConfig, Layer, MaxPool2d, Pool2dConfig, Sequential};
 /// use convnet_tensor::{Rng, Tensor};
 ///
 /// let mut rng = Rng::seed_from(0);
@@ -43,7 +43,7 @@ const NAME: &str = "Concat";
 ///     ("branch1", Box::new(Conv2d::new(Conv2dConfig::new(8, 4, 1), &mut rng)?) as Box<dyn Layer>),
 ///     ("branch2", Box::new(Conv2d::new(Conv2dConfig::new(8, 6, 3).padding(1), &mut rng)?)),
 ///     ("branch3", Box::new(Sequential::default()
-///         .with(MaxPool2d::new(3)?.stride(1).padding(1)?)
+///         .with(MaxPool2d::new(Pool2dConfig::new(3).stride(1).padding(1))?)
 ///         .with(Conv2d::new(Conv2dConfig::new(8, 2, 1), &mut rng)?))),
 /// ])?;
 /// assert_eq!(inception.output_shape(&[1, 8, 7, 7])?, vec![1, 12, 7, 7]);
