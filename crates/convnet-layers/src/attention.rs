@@ -560,7 +560,7 @@ fn attention_backward(
                 softmax_backward(ds, dp, p, &geom)?;
                 // dQ = scale · dS · K ; dK = scale · dSᵀ · Q
                 gemm(dq, ds, Trans::No, k, Trans::No, t, hd, t, scale, 0.0)?;
-                gemm(dk, ds, Trans::Yes, q, Trans::No, t, hd, t, 1.0, 0.0)
+                gemm(dk, ds, Trans::Yes, q, Trans::No, t, hd, t, scale, 0.0)
             },
         )
 }
