@@ -30,6 +30,7 @@
 pub mod callback;
 pub mod checkpoint;
 pub mod clip;
+mod data;
 pub mod error;
 pub mod fsutil;
 pub mod history;

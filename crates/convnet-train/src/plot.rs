@@ -215,11 +215,15 @@ pub fn plot_confusion(
         ))
         .map_err(draw_err)?;
         let per_class = matrix.per_class_accuracy();
-        for t in 0..matrix.classes() {
+        for (t, acc) in per_class.iter().enumerate() {
             let row_total: u64 = (0..matrix.classes()).map(|p| matrix.count(t, p)).sum();
             let y = y0 + t as i32 * cell;
             root.draw(&text(
-                format!("{} ({t})", name(t)),
+                if name(t) == t.to_string() {
+                    name(t)
+                } else {
+                    format!("{} ({t})", name(t))
+                },
                 (10, y + cell / 2 - 8),
                 14.0,
                 &BLACK,
@@ -256,7 +260,7 @@ pub fn plot_confusion(
                 ))
                 .map_err(draw_err)?;
             }
-            let acc = per_class[t]
+            let acc = acc
                 .map(|a| format!("{:.1}%", 100.0 * a))
                 .unwrap_or("-".into());
             root.draw(&text(

@@ -309,6 +309,19 @@ impl<'m> Trainer<'m> {
         train: &dyn BatchSource,
         test: Option<&dyn BatchSource>,
     ) -> Result<&History> {
+        self.fit_until(train, test, self.config.epochs)
+    }
+
+    /// Like [`Trainer::fit`], but stops after epoch `until` (at most
+    /// `config.epochs`), as if the run had been interrupted there: the
+    /// schedule is still the one of the whole run, so resuming from the
+    /// checkpoint later continues it exactly.
+    pub fn fit_until(
+        &mut self,
+        train: &dyn BatchSource,
+        test: Option<&dyn BatchSource>,
+        until: usize,
+    ) -> Result<&History> {
         let steps_per_epoch = train.num_batches();
         if steps_per_epoch == 0 {
             return Err(TrainError::Data(
@@ -323,7 +336,7 @@ impl<'m> Trainer<'m> {
             self.config.epochs,
         )?;
         let epochs = self.config.epochs;
-        while self.epochs_done < epochs {
+        while self.epochs_done < epochs.min(until) {
             let epoch = self.epochs_done + 1;
             for cb in &mut self.callbacks {
                 cb.on_epoch_start(epoch, epochs, steps_per_epoch)?;

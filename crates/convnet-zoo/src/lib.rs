@@ -1,3 +1,163 @@
-//! convnet-zoo (under construction).
+//! # convnet-zoo
+//!
+//! The model zoo: the lecture's networks built from `convnet-layers`, with
+//! torchvision's parameter names, behind one registry.
+//!
+//! ```
+//! use convnet_layers::Layer;
+//! use convnet_tensor::Rng;
+//! use convnet_zoo::{build, model_names, ModelConfig};
+//!
+//! assert!(model_names().contains(&"lenet5"));
+//! let mut rng = Rng::seed_from(42);
+//! let model = build("lenet5", &ModelConfig::mnist(), &mut rng)?;
+//! assert_eq!(model.num_params(), 61_706);
+//! let err = build("lenet6", &ModelConfig::mnist(), &mut rng).unwrap_err();
+//! assert!(err.to_string().contains("valid models are lenet5"));
+//! # Ok::<(), convnet_zoo::ZooError>(())
+//! ```
+//!
+//! # Adding a model
+//!
+//! Write `src/<model>.rs` with a builder and a `pub const ENTRY: ModelEntry`,
+//! add `pub mod <model>;` here and `<model>::ENTRY` (one entry per name, e.g.
+//! one per ResNet depth) to [`MODELS`]. `convnet summary`, `convnet train` and
+//! `convnet zoo` pick it up from there.
 
 #![warn(missing_docs)]
+
+pub mod error;
+pub mod lenet;
+
+use convnet_layers::Layer;
+use convnet_tensor::Rng;
+use serde::{Deserialize, Serialize};
+
+pub use error::{Result, ZooError};
+
+/// What a model is built for: its input and its classes. Each model reads
+/// what it needs and rejects what it cannot do.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ModelConfig {
+    /// Input channels (1 for MNIST, 3 for RGB).
+    pub in_channels: usize,
+    /// Input height and width (square images).
+    pub image_size: usize,
+    /// Number of output classes.
+    pub num_classes: usize,
+    /// A model-specific variant (`"1998"` for LeNet-5's tanh and average
+    /// pooling flavour); `None` is the model's default.
+    pub variant: Option<String>,
+}
+
+impl ModelConfig {
+    /// 1×28×28 inputs, 10 classes: MNIST and Fashion-MNIST.
+    pub fn mnist() -> Self {
+        ModelConfig {
+            in_channels: 1,
+            image_size: 28,
+            num_classes: 10,
+            variant: None,
+        }
+    }
+
+    /// 3×224×224 inputs, 1000 classes: ImageNet, as torchvision's models.
+    pub fn imagenet() -> Self {
+        ModelConfig {
+            in_channels: 3,
+            image_size: 224,
+            num_classes: 1000,
+            variant: None,
+        }
+    }
+
+    /// The input shape for a batch of `n`: `[n, C, H, W]`.
+    pub fn input_shape(&self, n: usize) -> Vec<usize> {
+        vec![n, self.in_channels, self.image_size, self.image_size]
+    }
+
+    /// Checks the sizes every model needs (`> 0`).
+    pub fn check(&self, model: &str) -> Result<()> {
+        for (what, v) in [
+            ("in_channels", self.in_channels),
+            ("image_size", self.image_size),
+            ("num_classes", self.num_classes),
+        ] {
+            if v == 0 {
+                return Err(ZooError::config(model, format!("{what} must be >= 1")));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A model of the registry.
+#[derive(Debug, Clone, Copy)]
+pub struct ModelEntry {
+    /// The name users type (`lenet5`, `resnet18`).
+    pub name: &'static str,
+    /// One line for `convnet zoo`.
+    pub description: &'static str,
+    /// Accepted [`ModelConfig::variant`] values (the first is the default);
+    /// empty if the model has none.
+    pub variants: &'static [&'static str],
+    /// The configuration the model is usually built with.
+    pub default_config: fn() -> ModelConfig,
+    /// Builds the model with freshly initialised weights.
+    pub build: fn(&ModelConfig, &mut Rng) -> Result<Box<dyn Layer>>,
+}
+
+/// Every model, in the order `convnet zoo` lists them.
+pub const MODELS: &[ModelEntry] = &[lenet::ENTRY];
+
+/// The registered names.
+pub fn model_names() -> Vec<&'static str> {
+    MODELS.iter().map(|m| m.name).collect()
+}
+
+/// The registry entry of `name`, or an error listing the valid names.
+pub fn entry(name: &str) -> Result<&'static ModelEntry> {
+    MODELS
+        .iter()
+        .find(|m| m.name == name)
+        .ok_or_else(|| ZooError::UnknownModel {
+            name: name.to_string(),
+            valid: model_names().iter().map(|s| s.to_string()).collect(),
+        })
+}
+
+/// Builds model `name` for `config`, weights initialised from `rng`.
+pub fn build(name: &str, config: &ModelConfig, rng: &mut Rng) -> Result<Box<dyn Layer>> {
+    (entry(name)?.build)(config, rng)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn registry_names_are_unique_and_build_with_their_defaults() {
+        let names = model_names();
+        let mut sorted = names.clone();
+        sorted.sort();
+        sorted.dedup();
+        assert_eq!(sorted.len(), names.len(), "duplicate names: {names:?}");
+        for m in MODELS {
+            let cfg = (m.default_config)();
+            let mut rng = Rng::seed_from(0);
+            let model = (m.build)(&cfg, &mut rng).unwrap();
+            let out = model.output_shape(&cfg.input_shape(1)).unwrap();
+            assert_eq!(out, vec![1, cfg.num_classes], "{}", m.name);
+        }
+    }
+
+    #[test]
+    fn unknown_names_and_bad_configs_are_errors() {
+        let e = entry("vgg99").unwrap_err();
+        assert!(matches!(e, ZooError::UnknownModel { .. }));
+        assert!(e.to_string().contains("lenet5"), "{e}");
+        let mut cfg = ModelConfig::mnist();
+        cfg.num_classes = 0;
+        assert!(build("lenet5", &cfg, &mut Rng::seed_from(0)).is_err());
+    }
+}

@@ -1,7 +1,9 @@
 //! # convnet
 //!
 //! Build, train, benchmark and run convolutional neural networks on the CPU.
-//! This facade re-exports the workspace's crates under one name.
+//! This facade re-exports the workspace's crates under one name, and
+//! [`app`] holds what the `convnet` command does (training runs, evaluation,
+//! prediction, summaries) as library calls.
 //!
 //! ```
 //! use convnet::tensor::conv_output_size;
@@ -9,6 +11,8 @@
 //! ```
 
 #![warn(missing_docs)]
+
+pub mod app;
 
 pub use convnet_datasets as datasets;
 pub use convnet_layers as layers;
