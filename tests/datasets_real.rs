@@ -135,7 +135,7 @@ fn a_corrupted_copy_is_rejected_and_nothing_is_left_behind() {
     // well-formed IDX file that is not the publisher's.
     let mut labels = Vec::new();
     std::io::Read::read_to_end(
-        &mut flate2_reader(&src.join("t10k-labels-idx1-ubyte.gz")),
+        &mut decompressed(&src.join("t10k-labels-idx1-ubyte.gz")),
         &mut labels,
     )
     .unwrap();
@@ -170,8 +170,8 @@ fn a_corrupted_copy_is_rejected_and_nothing_is_left_behind() {
     );
 }
 
-fn flate2_reader(path: &std::path::Path) -> impl std::io::Read {
-    // The IDX reader's own gzip detection, through the public API.
+/// The decompressed bytes of an IDX file, through the crate's own reader and writer.
+fn decompressed(path: &std::path::Path) -> impl std::io::Read {
     let array = convnet::datasets::idx::read_idx(path).unwrap();
     let bytes = convnet::datasets::idx::write_idx_to(Vec::new(), &array, path).unwrap();
     std::io::Cursor::new(bytes)
