@@ -32,6 +32,10 @@ fn lenet5_one_epoch_on_fashion_mnist_reaches_85_percent() {
     let out = tempfile::tempdir().unwrap();
     let mut opts = TrainOptions::new("lenet5", kind);
     opts.epochs = 1;
+    // One epoch learns more without augmentation (87.4% against 85.9% with
+    // the 10-epoch defaults' flips and shifts, seed 42, 2 threads).
+    opts.translate = 0;
+    opts.hflip = false;
     opts.data_dir = Some(data.path().to_path_buf());
     opts.offline = true;
     opts.out_dir = Some(out.path().join("run"));

@@ -109,8 +109,14 @@ pub fn plot_history(history: &History, title: &str, path: &Path) -> Result<()> {
                 false,
             ),
         ];
-        for (area, caption, y_desc, train, test, floor_zero) in panels {
-            let y_range = padded(train.iter().chain(&test).map(|p| p.1), floor_zero);
+        for (area, caption, y_desc, train, test, is_loss) in panels {
+            // Loss falls and accuracy rises: keep the legend out of the way.
+            let legend_at = if is_loss {
+                SeriesLabelPosition::UpperRight
+            } else {
+                SeriesLabelPosition::LowerRight
+            };
+            let y_range = padded(train.iter().chain(&test).map(|p| p.1), is_loss);
             let mut chart = ChartBuilder::on(area)
                 .caption(caption, (FONT, 18))
                 .margin(12)
@@ -147,7 +153,7 @@ pub fn plot_history(history: &History, title: &str, path: &Path) -> Result<()> {
                 .background_style(WHITE.mix(0.8))
                 .border_style(BLACK)
                 .label_font((FONT, 14))
-                .position(SeriesLabelPosition::UpperRight)
+                .position(legend_at)
                 .draw()
                 .map_err(|e| plot_err(path, e))?;
         }

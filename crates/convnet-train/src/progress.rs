@@ -240,4 +240,60 @@ mod tests {
         assert_eq!(format_duration(61.0), "1:01");
         assert_eq!(format_duration(3725.0), "1:02:05");
     }
+
+    /// A writer whose bytes the test can read afterwards.
+    #[derive(Clone, Default)]
+    struct Shared(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+    impl Write for Shared {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn plain_mode_prints_the_epoch_summary() {
+        let out = Shared::default();
+        let mut p = ProgressPrinter::plain(Box::new(out.clone()));
+        p.on_epoch_start(2, 3, 10).unwrap();
+        for b in 1..=10 {
+            p.on_batch_end(&BatchReport {
+                epoch: 2,
+                epochs: 3,
+                batch: b,
+                batches: 10,
+                loss: 0.5,
+                accuracy: 0.9,
+                images_per_second: 12345.0,
+                elapsed: 1.0,
+                eta: 0.0,
+                lr: 0.01,
+            })
+            .unwrap();
+        }
+        let record = EpochRecord {
+            epoch: 2,
+            train_loss: 0.25,
+            train_accuracy: 0.9,
+            test_loss: Some(0.2),
+            test_accuracy: Some(0.95),
+            test_top5: Some(0.999),
+            lr: 0.01,
+            train_seconds: 4.0,
+            eval_seconds: 1.0,
+            images_per_second: 15000.0,
+        };
+        p.on_epoch_end(&record, None, &History::default()).unwrap();
+        let text = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
+        // Fast batches print no intermediate line (at most one per 2 s).
+        assert_eq!(text.lines().count(), 1, "{text}");
+        assert!(
+            text.starts_with("epoch 2/3: train loss 0.2500 acc 90.00% | test loss 0.2000 acc 95.00% top-5 99.90% | 5.0 s, 15,000 img/s"),
+            "{text}"
+        );
+    }
 }

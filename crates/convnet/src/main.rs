@@ -125,7 +125,7 @@ struct TrainArgs {
     /// Label smoothing of the cross-entropy [default: 0].
     #[arg(long)]
     label_smoothing: Option<f32>,
-    /// Random shifts of training images by up to N pixels [default: 1].
+    /// Random shifts of training images by up to N pixels [default: 1 on mnist, 0 on fashion-mnist].
     #[arg(long)]
     translate: Option<usize>,
     /// Random horizontal flips [default: on for fashion-mnist, off for mnist].

@@ -134,7 +134,12 @@ pub fn run_predict(
             if image.inverted { ", inverted" } else { "" }
         );
         for (rank, (c, name, p)) in top.iter().enumerate() {
-            println!("  {}. {name:<12} (class {c}) {:6.2}%", rank + 1, 100.0 * p);
+            let class = if *name == c.to_string() {
+                String::new()
+            } else {
+                format!("(class {c})")
+            };
+            println!("  {}. {name:<12} {class:<10} {:6.2}%", rank + 1, 100.0 * p);
         }
         out.push(Prediction { top, image });
     }

@@ -14,7 +14,11 @@ pub fn model_summary(name: &str, config: Option<&ModelConfig>) -> Result<String>
     let config = config.cloned().unwrap_or_else(|| (entry.default_config)());
     let model = (entry.build)(&config, &mut Rng::seed_from(0))?;
     let s = summary(&model, &config.input_shape(1))?;
-    Ok(format!("{name}: {}\n{s}", entry.description))
+    let mut text = format!("{name}: {}\n{s}", entry.description);
+    if !text.ends_with('\n') {
+        text.push('\n');
+    }
+    Ok(text)
 }
 
 /// One line per registry model: name, parameters for its default

@@ -82,8 +82,9 @@ impl TrainOptions {
     /// The defaults of `convnet train` for a model and a dataset: 10 epochs
     /// of SGD with Nesterov momentum 0.9, lr 0.05 with 200 warm-up steps and
     /// cosine annealing, weight decay 5e-4, batches of 64; light
-    /// augmentation (1-pixel shifts on MNIST; flips and 1-pixel shifts on
-    /// Fashion-MNIST); seed 42.
+    /// augmentation: random 1-pixel shifts on MNIST (99.43% against about
+    /// 99.3% without), random horizontal flips on Fashion-MNIST (91.2%; shifts
+    /// cost it 0.4 points in 10 epochs); seed 42.
     pub fn new(model: &str, dataset: DatasetKind) -> Self {
         TrainOptions {
             model: model.to_string(),
@@ -102,7 +103,7 @@ impl TrainOptions {
             warmup_steps: 200,
             clip_grad_norm: None,
             label_smoothing: 0.0,
-            translate: 1,
+            translate: if dataset.flip_invariant() { 0 } else { 1 },
             hflip: dataset.flip_invariant(),
             seed: 42,
             out_dir: None,
@@ -166,7 +167,20 @@ impl TrainOptions {
 
     /// Checks every option before anything runs.
     pub fn validate(&self) -> Result<()> {
-        convnet_zoo::entry(&self.model)?;
+        let entry = convnet_zoo::entry(&self.model)?;
+        if let Some(v) = &self.variant {
+            if !entry.variants.contains(&v.as_str()) {
+                return Err(AppError::Usage(if entry.variants.is_empty() {
+                    format!("{} has no variants (got --variant {v})", entry.name)
+                } else {
+                    format!(
+                        "unknown variant `{v}` of {}: valid variants are {}",
+                        entry.name,
+                        entry.variants.join(", ")
+                    )
+                }));
+            }
+        }
         if self.batch_size == 0 || self.eval_batch_size == 0 {
             return Err(AppError::Usage("batch sizes must be >= 1".into()));
         }
@@ -462,6 +476,12 @@ mod tests {
         let mut o = TrainOptions::new("lenet5", DatasetKind::Mnist);
         o.lr = Some(-1.0);
         assert!(o.validate().is_err());
+        o.lr = None;
+        o.variant = Some("1998".into());
+        assert!(o.validate().is_ok());
+        o.variant = Some("2024".into());
+        let e = o.validate().unwrap_err().to_string();
+        assert!(e.contains("modern, 1998"), "{e}");
         let json = serde_json::to_string(&o).unwrap();
         let back: TrainOptions = serde_json::from_str(&json).unwrap();
         assert_eq!(back, o);

@@ -1,0 +1,212 @@
+//! The `convnet` binary end to end, offline, on small synthetic MNIST-shaped
+//! files: flag validation, train, stop and resume, eval, predict, summary
+//! and zoo.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use convnet::datasets::idx::{write_idx, IdxArray};
+use convnet::tensor::Rng;
+use convnet::train::Checkpoint;
+
+fn convnet(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_convnet"))
+        .args(args)
+        .env_remove("CONVNET_DATA")
+        .output()
+        .expect("the convnet binary runs")
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+/// Class `c` is a bright vertical bar at column `2c + 4`, plus noise.
+fn write_split(dir: &Path, prefix: &str, n: usize, seed: u64) {
+    let mut rng = Rng::seed_from(seed);
+    let mut pixels = Vec::with_capacity(n * 784);
+    let mut labels = Vec::with_capacity(n);
+    for i in 0..n {
+        let c = i % 10;
+        for _ in 0..28 {
+            for x in 0..28 {
+                let noise = rng.below(60) as u8;
+                pixels.push(if x == 2 * c + 4 || x == 2 * c + 5 {
+                    200 + noise / 2
+                } else {
+                    noise
+                });
+            }
+        }
+        labels.push(c as u8);
+    }
+    write_idx(
+        dir.join(format!("{prefix}-images-idx3-ubyte")),
+        &IdxArray::from_vec(&[n, 28, 28], pixels).unwrap(),
+    )
+    .unwrap();
+    write_idx(
+        dir.join(format!("{prefix}-labels-idx1-ubyte")),
+        &IdxArray::from_vec(&[n], labels).unwrap(),
+    )
+    .unwrap();
+}
+
+#[test]
+fn invalid_flags_list_the_valid_values() {
+    let o = convnet(&["train", "--model", "lenet6"]);
+    assert!(!o.status.success());
+    assert!(text(&o).contains("valid models are lenet5"), "{}", text(&o));
+    let o = convnet(&["train", "--dataset", "cifar10"]);
+    assert!(!o.status.success());
+    assert!(text(&o).contains("mnist, fashion-mnist"), "{}", text(&o));
+    let o = convnet(&["train", "--optimizer", "rmsprop"]);
+    assert!(text(&o).contains("sgd, adam, adamw"), "{}", text(&o));
+    let o = convnet(&["train", "--schedule", "linear"]);
+    assert!(text(&o).contains("cosine"), "{}", text(&o));
+    let o = convnet(&["train", "--variant", "1989"]);
+    assert!(text(&o).contains("modern, 1998"), "{}", text(&o));
+    let o = convnet(&["train", "--hflip", "true"]);
+    assert!(
+        text(&o).contains("not a valid augmentation"),
+        "{}",
+        text(&o)
+    );
+    let o = convnet(&["train", "--batch-size", "0"]);
+    assert!(!o.status.success());
+    let o = convnet(&["summary", "alexnet9"]);
+    assert!(text(&o).contains("lenet5"), "{}", text(&o));
+}
+
+#[test]
+fn missing_dataset_offline_says_how_to_import_it() {
+    let empty = tempfile::tempdir().unwrap();
+    let dir = empty.path().to_str().unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_convnet"))
+        .args(["train", "--offline", "--data-dir", dir])
+        .current_dir(empty.path())
+        .env_remove("CONVNET_DATA")
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    let t = text(&o);
+    assert!(t.contains("cargo xtask download mnist --from"), "{t}");
+}
+
+#[test]
+fn summary_and_zoo() {
+    let o = convnet(&["summary", "lenet5"]);
+    assert!(o.status.success());
+    let t = text(&o);
+    assert!(
+        t.contains("conv1 (Conv2d)") && t.contains("Total params: 61,706"),
+        "{t}"
+    );
+    let t = text(&convnet(&["summary", "lenet5", "--variant", "1998"]));
+    assert!(t.contains("Tanh") && t.contains("AvgPool2d"), "{t}");
+    let t = text(&convnet(&["zoo"]));
+    assert!(t.contains("lenet5") && t.contains("61,706"), "{t}");
+}
+
+#[test]
+fn train_stop_resume_eval_predict() {
+    let data = tempfile::tempdir().unwrap();
+    let mnist = data.path().join("mnist");
+    std::fs::create_dir_all(&mnist).unwrap();
+    write_split(&mnist, "train", 960, 1);
+    write_split(&mnist, "t10k", 100, 2);
+    let out = tempfile::tempdir().unwrap();
+    let run = out.path().join("run");
+    let (d, r) = (data.path().to_str().unwrap(), run.to_str().unwrap());
+    let common = [
+        "--threads",
+        "2",
+        "train",
+        "--offline",
+        "--data-dir",
+        d,
+        "--out-dir",
+        r,
+        "--epochs",
+        "2",
+        "--batch-size",
+        "32",
+        "--warmup-steps",
+        "4",
+        "--progress",
+        "plain",
+    ];
+    let mut args = common.to_vec();
+    args.extend(["--stop-after-epoch", "1"]);
+    let o = convnet(&args);
+    assert!(o.status.success(), "{}", text(&o));
+    let t = text(&o);
+    assert!(t.contains("epoch 1/2: train loss"), "{t}");
+    assert!(!t.contains("epoch 2/2"), "{t}");
+    let ck = run.join("checkpoint.ckpt");
+    assert_eq!(Checkpoint::read_header(&ck).unwrap().epoch, 1);
+
+    let ck_s = ck.to_str().unwrap();
+    let o = convnet(&[
+        "--threads",
+        "2",
+        "train",
+        "--resume",
+        ck_s,
+        "--progress",
+        "quiet",
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    let t = text(&o);
+    assert!(t.contains("resuming lenet5 from epoch 1 of 2"), "{t}");
+    assert!(t.contains("epoch 2/2: train loss"), "{t}");
+    assert!(t.contains("final test accuracy"), "{t}");
+    for f in [
+        "history.csv",
+        "history.json",
+        "curves.png",
+        "confusion.txt",
+        "confusion.png",
+    ] {
+        assert!(run.join(f).is_file(), "{f} missing:\n{t}");
+    }
+    let csv = std::fs::read_to_string(run.join("history.csv")).unwrap();
+    assert_eq!(csv.lines().count(), 3, "{csv}");
+
+    let o = convnet(&["eval", "--checkpoint", ck_s, "--data-dir", d, "--offline"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let t = text(&o);
+    assert!(t.contains("accuracy") && t.contains("true \\ pred"), "{t}");
+
+    // A bright bar at column 8..10 (class 2) on a dark background, 56x56.
+    let img = image::GrayImage::from_fn(56, 56, |x, _| {
+        image::Luma([if (16..20).contains(&x) { 230 } else { 10 }])
+    });
+    let png = out.path().join("bar.png");
+    img.save(&png).unwrap();
+    let o = convnet(&["predict", "--checkpoint", ck_s, png.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", text(&o));
+    let t = text(&o);
+    assert!(t.contains("28x28 greyscale"), "{t}");
+    assert!(t.contains("1. 2"), "class 2 first:\n{t}");
+
+    // A corrupted checkpoint is refused with a clear message.
+    let mut bytes = std::fs::read(&ck).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0x01;
+    let bad = out.path().join("bad.ckpt");
+    std::fs::write(&bad, &bytes).unwrap();
+    let o = convnet(&[
+        "eval",
+        "--checkpoint",
+        bad.to_str().unwrap(),
+        "--data-dir",
+        d,
+    ]);
+    assert!(!o.status.success());
+    assert!(text(&o).contains("corrupt"), "{}", text(&o));
+}
