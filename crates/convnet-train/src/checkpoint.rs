@@ -100,6 +100,32 @@ pub struct CheckpointPayload {
 }
 
 /// A checkpoint in memory.
+///
+/// ```
+/// use std::path::Path;
+/// use convnet_layers::{Layer, Linear, LinearConfig};
+/// use convnet_tensor::{Rng, Tensor};
+/// use convnet_train::{Checkpoint, ModelInfo};
+///
+/// let mut a = Linear::new(LinearConfig::new(3, 2), &mut Rng::seed_from(1))?;
+/// let info = ModelInfo { model: "linear".into(), ..Default::default() };
+/// let bytes = Checkpoint::capture(&mut a, &info, 0, None).to_bytes()?;
+///
+/// let ck = Checkpoint::from_bytes(&bytes, Path::new("a.ckpt"))?;
+/// let mut b = Linear::new(LinearConfig::new(3, 2), &mut Rng::seed_from(2))?;
+/// ck.apply_to(&mut b)?;
+/// let x = Tensor::ones(&[1, 3]);
+/// assert_eq!(a.infer(&x)?, b.infer(&x)?);
+///
+/// // Another architecture, a truncated file, a flipped byte: clear errors.
+/// let mut wide = Linear::new(LinearConfig::new(4, 2), &mut Rng::seed_from(3))?;
+/// assert!(ck.apply_to(&mut wide).unwrap_err().to_string().contains("[2, 3]"));
+/// assert!(Checkpoint::from_bytes(&bytes[..40], Path::new("a.ckpt")).is_err());
+/// let mut flipped = bytes.clone();
+/// flipped[bytes.len() - 3] ^= 1;
+/// assert!(Checkpoint::from_bytes(&flipped, Path::new("a.ckpt")).unwrap_err().to_string().contains("corrupt"));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct Checkpoint {
     /// Metadata.

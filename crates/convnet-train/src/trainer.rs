@@ -179,6 +179,43 @@ pub struct CheckpointTarget {
 ///
 /// The same seed (weights, loader, dropout) and thread count give the same
 /// weights bit for bit, including across a stop and a [`Trainer::resume`].
+///
+/// ```
+/// use convnet_layers::{Linear, LinearConfig};
+/// use convnet_tensor::{Rng, Tensor};
+/// use convnet_train::{Batch, BatchSource, OptimizerConfig, Result, ScheduleKind,
+///                     TrainConfig, Trainer};
+///
+/// /// Two classes: the sign of the first feature.
+/// struct Signs;
+/// impl BatchSource for Signs {
+///     fn num_samples(&self) -> usize { 64 }
+///     fn num_batches(&self) -> usize { 4 }
+///     fn batches(&self, epoch: usize) -> Box<dyn Iterator<Item = Result<Batch>> + '_> {
+///         let mut rng = Rng::seed_from(epoch as u64);
+///         Box::new((0..4).map(move |_| {
+///             let images = Tensor::randn(&[16, 2], 0.0, 1.0, &mut rng);
+///             let labels = images.as_slice().chunks(2).map(|r| usize::from(r[0] > 0.0)).collect();
+///             Ok(Batch { images, labels })
+///         }))
+///     }
+/// }
+///
+/// let mut model = Linear::new(LinearConfig::new(2, 2), &mut Rng::seed_from(0))?;
+/// let config = TrainConfig {
+///     epochs: 20,
+///     optimizer: OptimizerConfig::sgd(0.5, 0.9),
+///     schedule: ScheduleKind::Constant,
+///     warmup_steps: 0,
+///     clip_grad_norm: None,
+///     label_smoothing: 0.0,
+/// };
+/// let mut trainer = Trainer::new(&mut model, config, 2)?;
+/// let history = trainer.fit(&Signs, Some(&Signs))?;
+/// assert_eq!(history.records.len(), 20);
+/// assert!(history.last().unwrap().test_accuracy.unwrap() > 0.9);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub struct Trainer<'m> {
     model: &'m mut dyn Layer,
     config: TrainConfig,
