@@ -234,6 +234,15 @@ pub fn timestamp() -> String {
     )
 }
 
+/// `1 epoch`, `2 epochs`.
+fn epochs_text(n: usize) -> String {
+    if n == 1 {
+        "1 epoch".into()
+    } else {
+        format!("{n} epochs")
+    }
+}
+
 fn create_dir(dir: &Path) -> Result<()> {
     std::fs::create_dir_all(dir).map_err(|e| AppError::io(dir, e))
 }
@@ -365,7 +374,7 @@ pub fn run_train(opts: &TrainOptions, resume: Option<&Path>) -> Result<TrainOutc
         }
     }
     println!(
-        "training {} ({} parameters) on {} ({} training / {} test images from {}) for {} epochs, \
+        "training {} ({} parameters) on {} ({} training / {} test images from {}) for {}, \
          batch {}, {} threads, seed {}",
         opts.model,
         thousands(trainer.model().num_params() as f64),
@@ -373,7 +382,7 @@ pub fn run_train(opts: &TrainOptions, resume: Option<&Path>) -> Result<TrainOutc
         thousands(n_train as f64),
         thousands(n_test as f64),
         data_dir.display(),
-        opts.epochs,
+        epochs_text(opts.epochs),
         opts.batch_size,
         threads,
         opts.seed
@@ -413,12 +422,12 @@ pub fn run_train(opts: &TrainOptions, resume: Option<&Path>) -> Result<TrainOutc
     print!("{table}");
     let total_train: f64 = history.records.iter().map(|r| r.train_seconds).sum();
     println!(
-        "\nfinal test accuracy {:.2}% (top-5 {:.2}%, loss {:.4}) after {} epochs ({:.0} s of \
+        "\nfinal test accuracy {:.2}% (top-5 {:.2}%, loss {:.4}) after {} ({:.0} s of \
          training)",
         100.0 * eval.accuracy,
         100.0 * eval.top5,
         eval.loss,
-        history.records.len(),
+        epochs_text(history.records.len()),
         total_train
     );
     let files = vec![
