@@ -61,21 +61,29 @@ fn src_cols_needed(out_w: usize, col0: usize, win: &Window) -> usize {
 /// Copies the plane `src` (`[h, w]`) into `dst` (`[rows, dst_w]`) at
 /// `(top, left)`, zero elsewhere.
 fn pad_plane(dst: &mut [f32], dst_w: usize, src: &[f32], w: usize, top: usize, left: usize) {
-    dst.fill(0.0);
-    if w == 0 {
-        return;
-    }
-    for (r, src_row) in src.chunks_exact(w).enumerate() {
-        dst[(top + r) * dst_w + left..][..w].copy_from_slice(src_row);
+    let h = src.len().checked_div(w).unwrap_or(0);
+    let (above, rest) = dst.split_at_mut(top * dst_w);
+    above.fill(0.0);
+    let (inside, below) = rest.split_at_mut(h * dst_w);
+    below.fill(0.0);
+    for (dst_row, src_row) in inside
+        .chunks_exact_mut(dst_w)
+        .zip(src.chunks_exact(w.max(1)))
+    {
+        dst_row[..left].fill(0.0);
+        dst_row[left..left + w].copy_from_slice(src_row);
+        dst_row[left + w..].fill(0.0);
     }
 }
 
 /// `out[r, c] += Σ_{ki,kj} k[ki·KW + kj] · src[(row0 + r·sh + ki·dh)·src_w + col0 + c·sw + kj·dw]`
-/// for `out` `[out_h, out_w]`. `src` (`src_w` wide) must have
+/// for `out` `[out_h, out_w]`, which starts from `init` in every element if
+/// given (else from its current contents). `src` (`src_w` wide) must have
 /// [`src_cols_needed`] columns and every row the window reaches.
 #[allow(clippy::too_many_arguments)]
 fn correlate(
     out: &mut [f32],
+    init: Option<f32>,
     out_w: usize,
     src: &[f32],
     src_w: usize,
@@ -85,85 +93,181 @@ fn correlate(
     win: &Window,
 ) {
     debug_assert!(src_w >= src_cols_needed(out_w, col0, win));
-    match block_width(out_w) {
-        16 => correlate_blocks::<8, 16>(out, out_w, src, src_w, row0, col0, k, win),
-        32 => correlate_blocks::<4, 32>(out, out_w, src, src_w, row0, col0, k, win),
-        _ => correlate_blocks::<2, 64>(out, out_w, src, src_w, row0, col0, k, win),
-    }
-}
-
-/// [`correlate`] by blocks of `R` rows and `BW` columns (then single rows).
-#[allow(clippy::too_many_arguments)]
-fn correlate_blocks<const R: usize, const BW: usize>(
-    out: &mut [f32],
-    out_w: usize,
-    src: &[f32],
-    src_w: usize,
-    row0: usize,
-    col0: usize,
-    k: &[f32],
-    win: &Window,
-) {
     if out_w == 0 {
         return;
     }
-    let out_h = out.len() / out_w;
-    let full = out_h / R * R;
+    let p = Plane {
+        init,
+        out_w,
+        src,
+        src_w,
+        row0,
+        col0,
+        k,
+        win,
+    };
+    // Stride 1 and no vertical dilation: R output rows share each loaded input vector.
+    let shared = win.sh == 1 && win.sw == 1 && win.dh == 1;
+    match (block_width(out_w), shared) {
+        (16, true) => correlate_rows::<4, 1>(out, &p),
+        (32, true) => correlate_rows::<4, 2>(out, &p),
+        (_, true) => correlate_rows::<4, 4>(out, &p),
+        (16, false) => correlate_rows::<1, 1>(out, &p),
+        (32, false) => correlate_rows::<1, 2>(out, &p),
+        (_, false) => correlate_rows::<1, 4>(out, &p),
+    }
+}
+
+/// The arguments of [`correlate`] other than the output.
+struct Plane<'a> {
+    init: Option<f32>,
+    out_w: usize,
+    src: &'a [f32],
+    src_w: usize,
+    row0: usize,
+    col0: usize,
+    k: &'a [f32],
+    win: &'a Window,
+}
+
+/// Floats per vector register (AVX-512; two AVX2 registers).
+const LANES: usize = 16;
+
+/// [`correlate`] by blocks of `R` output rows and `V` vectors of [`LANES`]
+/// columns, the last rows one at a time. The accumulators are `R·V` vectors
+/// indexed by constants only, so the compiler keeps them in registers.
+fn correlate_rows<const R: usize, const V: usize>(out: &mut [f32], p: &Plane) {
+    let out_h = out.len() / p.out_w;
+    let full = if R > 1 { out_h / R * R } else { out_h };
     for r0 in (0..full).step_by(R) {
-        for c0 in (0..out_w).step_by(BW) {
-            block::<R, BW>(out, out_w, r0, c0, src, src_w, row0, col0, k, win);
+        for c0 in (0..p.out_w).step_by(V * LANES) {
+            if R > 1 {
+                block_shared::<R, V>(out, p, r0, c0);
+            } else {
+                block_single::<V>(out, p, r0, c0);
+            }
         }
     }
     for r0 in full..out_h {
-        for c0 in (0..out_w).step_by(BW) {
-            block::<1, BW>(out, out_w, r0, c0, src, src_w, row0, col0, k, win);
+        for c0 in (0..p.out_w).step_by(V * LANES) {
+            block_single::<V>(out, p, r0, c0);
         }
     }
 }
 
-/// One `R × BW` block of [`correlate`] at output `(r0, c0)`.
+/// Loads `R` rows of `V` vectors of the output at `(r0, c0)` (zero past the
+/// last column), or sets them to `init`.
 #[inline(always)]
-#[allow(clippy::too_many_arguments)]
-fn block<const R: usize, const BW: usize>(
+fn load_out<const R: usize, const V: usize>(
+    out: &[f32],
+    p: &Plane,
+    r0: usize,
+    c0: usize,
+) -> [[[f32; LANES]; V]; R] {
+    if let Some(init) = p.init {
+        return [[[init; LANES]; V]; R];
+    }
+    let cols = (V * LANES).min(p.out_w - c0);
+    let mut acc = [[[0.0; LANES]; V]; R];
+    for (r, acc) in acc.iter_mut().enumerate() {
+        let row = &out[(r0 + r) * p.out_w + c0..][..cols];
+        if cols == V * LANES {
+            for (v, acc) in acc.iter_mut().enumerate() {
+                *acc = row[v * LANES..(v + 1) * LANES].try_into().unwrap();
+            }
+        } else {
+            acc.as_flattened_mut()[..cols].copy_from_slice(row);
+        }
+    }
+    acc
+}
+
+/// Stores what [`load_out`] loaded.
+#[inline(always)]
+fn store_out<const R: usize, const V: usize>(
     out: &mut [f32],
     out_w: usize,
     r0: usize,
     c0: usize,
-    src: &[f32],
-    src_w: usize,
-    row0: usize,
-    col0: usize,
-    k: &[f32],
-    win: &Window,
+    acc: [[[f32; LANES]; V]; R],
 ) {
-    let cols = BW.min(out_w - c0);
-    let mut acc = [[0.0f32; BW]; R];
-    for (r, acc) in acc.iter_mut().enumerate() {
-        acc[..cols].copy_from_slice(&out[(r0 + r) * out_w + c0..][..cols]);
+    let cols = (V * LANES).min(out_w - c0);
+    for (r, acc) in acc.iter().enumerate() {
+        let row = &mut out[(r0 + r) * out_w + c0..][..cols];
+        if cols == V * LANES {
+            for (v, acc) in acc.iter().enumerate() {
+                let dst: &mut [f32; LANES] =
+                    (&mut row[v * LANES..(v + 1) * LANES]).try_into().unwrap();
+                *dst = *acc;
+            }
+        } else {
+            row.copy_from_slice(&acc.as_flattened()[..cols]);
+        }
     }
-    for ki in 0..win.kh {
-        let k_row = &k[ki * win.kw..][..win.kw];
-        for (r, acc) in acc.iter_mut().enumerate() {
-            let base = (row0 + (r0 + r) * win.sh + ki * win.dh) * src_w + col0 + c0 * win.sw;
-            for (kj, &wv) in k_row.iter().enumerate() {
-                let start = base + kj * win.dw;
-                if win.sw == 1 {
-                    let seg = &src[start..start + BW];
-                    for l in 0..BW {
-                        acc[l] = wv.mul_add(seg[l], acc[l]);
-                    }
-                } else {
-                    let seg = src[start..].iter().step_by(win.sw);
-                    for (a, &s) in acc.iter_mut().zip(seg) {
-                        *a = wv.mul_add(s, *a);
+}
+
+/// `V` vectors of `src` from `start`, `stride` apart.
+#[inline(always)]
+fn load_src<const V: usize>(src: &[f32], start: usize, stride: usize) -> [[f32; LANES]; V] {
+    let mut x = [[0.0; LANES]; V];
+    if stride == 1 {
+        let s = &src[start..start + V * LANES];
+        for (v, x) in x.iter_mut().enumerate() {
+            *x = s[v * LANES..(v + 1) * LANES].try_into().unwrap();
+        }
+    } else {
+        let s = src[start..].iter().step_by(stride);
+        for (x, &s) in x.as_flattened_mut().iter_mut().zip(s) {
+            *x = s;
+        }
+    }
+    x
+}
+
+/// One block of `R` output rows at `(r0, c0)`, stride 1, no vertical
+/// dilation: input row `i` of the block feeds output row `r` through kernel
+/// row `i − r`, so each loaded input vector serves up to `R` rows.
+#[inline(always)]
+fn block_shared<const R: usize, const V: usize>(out: &mut [f32], p: &Plane, r0: usize, c0: usize) {
+    let win = p.win;
+    let mut acc = load_out::<R, V>(out, p, r0, c0);
+    for i in 0..R + win.kh - 1 {
+        let base = (p.row0 + r0 + i) * p.src_w + p.col0 + c0;
+        for kj in 0..win.kw {
+            let x = load_src::<V>(p.src, base + kj * win.dw, 1);
+            for (r, acc) in acc.iter_mut().enumerate() {
+                if i >= r && i - r < win.kh {
+                    let w = p.k[(i - r) * win.kw + kj];
+                    for (acc, x) in acc.iter_mut().zip(&x) {
+                        for l in 0..LANES {
+                            acc[l] = w.mul_add(x[l], acc[l]);
+                        }
                     }
                 }
             }
         }
     }
-    for (r, acc) in acc.iter().enumerate() {
-        out[(r0 + r) * out_w + c0..][..cols].copy_from_slice(&acc[..cols]);
+    store_out::<R, V>(out, p.out_w, r0, c0, acc);
+}
+
+/// One output row at `(r0, c0)`, any stride and dilation.
+#[inline(always)]
+fn block_single<const V: usize>(out: &mut [f32], p: &Plane, r0: usize, c0: usize) {
+    let win = p.win;
+    let [mut acc] = load_out::<1, V>(out, p, r0, c0);
+    for ki in 0..win.kh {
+        let base = (p.row0 + r0 * win.sh + ki * win.dh) * p.src_w + p.col0 + c0 * win.sw;
+        for kj in 0..win.kw {
+            let x = load_src::<V>(p.src, base + kj * win.dw, win.sw);
+            let w = p.k[ki * win.kw + kj];
+            for (acc, x) in acc.iter_mut().zip(&x) {
+                for l in 0..LANES {
+                    acc[l] = w.mul_add(x[l], acc[l]);
+                }
+            }
+        }
     }
+    store_out::<1, V>(out, p.out_w, r0, c0, [acc]);
 }
 
 /// Forward pass. Lengths are checked by the caller.
@@ -189,8 +293,8 @@ pub(super) fn forward(
                 pad_plane(xp, wp, x_c, g.in_w, g.pad_h, g.pad_w);
                 for (j, out_o) in out_c.chunks_exact_mut(ohw).enumerate() {
                     let o = c * m + j;
-                    out_o.fill(bias.map_or(0.0, |b| b[o]));
-                    correlate(out_o, g.out_w, xp, wp, 0, 0, &w[o * kk..][..kk], &win);
+                    let init = Some(bias.map_or(0.0, |b| b[o]));
+                    correlate(out_o, init, g.out_w, xp, wp, 0, 0, &w[o * kk..][..kk], &win);
                 }
             });
         });
@@ -198,6 +302,11 @@ pub(super) fn forward(
 
 /// Input and weight gradients (the bias gradient is computed by the caller).
 /// `dx` is overwritten, `dw` accumulated.
+///
+/// One rayon task per `(image, input channel)` plane computes that plane's
+/// input gradient and its own partial weight gradient, so each plane of `x`
+/// and `dy` is read once; the partials are then summed per channel over the
+/// images in order.
 pub(super) fn backward(
     dx: Option<&mut [f32]>,
     dw: Option<&mut [f32]>,
@@ -206,141 +315,257 @@ pub(super) fn backward(
     w: &[f32],
     g: &Conv2dGeometry,
 ) {
-    if let Some(dx) = dx {
-        backward_input(dx, dy, w, g);
-    }
-    if let Some(dw) = dw {
-        backward_weight(dw, dy, x, g);
-    }
-}
-
-/// `dx[n, c]` = the sum over the `m` outputs `o` of `c` of the transposed
-/// correlation of `dy[n, o]` with `w[o]`. Parallel over `(n, c)` planes.
-fn backward_input(dx: &mut [f32], dy: &[f32], w: &[f32], g: &Conv2dGeometry) {
-    let win = Window::of(g);
     let c_n = g.in_channels;
     let m = g.out_channels / c_n;
-    let (hw, ohw, kk) = (g.in_h * g.in_w, g.out_h * g.out_w, win.kh * win.kw);
-    if hw == 0 {
-        return;
-    }
-    dx.par_chunks_mut(hw)
-        .zip(dy.par_chunks(m * ohw))
-        .enumerate()
-        .for_each(|(plane, (dx_c, dy_c))| {
-            let c = plane % c_n;
-            dx_c.fill(0.0);
-            if win.sh == 1 && win.sw == 1 {
-                // With stride 1, dX_padded[i, j] = Σ w[ki, kj] · dY[i − ki·dh, j − kj·dw]:
-                // a correlation of dY, padded by the dilated kernel span, with
-                // the flipped kernel, evaluated on the unpadded input region.
-                let (top, left) = ((win.kh - 1) * win.dh, (win.kw - 1) * win.dw);
-                let rows = g.out_h + 2 * top;
-                let cols = (g.out_w + 2 * left).max(src_cols_needed(g.in_w, g.pad_w, &win));
-                with_scratch(kk + rows * cols, |buf| {
-                    let (flipped, dyp) = buf.split_at_mut(kk);
-                    for (j, dy_o) in dy_c.chunks_exact(ohw).enumerate() {
-                        let k = &w[(c * m + j) * kk..][..kk];
-                        for (f, &v) in flipped.iter_mut().zip(k.iter().rev()) {
-                            *f = v;
-                        }
-                        pad_plane(dyp, cols, dy_o, g.out_w, top, left);
-                        correlate(dx_c, g.in_w, dyp, cols, g.pad_h, g.pad_w, flipped, &win);
-                    }
-                });
-            } else {
-                // Strided: scatter each output gradient onto a padded plane, then crop.
-                let (hp, wp) = (g.in_h + 2 * g.pad_h, g.in_w + 2 * g.pad_w);
-                with_scratch(hp * wp, |dxp| {
-                    dxp.fill(0.0);
-                    for (j, dy_o) in dy_c.chunks_exact(ohw).enumerate() {
-                        let k = &w[(c * m + j) * kk..][..kk];
-                        for (oh, dy_row) in dy_o.chunks_exact(g.out_w).enumerate() {
-                            for ki in 0..win.kh {
-                                let r = oh * win.sh + ki * win.dh;
-                                for kj in 0..win.kw {
-                                    let wv = k[ki * win.kw + kj];
-                                    let dst =
-                                        dxp[r * wp + kj * win.dw..].iter_mut().step_by(win.sw);
-                                    for (d, &v) in dst.zip(dy_row) {
-                                        *d = wv.mul_add(v, *d);
-                                    }
-                                }
-                            }
-                        }
-                    }
-                    for (ih, dx_row) in dx_c.chunks_exact_mut(g.in_w).enumerate() {
-                        dx_row.copy_from_slice(&dxp[(ih + g.pad_h) * wp + g.pad_w..][..g.in_w]);
-                    }
-                });
-            }
-        });
-}
-
-/// `dw[o, ki, kj] += Σ_n Σ_{oh, ow} dy[n, o, oh, ow] · x_padded[n, c, oh·sh + ki·dh, ow·sw + kj·dw]`.
-/// Parallel over input channels `c` (each owns the rows of its `m` outputs),
-/// images summed in order.
-fn backward_weight(dw: &mut [f32], dy: &[f32], x: &[f32], g: &Conv2dGeometry) {
-    let win = Window::of(g);
-    let c_n = g.in_channels;
-    let m = g.out_channels / c_n;
-    let (hw, ohw, kk) = (g.in_h * g.in_w, g.out_h * g.out_w, win.kh * win.kw);
-    let bw = block_width(g.out_w);
-    let owp = g.out_w.div_ceil(bw) * bw;
-    let hp = g.in_h + 2 * g.pad_h;
-    let wp = (g.in_w + 2 * g.pad_w).max(src_cols_needed(g.out_w, 0, &win));
-    dw.par_chunks_mut(m * kk).enumerate().for_each(|(c, dw_c)| {
-        with_scratch(hp * wp + g.out_h * owp, |buf| {
-            let (xp, dyp) = buf.split_at_mut(hp * wp);
-            for n in 0..g.batch {
-                let x_c = &x[(n * c_n + c) * hw..][..hw];
-                pad_plane(xp, wp, x_c, g.in_w, g.pad_h, g.pad_w);
-                for (j, dw_o) in dw_c.chunks_exact_mut(kk).enumerate() {
-                    let o = c * m + j;
-                    let dy_o = &dy[(n * g.out_channels + o) * ohw..][..ohw];
-                    pad_plane(dyp, owp, dy_o, g.out_w, 0, 0);
-                    match bw {
-                        16 => tap_dots::<16>(dw_o, dyp, owp, xp, wp, &win),
-                        32 => tap_dots::<32>(dw_o, dyp, owp, xp, wp, &win),
-                        _ => tap_dots::<64>(dw_o, dyp, owp, xp, wp, &win),
+    let (hw, ohw, kk) = (g.in_h * g.in_w, g.out_h * g.out_w, g.kernel_h * g.kernel_w);
+    let planes = g.batch * c_n;
+    let part_len = if dw.is_some() { planes * m * kk } else { 0 };
+    with_scratch(part_len, |partials| {
+        partials.fill(0.0);
+        let task = |plane: usize, dx_c: Option<&mut [f32]>, part_c: Option<&mut [f32]>| {
+            let dy_c = &dy[plane * m * ohw..][..m * ohw];
+            let x_c = &x[plane * hw..][..hw];
+            backward_plane(dx_c, part_c, dy_c, x_c, w, plane % c_n, g);
+        };
+        match dx {
+            Some(dx) if part_len > 0 => dx
+                .par_chunks_mut(hw)
+                .zip(partials.par_chunks_mut(m * kk))
+                .enumerate()
+                .for_each(|(p, (dx_c, part_c))| task(p, Some(dx_c), Some(part_c))),
+            Some(dx) => dx
+                .par_chunks_mut(hw)
+                .enumerate()
+                .for_each(|(p, dx_c)| task(p, Some(dx_c), None)),
+            None if part_len > 0 => partials
+                .par_chunks_mut(m * kk)
+                .enumerate()
+                .for_each(|(p, part_c)| task(p, None, Some(part_c))),
+            None => {}
+        }
+        if let Some(dw) = dw {
+            let partials = &*partials;
+            dw.par_chunks_mut(m * kk).enumerate().for_each(|(c, dw_c)| {
+                for n in 0..g.batch {
+                    let part = &partials[(n * c_n + c) * m * kk..][..m * kk];
+                    for (a, &p) in dw_c.iter_mut().zip(part) {
+                        *a += p;
                     }
                 }
-            }
-        });
+            });
+        }
     });
 }
 
-/// `dw[ki·KW + kj] += Σ_{oh, ow} dyp[oh, ow] · xp[oh·sh + ki·dh, ow·sw + kj·dw]`,
-/// with `dyp` zero-padded to `owp` (a multiple of `BW`) columns.
-fn tap_dots<const BW: usize>(
-    dw: &mut [f32],
-    dyp: &[f32],
+/// Gradients of one `(image, input channel)` plane: `dx_c` (`[H, W]`)
+/// overwritten, `part_c` (`[m, KH·KW]`) accumulated, from the `m` output
+/// gradient planes `dy_c` and the input plane `x_c`.
+fn backward_plane(
+    dx_c: Option<&mut [f32]>,
+    part_c: Option<&mut [f32]>,
+    dy_c: &[f32],
+    x_c: &[f32],
+    w: &[f32],
+    c: usize,
+    g: &Conv2dGeometry,
+) {
+    let win = Window::of(g);
+    let m = g.out_channels / g.in_channels;
+    let (ohw, kk) = (g.out_h * g.out_w, win.kh * win.kw);
+    let bw = block_width(g.out_w);
+    let owp = g.out_w.div_ceil(bw) * bw;
+    // The padded input plane the weight gradient reads.
+    let hp = g.in_h + 2 * g.pad_h;
+    let wp = (g.in_w + 2 * g.pad_w)
+        .max(src_cols_needed(g.out_w, 0, &win))
+        .max(owp + LANES);
+    let xp_len = if part_c.is_some() { hp * wp } else { 0 };
+    if win.sh == 1 && win.sw == 1 {
+        // With stride 1, dX_padded[i, j] = Σ w[ki, kj] · dY[i − ki·dh, j − kj·dw]:
+        // a correlation of dY, padded by the dilated kernel span, with the
+        // flipped kernel, evaluated on the unpadded input region. The weight
+        // gradient reads the same padded dY plane.
+        let (top, left) = ((win.kh - 1) * win.dh, (win.kw - 1) * win.dw);
+        let rows = g.out_h + 2 * top;
+        let cols = (g.out_w + 2 * left)
+            .max(src_cols_needed(g.in_w, g.pad_w, &win))
+            .max(left + owp);
+        with_scratch(kk + rows * cols + xp_len, |buf| {
+            let (flipped, rest) = buf.split_at_mut(kk);
+            let (dyp, xp) = rest.split_at_mut(rows * cols);
+            if part_c.is_some() {
+                pad_plane(xp, wp, x_c, g.in_w, g.pad_h, g.pad_w);
+            }
+            let (mut dx_c, mut part_c) = (dx_c, part_c);
+            for (j, dy_o) in dy_c.chunks_exact(ohw).enumerate() {
+                let k = &w[(c * m + j) * kk..][..kk];
+                pad_plane(dyp, cols, dy_o, g.out_w, top, left);
+                if let Some(dx_c) = dx_c.as_deref_mut() {
+                    for (f, &v) in flipped.iter_mut().zip(k.iter().rev()) {
+                        *f = v;
+                    }
+                    let init = (j == 0).then_some(0.0);
+                    correlate(
+                        dx_c, init, g.in_w, dyp, cols, g.pad_h, g.pad_w, flipped, &win,
+                    );
+                }
+                if let Some(part_c) = part_c.as_deref_mut() {
+                    let dyv = DyPlane {
+                        data: dyp,
+                        stride: cols,
+                        row0: top,
+                        col0: left,
+                        oh_n: g.out_h,
+                        owp,
+                    };
+                    tap_dots(&mut part_c[j * kk..][..kk], &dyv, xp, wp, &win);
+                }
+            }
+        });
+        return;
+    }
+    // Strided: scatter each output gradient onto a padded plane, then crop;
+    // the weight gradient reads dY padded on the right only.
+    let (hs, ws) = (g.in_h + 2 * g.pad_h, g.in_w + 2 * g.pad_w);
+    let dxp_len = if dx_c.is_some() { hs * ws } else { 0 };
+    with_scratch(dxp_len + g.out_h * owp + xp_len, |buf| {
+        let (dxp, rest) = buf.split_at_mut(dxp_len);
+        let (dyp, xp) = rest.split_at_mut(g.out_h * owp);
+        dxp.fill(0.0);
+        if part_c.is_some() {
+            pad_plane(xp, wp, x_c, g.in_w, g.pad_h, g.pad_w);
+        }
+        let mut part_c = part_c;
+        for (j, dy_o) in dy_c.chunks_exact(ohw).enumerate() {
+            let k = &w[(c * m + j) * kk..][..kk];
+            if dxp_len > 0 {
+                for (oh, dy_row) in dy_o.chunks_exact(g.out_w).enumerate() {
+                    for ki in 0..win.kh {
+                        let r = oh * win.sh + ki * win.dh;
+                        for kj in 0..win.kw {
+                            let wv = k[ki * win.kw + kj];
+                            let dst = dxp[r * ws + kj * win.dw..].iter_mut().step_by(win.sw);
+                            for (d, &v) in dst.zip(dy_row) {
+                                *d = wv.mul_add(v, *d);
+                            }
+                        }
+                    }
+                }
+            }
+            if let Some(part_c) = part_c.as_deref_mut() {
+                pad_plane(dyp, owp, dy_o, g.out_w, 0, 0);
+                let dyv = DyPlane {
+                    data: dyp,
+                    stride: owp,
+                    row0: 0,
+                    col0: 0,
+                    oh_n: g.out_h,
+                    owp,
+                };
+                tap_dots(&mut part_c[j * kk..][..kk], &dyv, xp, wp, &win);
+            }
+        }
+        if let Some(dx_c) = dx_c {
+            for (ih, dx_row) in dx_c.chunks_exact_mut(g.in_w).enumerate() {
+                dx_row.copy_from_slice(&dxp[(ih + g.pad_h) * ws + g.pad_w..][..g.in_w]);
+            }
+        }
+    });
+}
+
+/// An output-gradient plane as the weight-gradient kernels read it: element
+/// `(oh, ow)` at `data[(row0 + oh)·stride + col0 + ow]`, zero for
+/// `OW <= ow < owp`, with `owp` a multiple of [`LANES`].
+struct DyPlane<'a> {
+    data: &'a [f32],
+    stride: usize,
+    row0: usize,
+    col0: usize,
+    oh_n: usize,
     owp: usize,
+}
+
+impl DyPlane<'_> {
+    /// The [`LANES`] gradients of row `oh` from column `c0`.
+    #[inline(always)]
+    fn load(&self, oh: usize, c0: usize) -> [f32; LANES] {
+        self.data[(self.row0 + oh) * self.stride + self.col0 + c0..][..LANES]
+            .try_into()
+            .unwrap()
+    }
+}
+
+/// `dw[ki·KW + kj] += Σ_{oh, ow} dy[oh, ow] · xp[oh·sh + ki·dh, ow·sw + kj·dw]`
+/// for the padded input plane `xp` (`wp` wide, at least `owp + LANES`).
+fn tap_dots(dw: &mut [f32], dy: &DyPlane, xp: &[f32], wp: usize, win: &Window) {
+    debug_assert!(wp >= dy.owp + LANES);
+    match (win.kw, win.sw == 1 && win.dw == 1) {
+        (3, true) => tap_dots_rows::<3>(dw, dy, xp, wp, win),
+        (5, true) => tap_dots_rows::<5>(dw, dy, xp, wp, win),
+        (7, true) => tap_dots_rows::<7>(dw, dy, xp, wp, win),
+        _ => tap_dots_single(dw, dy, xp, wp, win),
+    }
+}
+
+/// [`tap_dots`] for a kernel `KW <= LANES` wide with unit horizontal stride
+/// and dilation, one kernel row at a time: each loaded gradient vector serves
+/// the `KW` taps of the row, whose accumulators stay in registers, and the
+/// `KW` shifted input vectors come from one `2·LANES` window.
+fn tap_dots_rows<const KW: usize>(
+    dw: &mut [f32],
+    dy: &DyPlane,
     xp: &[f32],
     wp: usize,
     win: &Window,
 ) {
+    debug_assert!(win.kw == KW && KW <= LANES);
     for ki in 0..win.kh {
-        for kj in 0..win.kw {
-            let mut acc = [0.0f32; BW];
-            for (oh, dy_row) in dyp.chunks_exact(owp).enumerate() {
-                let base = (oh * win.sh + ki * win.dh) * wp + kj * win.dw;
-                for (c0, dy_blk) in dy_row.chunks_exact(BW).enumerate() {
-                    let start = base + c0 * BW * win.sw;
-                    if win.sw == 1 {
-                        let seg = &xp[start..start + BW];
-                        for l in 0..BW {
-                            acc[l] = dy_blk[l].mul_add(seg[l], acc[l]);
-                        }
-                    } else {
-                        let seg = xp[start..].iter().step_by(win.sw);
-                        for ((a, &d), &s) in acc.iter_mut().zip(dy_blk).zip(seg) {
-                            *a = d.mul_add(s, *a);
-                        }
+        let mut acc = [[0.0f32; LANES]; KW];
+        for oh in 0..dy.oh_n {
+            let x_row = &xp[(oh * win.sh + ki * win.dh) * wp..][..wp];
+            for c0 in (0..dy.owp).step_by(LANES) {
+                let d = dy.load(oh, c0);
+                let x = shifted::<KW>(x_row[c0..c0 + 2 * LANES].try_into().unwrap());
+                for (acc, x) in acc.iter_mut().zip(&x) {
+                    for l in 0..LANES {
+                        acc[l] = d[l].mul_add(x[l], acc[l]);
                     }
                 }
             }
-            dw[ki * win.kw + kj] += acc.iter().sum::<f32>();
+        }
+        for (kj, acc) in acc.iter().enumerate() {
+            dw[ki * KW + kj] += acc.iter().sum::<f32>();
+        }
+    }
+}
+
+/// The `K` vectors `window[k..k + LANES]`, `k < K`.
+#[inline(always)]
+fn shifted<const K: usize>(window: &[f32; 2 * LANES]) -> [[f32; LANES]; K] {
+    let mut x = [[0.0; LANES]; K];
+    for (k, x) in x.iter_mut().enumerate() {
+        *x = window[k..k + LANES].try_into().unwrap();
+    }
+    x
+}
+
+/// [`tap_dots`] for any stride and dilation, one tap at a time.
+fn tap_dots_single(dw: &mut [f32], dy: &DyPlane, xp: &[f32], wp: usize, win: &Window) {
+    for ki in 0..win.kh {
+        for kj in 0..win.kw {
+            let mut acc = [[0.0f32; LANES]; 4];
+            for oh in 0..dy.oh_n {
+                let base = (oh * win.sh + ki * win.dh) * wp + kj * win.dw;
+                for (b, c0) in (0..dy.owp).step_by(LANES).enumerate() {
+                    let d = dy.load(oh, c0);
+                    let [x] = load_src::<1>(xp, base + c0 * win.sw, win.sw);
+                    let acc = &mut acc[b % 4];
+                    for l in 0..LANES {
+                        acc[l] = d[l].mul_add(x[l], acc[l]);
+                    }
+                }
+            }
+            dw[ki * win.kw + kj] += acc.as_flattened().iter().sum::<f32>();
         }
     }
 }

@@ -29,7 +29,9 @@
 
 mod depthwise;
 mod im2col;
+mod layout;
 mod lowered;
+mod padded;
 mod scratch;
 #[cfg(test)]
 mod tests;

@@ -79,6 +79,7 @@ const GRID: &[Case] = &[
     // grouped
     Case::new(3, 4, 6, (7, 7), (3, 3), (2, 2), (1, 1), (2, 2), 2),
     Case::new(1, 6, 3, (6, 5), (2, 3), (1, 1), (1, 0), (1, 1), 3),
+    Case::new(3, 4, 4, (6, 10), (3, 3), (1, 1), (1, 1), (1, 1), 2),
     // depthwise (multiplier 1, 2, 6; stride 1 and 2; dilation; non-square)
     Case::new(3, 4, 4, (9, 8), (3, 3), (1, 1), (1, 1), (1, 1), 4),
     Case::new(1, 3, 6, (7, 9), (3, 3), (2, 2), (1, 1), (1, 1), 3),
@@ -205,10 +206,18 @@ fn run_public(
     Outputs { y, dx, dw, db }
 }
 
-/// As [`run_public`], through the lowered (im2col) path with tiny bands.
-fn run_lowered_banded(x: &[f32], w: &[f32], b: &[f32], dy: &[f32], g: &Conv2dGeometry) -> Outputs {
+/// As [`run_public`], through the lowered (im2col) path with its tuning
+/// knobs changed by `tweak` (tiny bands, padded grid off, ...).
+fn run_lowered(
+    x: &[f32],
+    w: &[f32],
+    b: &[f32],
+    dy: &[f32],
+    g: &Conv2dGeometry,
+    tweak: impl Fn(&mut Dims),
+) -> Outputs {
     let mut d = Dims::new(g);
-    d.band_elems = 1; // one output row per band
+    tweak(&mut d);
     let mut y = vec![f32::NAN; g.output_shape().iter().product()];
     lowered::forward(&mut y, x, w, Some(b), &d);
     let mut dx = vec![f32::NAN; x.len()];
@@ -218,6 +227,23 @@ fn run_lowered_banded(x: &[f32], w: &[f32], b: &[f32], dy: &[f32], g: &Conv2dGeo
     bias_grad(&mut db, dy, &d);
     Outputs { y, dx, dw, db }
 }
+
+/// A named change of the lowering's tuning knobs.
+type Tweak = (&'static str, fn(&mut Dims));
+
+/// Knob settings that reach the banded code of every lowering on small shapes.
+const TWEAKS: &[Tweak] = &[
+    ("one-row im2col bands, 7-position grid and 1x1 bands", |d| {
+        d.band_elems = 1;
+        d.grid_band = 7;
+        d.pointwise_band = 7;
+    }),
+    ("16-position grid bands", |d| d.grid_band = 16),
+    ("row-by-row im2col instead of the padded grid", |d| {
+        d.padded_grid = false;
+        d.band_elems = 1;
+    }),
+];
 
 fn pool(threads: usize) -> rayon::ThreadPool {
     rayon::ThreadPoolBuilder::new()
@@ -268,49 +294,54 @@ fn matches_naive_reference_on_grid() {
             assert_close("grad_weight", &tag, &r.dw, &shift(&dw_ref));
             assert_close("grad_bias", &tag, &r.db, &shift(&db_ref));
         }
-        let r = run_lowered_banded(&x, &w, &b, &dy, &g);
-        let tag = format!("{case:?}, im2col with one-row bands");
-        assert_close("out", &tag, &r.y, &y_ref);
-        assert_close("grad_input", &tag, &r.dx, &dx_ref);
-        assert_close("grad_weight", &tag, &r.dw, &dw_ref);
-        assert_close("grad_bias", &tag, &r.db, &db_ref);
+        for (what, tweak) in TWEAKS {
+            let r = run_lowered(&x, &w, &b, &dy, &g, tweak);
+            let tag = format!("{case:?}, {what}");
+            assert_close("out", &tag, &r.y, &y_ref);
+            assert_close("grad_input", &tag, &r.dx, &dx_ref);
+            assert_close("grad_weight", &tag, &r.dw, &dw_ref);
+            assert_close("grad_bias", &tag, &r.db, &db_ref);
+        }
     }
 }
 
-/// A layer big enough that the default band size splits it (64 channels of
-/// 3×3 over a 16-wide output: several bands per image), and one where the
-/// input gradient is not asked for.
+/// Layers big enough that the default band sizes split them (64 channels of
+/// 3×3 over a 17 × 24 output: several bands of either im2col; a 1×1 over 408
+/// positions), with and without the input gradient.
 #[test]
-fn large_layer_with_default_bands_matches_reference() {
-    let g =
-        Conv2dGeometry::new(&[2, 64, 17, 16], &[8, 64, 3, 3], (1, 1), (1, 1), (1, 1), 1).unwrap();
-    assert!(
-        Dims::new(&g).band_elems / (64 * 9 * g.out_w) < g.out_h,
-        "not banded"
-    );
-    let (x, w, b) = data(&g, 7);
-    let dy = projection(g.output_shape().iter().product(), 8);
-    let (dx_ref, dw_ref, db_ref) = naive_backward(&dy, &x, &w, &g);
-    for threads in [1, 2] {
-        let r = pool(threads).install(|| run_public(&x, &w, &b, &dy, &g, 0.0));
-        assert_close("out", &g, &r.y, &naive_forward(&x, &w, Some(&b), &g));
-        assert_close("grad_input", &g, &r.dx, &dx_ref);
-        assert_close("grad_weight", &g, &r.dw, &dw_ref);
-        assert_close("grad_bias", &g, &r.db, &db_ref);
-        let mut dw = vec![0.0; w.len()];
-        pool(threads)
-            .install(|| conv2d_backward(None, Some(&mut dw), None, &dy, &x, &w, &g).unwrap());
-        assert_close("grad_weight alone", &g, &dw, &dw_ref);
+fn large_layers_with_default_bands_match_reference() {
+    let three = Conv2dGeometry::new(&[2, 64, 17, 24], &[8, 64, 3, 3], (1, 1), (1, 1), (1, 1), 1);
+    let one = Conv2dGeometry::new(&[2, 16, 17, 24], &[8, 16, 1, 1], (1, 1), (0, 0), (1, 1), 1);
+    for g in [three.unwrap(), one.unwrap()] {
+        let (x, w, b) = data(&g, 7);
+        let dy = projection(g.output_shape().iter().product(), 8);
+        let y_ref = naive_forward(&x, &w, Some(&b), &g);
+        let (dx_ref, dw_ref, db_ref) = naive_backward(&dy, &x, &w, &g);
+        for threads in [1, 2] {
+            let r = pool(threads).install(|| run_public(&x, &w, &b, &dy, &g, 0.0));
+            assert_close("out", &g, &r.y, &y_ref);
+            assert_close("grad_input", &g, &r.dx, &dx_ref);
+            assert_close("grad_weight", &g, &r.dw, &dw_ref);
+            assert_close("grad_bias", &g, &r.db, &db_ref);
+            let mut dw = vec![0.0; w.len()];
+            pool(threads)
+                .install(|| conv2d_backward(None, Some(&mut dw), None, &dy, &x, &w, &g).unwrap());
+            assert_close("grad_weight alone", &g, &dw, &dw_ref);
+        }
+        let r = run_lowered(&x, &w, &b, &dy, &g, |d| d.padded_grid = false);
+        assert_close("out, row-by-row im2col", &g, &r.y, &y_ref);
+        assert_close("grad_input, row-by-row im2col", &g, &r.dx, &dx_ref);
+        assert_close("grad_weight, row-by-row im2col", &g, &r.dw, &dw_ref);
     }
 }
 
 /// Finite differences of `Σ conv(x, w, b) · r` for every gradient, on a case
-/// of each code path: im2col (plain, strided + dilated, grouped), 1×1 fast
-/// path, 1×1 strided, depthwise (stride 1, stride 2 with multiplier 2, single
-/// input channel).
+/// of each code path: padded-grid im2col (dense and grouped), row-by-row
+/// im2col (strided + dilated, grouped), 1×1 fast path, 1×1 strided, depthwise
+/// (stride 1, stride 2 with multiplier 2, single input channel).
 #[test]
 fn gradients_match_finite_differences() {
-    let picks = [0, 3, 6, 9, 10, 12, 13, 15, 18];
+    let picks = [0, 3, 6, 9, 10, 12, 13, 14, 16, 17, 19];
     let cfg = GradCheck {
         eps: 5e-2, // the loss is linear in each argument: no truncation error
         ..GradCheck::default()
