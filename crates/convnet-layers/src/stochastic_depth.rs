@@ -54,7 +54,7 @@ pub enum DropMode {
 /// assert!(StochasticDepth::with_seed(1.5, DropMode::Row, 0).is_err());
 /// # Ok::<(), convnet_layers::LayerError>(())
 /// ```
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct StochasticDepth {
     p: f32,
     mode: DropMode,
@@ -62,6 +62,19 @@ pub struct StochasticDepth {
     /// The input shape of the last `forward` and its per-sample factors
     /// (`0` or `1 / (1 − p)`).
     cache: Option<(Vec<usize>, Vec<f32>)>,
+}
+
+impl Clone for StochasticDepth {
+    /// A copy with the same probability, mode and generator state, without
+    /// the cache of the last `forward`.
+    fn clone(&self) -> Self {
+        StochasticDepth {
+            p: self.p,
+            mode: self.mode,
+            rng: self.rng.clone(),
+            cache: None,
+        }
+    }
 }
 
 impl StochasticDepth {
@@ -174,10 +187,7 @@ impl Layer for StochasticDepth {
     }
 
     fn clone_boxed(&self) -> Option<Box<dyn Layer>> {
-        Some(Box::new(StochasticDepth {
-            cache: None,
-            ..self.clone()
-        }))
+        Some(Box::new(self.clone()))
     }
 }
 
