@@ -112,6 +112,20 @@ impl Dims {
         }
     }
 
+    /// Whether the padded-grid lowering runs.
+    pub fn use_padded_grid(&self) -> bool {
+        self.padded_grid && padded::applies(self)
+    }
+
+    /// Images processed together by one task.
+    fn images_per_block(&self) -> usize {
+        if self.use_padded_grid() {
+            padded::images_per_block(self)
+        } else {
+            1
+        }
+    }
+
     /// Output rows per band so that the column block has about `band_elems` elements.
     fn band_rows(&self) -> usize {
         (self.band_elems / (self.ckk * self.g.out_w).max(1)).clamp(1, self.g.out_h.max(1))
@@ -183,16 +197,35 @@ pub(super) fn forward(out: &mut [f32], x: &[f32], w: &[f32], bias: Option<&[f32]
             transpose(wt_g, d.og, w_g, d.ckk, d.og, d.ckk);
         }
         let wt = &*wt;
-        if batch_parallel(d.g.batch) {
-            out.par_chunks_mut(d.out_img)
-                .zip(x.par_chunks(d.in_img))
-                .for_each(|(out, x)| forward_image(out, x, wt, bias, d, false));
+        let per = d.images_per_block();
+        let (out_blk, x_blk) = (per * d.out_img, per * d.in_img);
+        if batch_parallel(d.g.batch.div_ceil(per)) {
+            out.par_chunks_mut(out_blk)
+                .zip(x.par_chunks(x_blk))
+                .for_each(|(out, x)| forward_block(out, x, wt, bias, d, false));
         } else {
-            for (out, x) in out.chunks_mut(d.out_img).zip(x.chunks(d.in_img)) {
-                forward_image(out, x, wt, bias, d, true);
+            for (out, x) in out.chunks_mut(out_blk).zip(x.chunks(x_blk)) {
+                forward_block(out, x, wt, bias, d, true);
             }
         }
     });
+}
+
+/// Forward pass of a block of images (one unless the padded grid groups them).
+fn forward_block(
+    out: &mut [f32],
+    x: &[f32],
+    wt: &[f32],
+    bias: Option<&[f32]>,
+    d: &Dims,
+    parallel: bool,
+) {
+    if d.use_padded_grid() {
+        return padded::forward_block(out, x, wt, bias, d, parallel);
+    }
+    for (out, x) in out.chunks_mut(d.out_img).zip(x.chunks(d.in_img)) {
+        forward_image(out, x, wt, bias, d, parallel);
+    }
 }
 
 /// Forward pass of one image: `out` `[O, OH·OW]`, `x` `[C, H·W]`, `wt` the
@@ -205,9 +238,6 @@ fn forward_image(
     d: &Dims,
     parallel: bool,
 ) {
-    if d.padded_grid && padded::applies(d) {
-        return padded::forward_image(out, x, wt, bias, d, parallel);
-    }
     let g = &d.g;
     for grp in 0..g.groups {
         let out_g = &mut out[grp * d.og * d.ohw..][..d.og * d.ohw];
@@ -265,16 +295,18 @@ pub(super) fn backward(
     d: &Dims,
 ) {
     let n = d.g.batch;
-    if !batch_parallel(n) {
+    let per = d.images_per_block();
+    if !batch_parallel(n.div_ceil(per)) {
         let mut dx = dx;
         let mut dw = dw;
-        for i in 0..n {
+        for i in (0..n).step_by(per) {
+            let k = per.min(n - i);
             let dx_i = dx
                 .as_deref_mut()
-                .map(|s| &mut s[i * d.in_img..][..d.in_img]);
-            let dy_i = &dy[i * d.out_img..][..d.out_img];
-            let x_i = &x[i * d.in_img..][..d.in_img];
-            backward_image(dx_i, dw.as_deref_mut(), dy_i, x_i, w, d, true);
+                .map(|s| &mut s[i * d.in_img..][..k * d.in_img]);
+            let dy_i = &dy[i * d.out_img..][..k * d.out_img];
+            let x_i = &x[i * d.in_img..][..k * d.in_img];
+            backward_block(dx_i, dw.as_deref_mut(), dy_i, x_i, w, d, true);
         }
         return;
     }
@@ -301,13 +333,15 @@ pub(super) fn backward(
             .enumerate()
             .for_each(|(c, (dx_c, dw_c))| {
                 let first = c * per_chunk;
-                for i in first..(first + per_chunk).min(n) {
+                let last = (first + per_chunk).min(n);
+                for i in (first..last).step_by(per) {
+                    let k = per.min(last - i);
                     let dx_i = dx_c
                         .as_deref_mut()
-                        .map(|s| &mut s[(i - first) * d.in_img..][..d.in_img]);
-                    let dy_i = &dy[i * d.out_img..][..d.out_img];
-                    let x_i = &x[i * d.in_img..][..d.in_img];
-                    backward_image(dx_i, dw_c.as_deref_mut(), dy_i, x_i, w, d, false);
+                        .map(|s| &mut s[(i - first) * d.in_img..][..k * d.in_img]);
+                    let dy_i = &dy[i * d.out_img..][..k * d.out_img];
+                    let x_i = &x[i * d.in_img..][..k * d.in_img];
+                    backward_block(dx_i, dw_c.as_deref_mut(), dy_i, x_i, w, d, false);
                 }
             });
         if let Some(dw) = dw {
@@ -318,6 +352,28 @@ pub(super) fn backward(
             }
         }
     });
+}
+
+/// Gradients of a block of images (one unless the padded grid groups them).
+fn backward_block(
+    dx: Option<&mut [f32]>,
+    dw: Option<&mut [f32]>,
+    dy: &[f32],
+    x: &[f32],
+    w: &[f32],
+    d: &Dims,
+    parallel: bool,
+) {
+    if d.use_padded_grid() {
+        return padded::backward_block(dx, dw, dy, x, w, d, parallel);
+    }
+    let (mut dx, mut dw) = (dx, dw);
+    for (i, (dy, x)) in dy.chunks(d.out_img).zip(x.chunks(d.in_img)).enumerate() {
+        let dx_i = dx
+            .as_deref_mut()
+            .map(|s| &mut s[i * d.in_img..][..d.in_img]);
+        backward_image(dx_i, dw.as_deref_mut(), dy, x, w, d, parallel);
+    }
 }
 
 /// Gradients of one image: `dx` `[C, H·W]` overwritten, `dw` `[O, C/g·KH·KW]`
@@ -331,9 +387,6 @@ fn backward_image(
     d: &Dims,
     parallel: bool,
 ) {
-    if d.padded_grid && padded::applies(d) {
-        return padded::backward_image(dx, dw, dy, x, w, d, parallel);
-    }
     let g = &d.g;
     for grp in 0..g.groups {
         let dy_g = &dy[grp * d.og * d.ohw..][..d.og * d.ohw];

@@ -17,6 +17,11 @@
 //! discarded columns, which makes their contributions to both gradients zero.
 //! The extra work is `(KW − 1)·dw / OW` of the product (4% for a 3×3 over a
 //! 56-wide image), against im2col copies of `OW` floats at a time otherwise.
+//!
+//! A *band* of the column matrix is a list of segments, each a run of grid
+//! positions of one image: either a slice of a large image, or several whole
+//! small images side by side (so that the products stay wide enough for
+//! sgemm when the images are small, as in LeNet-5).
 
 use rayon::prelude::*;
 
@@ -26,41 +31,9 @@ use super::scratch::with_scratch;
 use crate::kernels::gemm::Trans;
 
 /// Largest fraction of extra (discarded) output columns for which the padded
-/// grid beats the row-by-row im2col.
-const MAX_WASTE: f64 = 0.25;
-
-/// The padded grid of one geometry.
-#[derive(Debug, Clone, Copy)]
-struct Grid {
-    /// Padded width: the grid's row length.
-    wp: usize,
-    /// Floats per padded channel plane: `Hp · Wp` plus a zero tail that the
-    /// last tap's run reads past the final row.
-    plane: usize,
-}
-
-impl Grid {
-    fn of(d: &Dims) -> Grid {
-        let g = &d.g;
-        let wp = g.in_w + 2 * g.pad_w;
-        let hp = g.in_h + 2 * g.pad_h;
-        Grid {
-            wp,
-            plane: hp * wp + (g.kernel_w - 1) * g.dilation_w,
-        }
-    }
-
-    /// Grid positions computed: every output row, `Wp` wide.
-    fn positions(&self, d: &Dims) -> usize {
-        d.g.out_h * self.wp
-    }
-
-    /// Grid positions per band: a multiple of the sgemm micro-kernel width
-    /// (16), so that only the very last band has a ragged edge.
-    fn band(&self, d: &Dims) -> usize {
-        d.grid_band.clamp(1, self.positions(d))
-    }
-}
+/// grid is used: its long copies beat the row-by-row im2col's short ones even
+/// at 40% extra work (LeNet-5's second layer: 1.5× faster forward).
+const MAX_WASTE: f64 = 0.5;
 
 /// Whether the padded grid applies: stride 1, not a plain 1×1, and few
 /// discarded columns.
@@ -74,111 +47,179 @@ pub(super) fn applies(d: &Dims) -> bool {
         && (wp - g.out_w) as f64 <= MAX_WASTE * g.out_w as f64
 }
 
-/// Copies the group's channels `x_g` (`[C/g, H, W]`) into zero-padded planes.
-fn pad_group(xp: &mut [f32], x_g: &[f32], d: &Dims, grid: Grid, parallel: bool) {
-    let g = &d.g;
-    let pad = |(xp_c, x_c): (&mut [f32], &[f32])| {
-        xp_c.fill(0.0);
-        for (ih, row) in x_c.chunks_exact(g.in_w).enumerate() {
-            xp_c[(ih + g.pad_h) * grid.wp + g.pad_w..][..g.in_w].copy_from_slice(row);
+/// Images processed together: as many whole images as fit in a band.
+pub(super) fn images_per_block(d: &Dims) -> usize {
+    let per_image = Grid::of(d).positions;
+    (d.grid_band / per_image.max(1)).max(1)
+}
+
+/// The padded grid of one geometry.
+#[derive(Debug, Clone, Copy)]
+struct Grid {
+    /// Padded width: the grid's row length.
+    wp: usize,
+    /// Padded height.
+    hp: usize,
+    /// Grid positions of one image: every output row, `Wp` wide.
+    positions: usize,
+    /// Zero floats after the last padded row, which the last tap's run reads.
+    tail: usize,
+}
+
+impl Grid {
+    fn of(d: &Dims) -> Grid {
+        let g = &d.g;
+        let wp = g.in_w + 2 * g.pad_w;
+        Grid {
+            wp,
+            hp: g.in_h + 2 * g.pad_h,
+            positions: g.out_h * wp,
+            tail: (g.kernel_w - 1) * g.dilation_w,
         }
-    };
-    if parallel {
-        xp.par_chunks_mut(grid.plane)
-            .zip(x_g.par_chunks(d.hw))
-            .for_each(pad);
-    } else {
-        xp.chunks_mut(grid.plane)
-            .zip(x_g.chunks(d.hw))
-            .for_each(pad);
+    }
+
+    /// Floats of a whole padded channel plane.
+    fn plane(&self) -> usize {
+        self.hp * self.wp + self.tail
+    }
+
+    /// Padded rows `first..=last` that the positions of a segment read.
+    fn rows(&self, d: &Dims, seg: &Segment) -> (usize, usize) {
+        let first = seg.p0 / self.wp;
+        let last = (seg.p0 + seg.len - 1) / self.wp + (d.g.kernel_h - 1) * d.g.dilation_h;
+        (first, last)
+    }
+
+    /// Floats of a padded plane holding the rows of a segment of up to `len`
+    /// positions.
+    fn segment_plane(&self, d: &Dims, len: usize) -> usize {
+        let rows = len.div_ceil(self.wp) + 1 + (d.g.kernel_h - 1) * d.g.dilation_h;
+        rows.min(self.hp) * self.wp + self.tail
     }
 }
 
-/// Copies padded rows `r_lo..=r_hi` of the group's channels into planes of
-/// `plane` floats (zero tail included).
-#[allow(clippy::too_many_arguments)]
-fn pad_rows(
-    xp: &mut [f32],
-    plane: usize,
-    x_g: &[f32],
-    d: &Dims,
-    grid: Grid,
-    r_lo: usize,
-    r_hi: usize,
-    parallel: bool,
-) {
-    let g = &d.g;
-    let pad = |(xp_c, x_c): (&mut [f32], &[f32])| {
-        for (r, dst) in (r_lo..=r_hi).zip(xp_c.chunks_exact_mut(grid.wp)) {
-            match r.checked_sub(g.pad_h).filter(|&ih| ih < g.in_h) {
-                Some(ih) => {
-                    dst[..g.pad_w].fill(0.0);
-                    dst[g.pad_w..g.pad_w + g.in_w].copy_from_slice(&x_c[ih * g.in_w..][..g.in_w]);
-                    dst[g.pad_w + g.in_w..].fill(0.0);
-                }
-                None => dst.fill(0.0),
+/// A run of grid positions `p0..p0 + len` of image `img` of the block, at
+/// column `at` of the band.
+#[derive(Debug, Clone, Copy)]
+struct Segment {
+    img: usize,
+    p0: usize,
+    len: usize,
+    at: usize,
+}
+
+/// Calls `f(segments, width)` for each band of a block of `imgs` images:
+/// one band of whole images if they fit in [`Dims::grid_band`], else bands
+/// of `grid_band` positions of one image.
+fn for_each_band(d: &Dims, grid: Grid, imgs: usize, mut f: impl FnMut(&[Segment], usize)) {
+    let per = grid.positions;
+    if per * imgs <= d.grid_band.max(per) {
+        let segs: Vec<Segment> = (0..imgs)
+            .map(|img| Segment {
+                img,
+                p0: 0,
+                len: per,
+                at: img * per,
+            })
+            .collect();
+        f(&segs, imgs * per);
+    } else {
+        let band = d.grid_band.clamp(1, per);
+        for img in 0..imgs {
+            for p0 in (0..per).step_by(band) {
+                let len = band.min(per - p0);
+                f(
+                    &[Segment {
+                        img,
+                        p0,
+                        len,
+                        at: 0,
+                    }],
+                    len,
+                );
             }
         }
-        xp_c[(r_hi + 1 - r_lo) * grid.wp..].fill(0.0);
-    };
-    if parallel {
-        xp.par_chunks_mut(plane)
-            .zip(x_g.par_chunks(d.hw))
-            .for_each(pad);
-    } else {
-        xp.chunks_mut(plane).zip(x_g.chunks(d.hw)).for_each(pad);
     }
 }
 
-/// Offset in a padded plane of tap `t = ki·KW + kj` for the band starting at
-/// grid position `p0`.
+/// Largest band width and segment count of a block of `imgs` images.
+fn band_shape(d: &Dims, grid: Grid, imgs: usize) -> (usize, usize) {
+    let per = grid.positions;
+    if per * imgs <= d.grid_band.max(per) {
+        (imgs * per, imgs)
+    } else {
+        (d.grid_band.clamp(1, per), 1)
+    }
+}
+
+/// Offset of tap `t = ki·KW + kj` from a position in a padded plane.
 #[inline]
-fn tap_offset(d: &Dims, grid: Grid, p0: usize, tap: usize) -> usize {
+fn tap_offset(d: &Dims, grid: Grid, tap: usize) -> usize {
     let (ki, kj) = (tap / d.g.kernel_w, tap % d.g.kernel_w);
-    p0 + ki * d.g.dilation_h * grid.wp + kj * d.g.dilation_w
+    ki * d.g.dilation_h * grid.wp + kj * d.g.dilation_w
 }
 
-/// im2col of a band (`t` grid positions from `p0`): one run per tap and channel.
-fn im2col(col: &mut [f32], xp: &[f32], d: &Dims, grid: Grid, p0: usize, t: usize, parallel: bool) {
-    let fill = |(col_c, xp_c): (&mut [f32], &[f32])| {
-        for (tap, row) in col_c.chunks_exact_mut(t).enumerate() {
-            row.copy_from_slice(&xp_c[tap_offset(d, grid, p0, tap)..][..t]);
-        }
-    };
+/// Runs `f(c, a_c)` over the group's input channels `c`, with `a` split in
+/// `a_chunk` floats per channel, on this thread or over rayon's pool.
+fn each_channel(
+    parallel: bool,
+    a: &mut [f32],
+    a_chunk: usize,
+    f: impl Fn(usize, &mut [f32]) + Sync + Send,
+) {
     if parallel {
-        col.par_chunks_mut(d.kk * t)
-            .zip(xp.par_chunks(grid.plane))
-            .for_each(fill);
+        a.par_chunks_mut(a_chunk)
+            .enumerate()
+            .for_each(|(c, a)| f(c, a));
     } else {
-        col.chunks_mut(d.kk * t)
-            .zip(xp.chunks(grid.plane))
-            .for_each(fill);
+        for (c, a) in a.chunks_mut(a_chunk).enumerate() {
+            f(c, a);
+        }
     }
 }
 
-/// col2im of a band: adds each run back onto the padded gradient planes.
-fn col2im(dxp: &mut [f32], col: &[f32], d: &Dims, grid: Grid, p0: usize, t: usize, parallel: bool) {
-    let add = |(dxp_c, col_c): (&mut [f32], &[f32])| {
-        for (tap, row) in col_c.chunks_exact(t).enumerate() {
-            let dst = &mut dxp_c[tap_offset(d, grid, p0, tap)..][..t];
-            for (a, &v) in dst.iter_mut().zip(row) {
-                *a += v;
+/// [`each_channel`] with a second, read-only slice split in `b_chunk` floats
+/// per channel.
+fn each_channel_with(
+    parallel: bool,
+    a: &mut [f32],
+    a_chunk: usize,
+    b: &[f32],
+    b_chunk: usize,
+    f: impl Fn(&mut [f32], &[f32]) + Sync + Send,
+) {
+    if parallel {
+        a.par_chunks_mut(a_chunk)
+            .zip(b.par_chunks(b_chunk))
+            .for_each(|(a, b)| f(a, b));
+    } else {
+        for (a, b) in a.chunks_mut(a_chunk).zip(b.chunks(b_chunk)) {
+            f(a, b);
+        }
+    }
+}
+
+/// Copies padded rows `first..=last` of channel plane `x_c` (`[H, W]`) into
+/// `dst` (`[rows, Wp]` then zeros).
+fn pad_rows(dst: &mut [f32], x_c: &[f32], d: &Dims, grid: Grid, first: usize, last: usize) {
+    let g = &d.g;
+    let (rows, tail) = dst.split_at_mut((last + 1 - first) * grid.wp);
+    for (r, row) in (first..=last).zip(rows.chunks_exact_mut(grid.wp)) {
+        match r.checked_sub(g.pad_h).filter(|&ih| ih < g.in_h) {
+            Some(ih) => {
+                row[..g.pad_w].fill(0.0);
+                row[g.pad_w..g.pad_w + g.in_w].copy_from_slice(&x_c[ih * g.in_w..][..g.in_w]);
+                row[g.pad_w + g.in_w..].fill(0.0);
             }
+            None => row.fill(0.0),
         }
-    };
-    if parallel {
-        dxp.par_chunks_mut(grid.plane)
-            .zip(col.par_chunks(d.kk * t))
-            .for_each(add);
-    } else {
-        dxp.chunks_mut(grid.plane)
-            .zip(col.chunks(d.kk * t))
-            .for_each(add);
     }
+    tail.fill(0.0);
 }
 
-/// Forward pass of one image (see [`super::lowered`] for the arguments).
-pub(super) fn forward_image(
+/// Forward pass of a block of images: `out` `[imgs, O, OH·OW]`, `x`
+/// `[imgs, C, H·W]`, `wt` the per-group transposed weights.
+pub(super) fn forward_block(
     out: &mut [f32],
     x: &[f32],
     wt: &[f32],
@@ -188,31 +229,47 @@ pub(super) fn forward_image(
 ) {
     let g = &d.g;
     let grid = Grid::of(d);
-    let total = grid.positions(d);
-    let t_max = grid.band(d);
-    // Padded rows a band reads: its own plus the kernel's reach below.
-    let band_rows = t_max.div_ceil(grid.wp) + 1 + (g.kernel_h - 1) * g.dilation_h;
-    let band_plane = band_rows * grid.wp + (g.kernel_w - 1) * g.dilation_w;
-    let (xp_len, col_len) = (d.cg * band_plane, d.ckk * t_max);
+    let imgs = out.len() / d.out_img;
+    let (t_max, nseg) = band_shape(d, grid, imgs);
+    let seg_plane = grid.segment_plane(d, t_max.min(grid.positions));
+    let (xp_len, col_len) = (d.cg * nseg * seg_plane, d.ckk * t_max);
     with_scratch(xp_len + col_len + d.og * t_max, |buf| {
         let (xp, rest) = buf.split_at_mut(xp_len);
         let (col, tile) = rest.split_at_mut(col_len);
         for grp in 0..g.groups {
-            let out_g = &mut out[grp * d.og * d.ohw..][..d.og * d.ohw];
-            let x_g = &x[grp * d.cg * d.hw..][..d.cg * d.hw];
             let wt_g = &wt[grp * d.og * d.ckk..][..d.og * d.ckk];
-            for p0 in (0..total).step_by(t_max) {
-                let t = t_max.min(total - p0);
-                let r_lo = p0 / grid.wp;
-                let r_hi = (p0 + t - 1) / grid.wp + (g.kernel_h - 1) * g.dilation_h;
-                pad_rows(xp, band_plane, x_g, d, grid, r_lo, r_hi, parallel);
+            for_each_band(d, grid, imgs, |segs, t| {
+                // The padded rows each segment reads, [C/g][segment][rows].
+                let xp = &mut xp[..d.cg * segs.len() * seg_plane];
+                let x_g = &x[grp * d.cg * d.hw..];
+                each_channel(parallel, xp, segs.len() * seg_plane, |c, xp_c| {
+                    for (seg, dst) in segs.iter().zip(xp_c.chunks_exact_mut(seg_plane)) {
+                        let (first, last) = grid.rows(d, seg);
+                        let x_c = &x_g[seg.img * d.in_img + c * d.hw..][..d.hw];
+                        pad_rows(dst, x_c, d, grid, first, last);
+                    }
+                });
+                // col [CKK, t]: one run per tap, channel and segment.
                 let col = &mut col[..d.ckk * t];
-                let sub = Grid {
-                    wp: grid.wp,
-                    plane: band_plane,
-                };
-                im2col(col, xp, d, sub, p0 - r_lo * grid.wp, t, parallel);
-                // Y_band [O/g, T] = W_g [O/g, CKK] · col [CKK, T]
+                let xp = &*xp;
+                each_channel_with(
+                    parallel,
+                    col,
+                    d.kk * t,
+                    xp,
+                    segs.len() * seg_plane,
+                    |col_c, xp_c| {
+                        for (seg, src) in segs.iter().zip(xp_c.chunks_exact(seg_plane)) {
+                            let start = seg.p0 - grid.rows(d, seg).0 * grid.wp;
+                            for (tap, row) in col_c.chunks_exact_mut(t).enumerate() {
+                                row[seg.at..seg.at + seg.len].copy_from_slice(
+                                    &src[start + tap_offset(d, grid, tap)..][..seg.len],
+                                );
+                            }
+                        }
+                    },
+                );
+                // Y_band [O/g, t] = W_g [O/g, CKK] · col [CKK, t]
                 let tile = &mut tile[..d.og * t];
                 matmul(
                     parallel,
@@ -225,25 +282,28 @@ pub(super) fn forward_image(
                     0.0,
                 );
                 // Keep the grid positions inside the output, plus the bias.
-                for (o, (out_o, tile_o)) in out_g
-                    .chunks_exact_mut(d.ohw)
-                    .zip(tile.chunks_exact(t))
-                    .enumerate()
-                {
-                    let b = bias.map_or(0.0, |b| b[grp * d.og + o]);
-                    for_each_run(grid, g.out_w, p0, t, |src, dst, len| {
-                        for (y, &v) in out_o[dst..][..len].iter_mut().zip(&tile_o[src..][..len]) {
-                            *y = v + b;
-                        }
-                    });
+                for (o, tile_o) in tile.chunks_exact(t).enumerate() {
+                    let oc = grp * d.og + o;
+                    let b = bias.map_or(0.0, |b| b[oc]);
+                    for seg in segs {
+                        let out_o = &mut out[seg.img * d.out_img + oc * d.ohw..][..d.ohw];
+                        let tile_s = &tile_o[seg.at..seg.at + seg.len];
+                        for_each_run(grid, g.out_w, seg.p0, seg.len, |src, dst, len| {
+                            for (y, &v) in out_o[dst..][..len].iter_mut().zip(&tile_s[src..][..len])
+                            {
+                                *y = v + b;
+                            }
+                        });
+                    }
                 }
-            }
+            });
         }
     });
 }
 
-/// Calls `f(band_offset, output_offset, len)` for each run of grid positions
-/// `p0..p0 + t` that lies inside the output (the first `out_w` of every `Wp`).
+/// Calls `f(segment_offset, output_offset, len)` for each run of grid
+/// positions `p0..p0 + t` that lies inside the output (the first `out_w` of
+/// every `Wp`).
 #[inline]
 fn for_each_run(
     grid: Grid,
@@ -264,8 +324,9 @@ fn for_each_run(
     }
 }
 
-/// Gradients of one image (see [`super::lowered`] for the arguments).
-pub(super) fn backward_image(
+/// Gradients of a block of images: `dx` `[imgs, C, H·W]` overwritten, `dw`
+/// accumulated, from `dy` `[imgs, O, OH·OW]` and `x` `[imgs, C, H·W]`.
+pub(super) fn backward_block(
     mut dx: Option<&mut [f32]>,
     mut dw: Option<&mut [f32]>,
     dy: &[f32],
@@ -276,10 +337,13 @@ pub(super) fn backward_image(
 ) {
     let g = &d.g;
     let grid = Grid::of(d);
-    let total = grid.positions(d);
-    let t_max = grid.band(d);
-    let xp_len = if dw.is_some() { d.cg * grid.plane } else { 0 };
-    let dxp_len = if dx.is_some() { d.cg * grid.plane } else { 0 };
+    let imgs = dy.len() / d.out_img;
+    let (t_max, _) = band_shape(d, grid, imgs);
+    let plane = grid.plane();
+    // Whole padded planes, [C/g][image][plane], of x (read by the weight
+    // gradient) and of the input gradient (accumulated by col2im).
+    let xp_len = if dw.is_some() { d.cg * imgs * plane } else { 0 };
+    let dxp_len = if dx.is_some() { d.cg * imgs * plane } else { 0 };
     let col_len = d.ckk * t_max;
     let dyt_len = if dw.is_some() { d.og * t_max } else { 0 };
     with_scratch(xp_len + dxp_len + col_len + d.og * t_max + dyt_len, |buf| {
@@ -288,38 +352,56 @@ pub(super) fn backward_image(
         let (col, rest) = rest.split_at_mut(col_len);
         let (dyw, dyt) = rest.split_at_mut(d.og * t_max);
         for grp in 0..g.groups {
-            let dy_g = &dy[grp * d.og * d.ohw..][..d.og * d.ohw];
-            let x_g = &x[grp * d.cg * d.hw..][..d.cg * d.hw];
+            let x_g = &x[grp * d.cg * d.hw..];
             let w_g = &w[grp * d.og * d.ckk..][..d.og * d.ckk];
             let mut dw_g = dw
                 .as_deref_mut()
                 .map(|s| &mut s[grp * d.og * d.ckk..][..d.og * d.ckk]);
-            if dw_g.is_some() {
-                pad_group(xp, x_g, d, grid, parallel);
+            if xp_len > 0 {
+                each_channel(parallel, xp, imgs * plane, |c, xp_c| {
+                    for (img, dst) in xp_c.chunks_exact_mut(plane).enumerate() {
+                        let x_c = &x_g[img * d.in_img + c * d.hw..][..d.hw];
+                        pad_rows(dst, x_c, d, grid, 0, grid.hp - 1);
+                    }
+                });
             }
             dxp.fill(0.0);
-            for p0 in (0..total).step_by(t_max) {
-                let t = t_max.min(total - p0);
-                // dY on the grid, [O/g, T], zero in the discarded columns.
+            for_each_band(d, grid, imgs, |segs, t| {
+                // dY on the grid, [O/g, t], zero in the discarded columns.
                 let dyw = &mut dyw[..d.og * t];
-                for (dyw_o, dy_o) in dyw.chunks_exact_mut(t).zip(dy_g.chunks_exact(d.ohw)) {
+                for (o, dyw_o) in dyw.chunks_exact_mut(t).enumerate() {
                     dyw_o.fill(0.0);
-                    for_each_run(grid, g.out_w, p0, t, |dst, src, len| {
-                        dyw_o[dst..][..len].copy_from_slice(&dy_o[src..][..len]);
-                    });
+                    for seg in segs {
+                        let dy_o = &dy[seg.img * d.out_img + (grp * d.og + o) * d.ohw..][..d.ohw];
+                        let dst = &mut dyw_o[seg.at..seg.at + seg.len];
+                        for_each_run(grid, g.out_w, seg.p0, seg.len, |at, src, len| {
+                            dst[at..at + len].copy_from_slice(&dy_o[src..src + len]);
+                        });
+                    }
                 }
                 let col = &mut col[..d.ckk * t];
                 if let Some(dw_g) = dw_g.as_deref_mut() {
-                    // dW_g [O/g, CKK] += dY [O/g, T] · colᵀ [T, CKK], dY transposed
-                    // first so that sgemm packs it fast.
-                    im2col(col, xp, d, grid, p0, t, parallel);
+                    // dW_g [O/g, CKK] += dY [O/g, t] · colᵀ [t, CKK], dY
+                    // transposed first so that sgemm packs it fast.
+                    let xp = &*xp;
+                    each_channel_with(parallel, col, d.kk * t, xp, imgs * plane, |col_c, xp_c| {
+                        for seg in segs {
+                            let src = &xp_c[seg.img * plane..][..plane];
+                            for (tap, row) in col_c.chunks_exact_mut(t).enumerate() {
+                                row[seg.at..seg.at + seg.len].copy_from_slice(
+                                    &src[seg.p0 + tap_offset(d, grid, tap)..][..seg.len],
+                                );
+                            }
+                        }
+                    });
                     let dyt = &mut dyt[..t * d.og];
                     transpose(dyt, d.og, dyw, t, d.og, t);
                     let dims = (d.og, d.ckk, t);
                     matmul(parallel, dw_g, dyt, Trans::Yes, col, Trans::Yes, dims, 1.0);
                 }
                 if dxp_len > 0 {
-                    // dcol [CKK, T] = W_gᵀ [CKK, O/g] · dY [O/g, T], added back.
+                    // dcol [CKK, t] = W_gᵀ [CKK, O/g] · dY [O/g, t], added back
+                    // onto the padded planes.
                     matmul(
                         parallel,
                         col,
@@ -330,18 +412,40 @@ pub(super) fn backward_image(
                         (d.ckk, t, d.og),
                         0.0,
                     );
-                    col2im(dxp, col, d, grid, p0, t, parallel);
+                    let col = &*col;
+                    each_channel_with(
+                        parallel,
+                        dxp,
+                        imgs * plane,
+                        col,
+                        d.kk * t,
+                        |dxp_c, col_c| {
+                            for seg in segs {
+                                let dst_plane = &mut dxp_c[seg.img * plane..][..plane];
+                                for (tap, row) in col_c.chunks_exact(t).enumerate() {
+                                    let dst = &mut dst_plane[seg.p0 + tap_offset(d, grid, tap)..]
+                                        [..seg.len];
+                                    for (a, &v) in
+                                        dst.iter_mut().zip(&row[seg.at..seg.at + seg.len])
+                                    {
+                                        *a += v;
+                                    }
+                                }
+                            }
+                        },
+                    );
                 }
-            }
+            });
             if let Some(dx) = dx.as_deref_mut() {
                 // The input gradient is the inside of the padded planes.
-                let dx_g = &mut dx[grp * d.cg * d.hw..][..d.cg * d.hw];
-                for (dx_c, dxp_c) in dx_g
-                    .chunks_exact_mut(d.hw)
-                    .zip(dxp.chunks_exact(grid.plane))
-                {
-                    for (ih, row) in dx_c.chunks_exact_mut(g.in_w).enumerate() {
-                        row.copy_from_slice(&dxp_c[(ih + g.pad_h) * grid.wp + g.pad_w..][..g.in_w]);
+                for (c, dxp_c) in dxp.chunks_exact(imgs * plane).enumerate() {
+                    for (img, dxp_i) in dxp_c.chunks_exact(plane).enumerate() {
+                        let dx_c = &mut dx[img * d.in_img + (grp * d.cg + c) * d.hw..][..d.hw];
+                        for (ih, row) in dx_c.chunks_exact_mut(g.in_w).enumerate() {
+                            row.copy_from_slice(
+                                &dxp_i[(ih + g.pad_h) * grid.wp + g.pad_w..][..g.in_w],
+                            );
+                        }
                     }
                 }
             }
