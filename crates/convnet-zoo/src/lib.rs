@@ -26,8 +26,16 @@
 
 #![warn(missing_docs)]
 
+pub mod alexnet;
+mod builder;
+pub mod depth;
 pub mod error;
+pub mod flops;
+pub mod googlenet;
 pub mod lenet;
+pub mod resnet;
+pub mod small;
+pub mod vgg;
 
 use convnet_layers::Layer;
 use convnet_tensor::Rng;
@@ -108,7 +116,30 @@ pub struct ModelEntry {
 }
 
 /// Every model, in the order `convnet zoo` lists them.
-pub const MODELS: &[ModelEntry] = &[lenet::ENTRY];
+pub const MODELS: &[ModelEntry] = &[
+    lenet::ENTRY,
+    small::LENET1,
+    small::LENET4,
+    alexnet::ENTRY,
+    googlenet::ENTRY,
+    googlenet::ENTRY_AUX,
+    vgg::VGG11,
+    vgg::VGG11_BN,
+    vgg::VGG13,
+    vgg::VGG13_BN,
+    vgg::VGG16,
+    vgg::VGG16_BN,
+    vgg::VGG19,
+    vgg::VGG19_BN,
+    resnet::RESNET18,
+    resnet::RESNET34,
+    resnet::RESNET50,
+    resnet::RESNET101,
+    resnet::RESNET152,
+    small::RESNET20,
+    small::RESNET18_SMALL,
+    small::VGG_SMALL,
+];
 
 /// The registered names.
 pub fn model_names() -> Vec<&'static str> {

@@ -1,0 +1,82 @@
+//! The arithmetic cost of a model: multiply-adds (MACs) and FLOPs of one
+//! forward pass, counted from its summary.
+//!
+//! **What is counted**: the multiply-adds of the weights of every `Conv2d`
+//! and `Linear` layer, `weight elements × output positions` (a convolution
+//! with weight `[C_out, C_in/groups, KH, KW]` and output `[N, C_out, OH, OW]`
+//! does `C_out · C_in/groups · KH · KW · N · OH · OW`; a linear layer with
+//! weight `[out, in]` and output `[N, ..., out]` does `out · in` per output
+//! row). Biases, BatchNorm, activations, pooling and additions are left
+//! out: they are a fraction of a percent of a CNN's work. This is the
+//! convention of fvcore, which computed the "GFLOPS" column of torchvision's
+//! model tables (those figures are MACs: ResNet-50's 4.09 is
+//! [`macs`] / 10⁹ here). [`flops`] is twice [`macs`] (one multiply and one
+//! add), the FLOPs of `cargo xtask bench`'s throughput figures.
+//!
+//! The count walks [`convnet_layers::summary`] rows, so it sees inside every
+//! container that reports its children, and reads each layer's weight shape
+//! through its parameter names (`<row name>.weight`). A layer whose weight
+//! cannot be found that way (a custom container naming its children
+//! differently) is counted with all its parameters, bias included.
+
+use convnet_layers::{summary, Layer, Result};
+use convnet_tensor::numel;
+
+/// Multiply-adds of one forward pass of `model` on an input of shape
+/// `input_shape` (batch axis included), counting `Conv2d` and `Linear`
+/// weights only (see the module docs), or the error the model gives for
+/// that input.
+///
+/// ```
+/// use convnet_layers::{Conv2d, Conv2dConfig, Flatten, Linear, LinearConfig, Sequential};
+/// use convnet_tensor::Rng;
+/// use convnet_zoo::flops::{flops, macs};
+///
+/// let mut rng = Rng::seed_from(0);
+/// let net = Sequential::default()
+///     .with(Conv2d::new(Conv2dConfig::new(1, 6, 5).padding(2), &mut rng)?) // 6·25 per pixel
+///     .with(Flatten::new())
+///     .with(Linear::new(LinearConfig::new(6 * 28 * 28, 10), &mut rng)?);
+/// let expected = 6 * 25 * 28 * 28 + 6 * 28 * 28 * 10;
+/// assert_eq!(macs(&net, &[1, 1, 28, 28])?, expected);
+/// assert_eq!(macs(&net, &[4, 1, 28, 28])?, 4 * expected);
+/// assert_eq!(flops(&net, &[1, 1, 28, 28])?, 2 * expected);
+/// # Ok::<(), convnet_layers::LayerError>(())
+/// ```
+pub fn macs(model: &dyn Layer, input_shape: &[usize]) -> Result<u64> {
+    let s = summary(model, input_shape)?;
+    let weights = model.param_shapes();
+    let weight_len = |row_name: &str| -> Option<usize> {
+        let key = if row_name.is_empty() {
+            "weight".to_string()
+        } else {
+            format!("{row_name}.weight")
+        };
+        weights
+            .iter()
+            .find(|(k, _)| *k == key)
+            .map(|(_, shape)| numel(shape))
+    };
+    let mut total = 0u64;
+    for row in s.rows.iter().filter(|r| r.leaf) {
+        let positions = match row.type_name.as_str() {
+            // [N, C_out, OH, OW]: every output pixel of every image.
+            "Conv2d" if row.output_shape.len() == 4 => {
+                row.output_shape[0] * row.output_shape[2] * row.output_shape[3]
+            }
+            // [N, ..., out]: every output row.
+            "Linear" if !row.output_shape.is_empty() => {
+                numel(&row.output_shape) / row.output_shape.last().copied().unwrap_or(1).max(1)
+            }
+            _ => continue,
+        };
+        let weight = weight_len(&row.name).unwrap_or(row.params);
+        total += weight as u64 * positions as u64;
+    }
+    Ok(total)
+}
+
+/// FLOPs of one forward pass: `2 ×` [`macs`].
+pub fn flops(model: &dyn Layer, input_shape: &[usize]) -> Result<u64> {
+    Ok(2 * macs(model, input_shape)?)
+}
