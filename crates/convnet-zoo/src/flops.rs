@@ -6,8 +6,11 @@
 //! with weight `[C_out, C_in/groups, KH, KW]` and output `[N, C_out, OH, OW]`
 //! does `C_out · C_in/groups · KH · KW · N · OH · OW`; a linear layer with
 //! weight `[out, in]` and output `[N, ..., out]` does `out · in` per output
-//! row). Biases, BatchNorm, activations, pooling and additions are left
-//! out: they are a fraction of a percent of a CNN's work. This is the
+//! row). A `MultiheadAttention` layer on `[N, T, D]` tokens does its
+//! projections' weights (`in_proj_weight`, `out_proj.weight`) per token plus
+//! the two `T × T` products `QKᵀ` and `A·V`: `N · (T · 4D² + 2 · T² · D)`.
+//! Biases, normalisation, activations, softmax, pooling and additions are
+//! left out: they are a fraction of a percent of the work. This is the
 //! convention of fvcore, which computed the "GFLOPS" column of torchvision's
 //! model tables (those figures are MACs: ResNet-50's 4.09 is
 //! [`macs`] / 10⁹ here). [`flops`] is twice [`macs`] (one multiply and one
@@ -15,9 +18,10 @@
 //!
 //! The count walks [`convnet_layers::summary`] rows, so it sees inside every
 //! container that reports its children, and reads each layer's weight shape
-//! through its parameter names (`<row name>.weight`). A layer whose weight
-//! cannot be found that way (a custom container naming its children
-//! differently) is counted with all its parameters, bias included.
+//! through its parameter names (`<row name>.weight`; for attention, every
+//! matrix under `<row name>.`). A layer whose weight cannot be found that
+//! way (a custom container naming its children differently) is counted with
+//! all its parameters, bias included.
 
 use convnet_layers::{summary, Layer, Result};
 use convnet_tensor::numel;
@@ -41,6 +45,11 @@ use convnet_tensor::numel;
 /// assert_eq!(macs(&net, &[1, 1, 28, 28])?, expected);
 /// assert_eq!(macs(&net, &[4, 1, 28, 28])?, 4 * expected);
 /// assert_eq!(flops(&net, &[1, 1, 28, 28])?, 2 * expected);
+///
+/// // Self-attention over 5 tokens of width 8: 4·8² per token, 2·5²·8 per image.
+/// use convnet_layers::{MultiheadAttention, MultiheadAttentionConfig};
+/// let attn = MultiheadAttention::new(MultiheadAttentionConfig::new(8, 2), &mut rng)?;
+/// assert_eq!(macs(&attn, &[3, 5, 8])?, 3 * (5 * 4 * 64 + 2 * 25 * 8));
 /// # Ok::<(), convnet_layers::LayerError>(())
 /// ```
 pub fn macs(model: &dyn Layer, input_shape: &[usize]) -> Result<u64> {
@@ -57,8 +66,30 @@ pub fn macs(model: &dyn Layer, input_shape: &[usize]) -> Result<u64> {
             .find(|(k, _)| *k == key)
             .map(|(_, shape)| numel(shape))
     };
+    // Matrices (two axes or more) under a layer's prefix: its weights.
+    let matrices_under = |row_name: &str| -> usize {
+        let prefix = format!("{row_name}.");
+        weights
+            .iter()
+            .filter(|(k, shape)| {
+                shape.len() >= 2 && (row_name.is_empty() || k.starts_with(&prefix))
+            })
+            .map(|(_, shape)| numel(shape))
+            .sum()
+    };
     let mut total = 0u64;
     for row in s.rows.iter().filter(|r| r.leaf) {
+        if row.type_name == "MultiheadAttention" && row.output_shape.len() == 3 {
+            // [N, T, D]: projections per token, then QKᵀ and A·V per image.
+            let [n, t, d] = [
+                row.output_shape[0],
+                row.output_shape[1],
+                row.output_shape[2],
+            ];
+            let projections = matrices_under(&row.name) as u64 * (n * t) as u64;
+            total += projections + 2 * (n * t * t * d) as u64;
+            continue;
+        }
         let positions = match row.type_name.as_str() {
             // [N, C_out, OH, OW]: every output pixel of every image.
             "Conv2d" if row.output_shape.len() == 4 => {
