@@ -23,7 +23,7 @@ pub fn model_summary(name: &str, config: Option<&ModelConfig>) -> Result<String>
 
 /// One line per registry model: name, parameters for its default
 /// configuration, input shape, GFLOPs of one forward pass on one such input
-/// (2 × the multiply-adds of its Conv2d and Linear layers,
+/// (2 × the multiply-adds of its convolution, linear and attention layers,
 /// [`convnet_zoo::flops`]) and description.
 pub fn zoo_table() -> Result<String> {
     let mut rows = Vec::new();
@@ -44,8 +44,9 @@ pub fn zoo_table() -> Result<String> {
     let w2 = rows.iter().map(|r| r.2.len()).max().unwrap_or(0).max(5);
     let w3 = rows.iter().map(|r| r.3.len()).max().unwrap_or(0).max(6);
     let mut out = String::from(
-        "GFLOPs: one forward pass on one image of the input shown, 2 x the multiply-adds \
-         of the Conv2d and Linear layers (torchvision's GFLOPS tables count multiply-adds: half)\n",
+        "GFLOPs: one forward pass on one image of the input shown, 2 x the multiply-adds of the \
+         convolution, linear and attention layers (torchvision's GFLOPS tables count \
+         multiply-adds: half)\n",
     );
     out.push_str(&format!(
         "{:<w0$}  {:>w1$}  {:<w2$}  {:>w3$}  description\n",
