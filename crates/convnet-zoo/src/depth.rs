@@ -9,7 +9,7 @@
 //! them. [`DepthOptions::count_pooling`] also counts pooling layers
 //! (GoogLeNet's 27, LeNet-5's 7 layers "not counting the input").
 //!
-//! The count walks [`convnet_layers::summary`] rows as a tree:
+//! The count walks [`convnet_layers::summary()`] rows as a tree:
 //!
 //! - a leaf counts 1 if it is a `Conv2d` or a `Linear` (or a pooling layer
 //!   when pooling counts), else 0;

@@ -16,7 +16,7 @@
 //! [`macs`] / 10⁹ here). [`flops`] is twice [`macs`] (one multiply and one
 //! add), the FLOPs of `cargo xtask bench`'s throughput figures.
 //!
-//! The count walks [`convnet_layers::summary`] rows, so it sees inside every
+//! The count walks [`convnet_layers::summary()`] rows, so it sees inside every
 //! container that reports its children, and reads each layer's weight shape
 //! through its parameter names (`<row name>.weight`; for attention, every
 //! matrix under `<row name>.`). A layer whose weight cannot be found that
