@@ -8,10 +8,27 @@
 //! `(image, input channel)` pair.
 //!
 //! Every loop runs over a zero-padded copy of a plane, so the inner loops have
-//! no bounds logic: they compute blocks of `BW` consecutive output columns of
-//! `R` rows at once in accumulator arrays that the compiler keeps in vector
-//! registers (`R · BW` = 128 floats, eight AVX-512 registers, enough
-//! independent FMA chains to hide their latency).
+//! no bounds logic. They are written for the compiler's vectoriser: blocks
+//! of accumulators in fixed-size arrays indexed by constants only (which it
+//! keeps in vector registers), `LANES` floats per register.
+//!
+//! - Forward (and the stride-1 input gradient, a correlation of the padded
+//!   output gradient with the flipped kernel): blocks of 4 output rows ×
+//!   `V` registers; each loaded input vector feeds every output row of the
+//!   block that uses it (up to 4 FMAs per load, 16 independent FMA chains
+//!   with AVX-512).
+//! - Weight gradient: one kernel row at a time, the `KW` taps' accumulators
+//!   in registers; each output-gradient vector feeds `KW` FMAs, the shifted
+//!   input vectors come from one two-register window.
+//!
+//! The backward pass handles each `(image, channel)` plane in one task (its
+//! input gradient and its own partial weight gradient, reading each plane of
+//! `x` and `dy` once); the partials are summed per channel over the images
+//! in a fixed order.
+//!
+//! Measured on one Zen 5 core: 56×56 7×7 forward 95–105 GFLOP/s (45–50 % of
+//! sgemm), backward 70 GFLOP/s, against 37 and 30 for plain loops over
+//! output rows.
 
 use rayon::prelude::*;
 
@@ -42,13 +59,25 @@ impl Window {
     }
 }
 
+/// Vectors of [`LANES`] floats per block row for an output `out_w` wide: 4
+/// with AVX-512's 32 registers (a 4 × 4 block of accumulators), 2 with
+/// AVX2's 16.
+fn vectors(out_w: usize) -> usize {
+    let widest = if cfg!(target_feature = "avx512f") {
+        4
+    } else {
+        2
+    };
+    match out_w.div_ceil(LANES) {
+        0 | 1 => 1,
+        2 => 2,
+        _ => widest,
+    }
+}
+
 /// Output columns computed per block for an output `out_w` wide.
 fn block_width(out_w: usize) -> usize {
-    match out_w {
-        0..=16 => 16,
-        17..=32 => 32,
-        _ => 64,
-    }
+    vectors(out_w) * LANES
 }
 
 /// Columns a padded source plane needs so that the blocks of an output
@@ -108,12 +137,12 @@ fn correlate(
     };
     // Stride 1 and no vertical dilation: R output rows share each loaded input vector.
     let shared = win.sh == 1 && win.sw == 1 && win.dh == 1;
-    match (block_width(out_w), shared) {
-        (16, true) => correlate_rows::<4, 1>(out, &p),
-        (32, true) => correlate_rows::<4, 2>(out, &p),
+    match (vectors(out_w), shared) {
+        (1, true) => correlate_rows::<4, 1>(out, &p),
+        (2, true) => correlate_rows::<4, 2>(out, &p),
         (_, true) => correlate_rows::<4, 4>(out, &p),
-        (16, false) => correlate_rows::<1, 1>(out, &p),
-        (32, false) => correlate_rows::<1, 2>(out, &p),
+        (1, false) => correlate_rows::<1, 1>(out, &p),
+        (2, false) => correlate_rows::<1, 2>(out, &p),
         (_, false) => correlate_rows::<1, 4>(out, &p),
     }
 }
@@ -130,8 +159,26 @@ struct Plane<'a> {
     win: &'a Window,
 }
 
-/// Floats per vector register (AVX-512; two AVX2 registers).
+/// `a·b + c`, fused where the target has FMA instructions (one rounding), as
+/// two operations elsewhere: `f32::mul_add` without hardware FMA is a slow
+/// library call.
+#[inline(always)]
+fn fma(a: f32, b: f32, c: f32) -> f32 {
+    if cfg!(target_feature = "fma") {
+        a.mul_add(b, c)
+    } else {
+        a * b + c
+    }
+}
+
+/// Floats per vector register: 16 with AVX-512, 8 otherwise (AVX2; SSE
+/// uses two registers).
+#[cfg(target_feature = "avx512f")]
 const LANES: usize = 16;
+/// Floats per vector register: 16 with AVX-512, 8 otherwise (AVX2; SSE
+/// uses two registers).
+#[cfg(not(target_feature = "avx512f"))]
+const LANES: usize = 8;
 
 /// [`correlate`] by blocks of `R` output rows and `V` vectors of [`LANES`]
 /// columns, the last rows one at a time. The accumulators are `R·V` vectors
@@ -240,7 +287,7 @@ fn block_shared<const R: usize, const V: usize>(out: &mut [f32], p: &Plane, r0: 
                     let w = p.k[(i - r) * win.kw + kj];
                     for (acc, x) in acc.iter_mut().zip(&x) {
                         for l in 0..LANES {
-                            acc[l] = w.mul_add(x[l], acc[l]);
+                            acc[l] = fma(w, x[l], acc[l]);
                         }
                     }
                 }
@@ -262,7 +309,7 @@ fn block_single<const V: usize>(out: &mut [f32], p: &Plane, r0: usize, c0: usize
             let w = p.k[ki * win.kw + kj];
             for (acc, x) in acc.iter_mut().zip(&x) {
                 for l in 0..LANES {
-                    acc[l] = w.mul_add(x[l], acc[l]);
+                    acc[l] = fma(w, x[l], acc[l]);
                 }
             }
         }
@@ -446,7 +493,7 @@ fn backward_plane(
                             let wv = k[ki * win.kw + kj];
                             let dst = dxp[r * ws + kj * win.dw..].iter_mut().step_by(win.sw);
                             for (d, &v) in dst.zip(dy_row) {
-                                *d = wv.mul_add(v, *d);
+                                *d = fma(wv, v, *d);
                             }
                         }
                     }
@@ -499,7 +546,11 @@ impl DyPlane<'_> {
 /// for the padded input plane `xp` (`wp` wide, at least `owp + LANES`).
 fn tap_dots(dw: &mut [f32], dy: &DyPlane, xp: &[f32], wp: usize, win: &Window) {
     debug_assert!(wp >= dy.owp + LANES);
-    match (win.kw, win.sw == 1 && win.dw == 1) {
+    // The register-blocked kernel relies on AVX-512's 32 registers; with 16
+    // the compiler's vectoriser gives up on it (measured 3× slower than the
+    // tap-by-tap loop on an AVX2 build).
+    let blocked = cfg!(target_feature = "avx512f") && win.sw == 1 && win.dw == 1;
+    match (win.kw, blocked) {
         (3, true) => tap_dots_rows::<3>(dw, dy, xp, wp, win),
         (5, true) => tap_dots_rows::<5>(dw, dy, xp, wp, win),
         (7, true) => tap_dots_rows::<7>(dw, dy, xp, wp, win),
@@ -528,7 +579,7 @@ fn tap_dots_rows<const KW: usize>(
                 let x = shifted::<KW>(x_row[c0..c0 + 2 * LANES].try_into().unwrap());
                 for (acc, x) in acc.iter_mut().zip(&x) {
                     for l in 0..LANES {
-                        acc[l] = d[l].mul_add(x[l], acc[l]);
+                        acc[l] = fma(d[l], x[l], acc[l]);
                     }
                 }
             }
@@ -553,19 +604,26 @@ fn shifted<const K: usize>(window: &[f32; 2 * LANES]) -> [[f32; LANES]; K] {
 fn tap_dots_single(dw: &mut [f32], dy: &DyPlane, xp: &[f32], wp: usize, win: &Window) {
     for ki in 0..win.kh {
         for kj in 0..win.kw {
-            let mut acc = [[0.0f32; LANES]; 4];
+            // A dot product over the plane, LANES-wide partial sums.
+            let mut acc = [0.0f32; LANES];
             for oh in 0..dy.oh_n {
+                let d_row = &dy.data[(dy.row0 + oh) * dy.stride + dy.col0..][..dy.owp];
                 let base = (oh * win.sh + ki * win.dh) * wp + kj * win.dw;
-                for (b, c0) in (0..dy.owp).step_by(LANES).enumerate() {
-                    let d = dy.load(oh, c0);
-                    let [x] = load_src::<1>(xp, base + c0 * win.sw, win.sw);
-                    let acc = &mut acc[b % 4];
-                    for l in 0..LANES {
-                        acc[l] = d[l].mul_add(x[l], acc[l]);
+                if win.sw == 1 {
+                    let x_row = &xp[base..base + dy.owp];
+                    for (d, x) in d_row.chunks_exact(LANES).zip(x_row.chunks_exact(LANES)) {
+                        for l in 0..LANES {
+                            acc[l] = fma(d[l], x[l], acc[l]);
+                        }
+                    }
+                } else {
+                    let x_row = xp[base..].iter().step_by(win.sw);
+                    for (i, (&d, &x)) in d_row.iter().zip(x_row).enumerate() {
+                        acc[i % LANES] = fma(d, x, acc[i % LANES]);
                     }
                 }
             }
-            dw[ki * win.kw + kj] += acc.as_flattened().iter().sum::<f32>();
+            dw[ki * win.kw + kj] += acc.iter().sum::<f32>();
         }
     }
 }

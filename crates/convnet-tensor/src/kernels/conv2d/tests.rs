@@ -239,7 +239,10 @@ const TWEAKS: &[Tweak] = &[
         d.pointwise_band = 7;
     }),
     ("16-position grid bands", |d| d.grid_band = 16),
-    ("200-position grid bands (whole small images side by side)", |d| d.grid_band = 200),
+    (
+        "200-position grid bands (whole small images side by side)",
+        |d| d.grid_band = 200,
+    ),
     ("row-by-row im2col instead of the padded grid", |d| {
         d.padded_grid = false;
         d.band_elems = 1;
