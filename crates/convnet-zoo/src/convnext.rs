@@ -18,15 +18,15 @@
 //!   block.4  GELU
 //!   block.5  Linear(4d, d)
 //!   block.6  Permute to NCHW
-//!   layer_scale [d, 1, 1], initialised to 1e-6
+//!   layer_scale [d, 1, 1], initialised to 1e-6 (1 in the 28×28 variant)
 //! ```
 //!
-//! | variant | torchvision | dims | depths | drop path | parameters |
-//! |---|---|---|---|---|---|
-//! | [`ConvNeXtConfig::tiny`] | `convnext_tiny` | 96, 192, 384, 768 | 3, 3, 9, 3 | 0.1 | 28,589,128 |
-//! | [`ConvNeXtConfig::small`] | `convnext_small` | 96, 192, 384, 768 | 3, 3, 27, 3 | 0.4 | 50,223,688 |
-//! | [`ConvNeXtConfig::base`] | `convnext_base` | 128, 256, 512, 1024 | 3, 3, 27, 3 | 0.5 | 88,591,464 |
-//! | [`ConvNeXtConfig::tiny28`] | — (1×28×28, stem 2×2) | 32, 64, 128 | 1, 1, 2 | 0.05 | 366,634 |
+//! | variant | torchvision | dims | depths | drop path | layer scale | parameters |
+//! |---|---|---|---|---|---|---|
+//! | [`ConvNeXtConfig::tiny`] | `convnext_tiny` | 96, 192, 384, 768 | 3, 3, 9, 3 | 0.1 | 1e-6 | 28,589,128 |
+//! | [`ConvNeXtConfig::small`] | `convnext_small` | 96, 192, 384, 768 | 3, 3, 27, 3 | 0.4 | 1e-6 | 50,223,688 |
+//! | [`ConvNeXtConfig::base`] | `convnext_base` | 128, 256, 512, 1024 | 3, 3, 27, 3 | 0.5 | 1e-6 | 88,591,464 |
+//! | [`ConvNeXtConfig::tiny28`] | — (1×28×28, stem 2×2) | 32, 64, 128 | 1, 1, 2 | 0.05 | 1 | 366,634 |
 //!
 //! The drop-path (stochastic depth) probability grows linearly with the
 //! block index, from 0 for the first block to the variant's value for the
@@ -103,6 +103,13 @@ impl ConvNeXtConfig {
     /// (28 → 14), three stages of widths 32, 64, 128 on 14×14, 7×7 and 3×3
     /// maps with 1, 1 and 2 blocks, drop path up to 0.05; 366,634
     /// parameters.
+    ///
+    /// Its layer scales start at 1, not 1e-6: with 1e-6 every block starts
+    /// as the identity and its weights receive gradients a million times
+    /// too small, which AdamW (ConvNeXt's optimizer) shrugs off but plain
+    /// SGD, `convnet train`'s default, escapes slowly. One epoch of
+    /// Fashion-MNIST with the defaults reaches 84.2% test accuracy with 1,
+    /// 81.8% with 0.1 and 73.8% with 1e-6 (84.5% with 1e-6 and AdamW).
     pub fn tiny28() -> Self {
         ConvNeXtConfig {
             in_channels: 1,
@@ -111,7 +118,7 @@ impl ConvNeXtConfig {
             depths: vec![1, 1, 2],
             stem_patch: 2,
             stochastic_depth_prob: 0.05,
-            layer_scale: 1e-6,
+            layer_scale: 1.0,
         }
     }
 
