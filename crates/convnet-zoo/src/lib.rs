@@ -28,6 +28,7 @@
 
 pub mod alexnet;
 mod builder;
+pub mod convnext;
 pub mod depth;
 pub mod error;
 pub mod flops;
@@ -36,6 +37,7 @@ pub mod lenet;
 pub mod resnet;
 pub mod small;
 pub mod vgg;
+pub mod vit;
 
 use convnet_layers::Layer;
 use convnet_tensor::Rng;
@@ -139,6 +141,14 @@ pub const MODELS: &[ModelEntry] = &[
     small::RESNET20,
     small::RESNET18_SMALL,
     small::VGG_SMALL,
+    convnext::TINY,
+    convnext::SMALL,
+    convnext::BASE,
+    convnext::TINY28,
+    vit::B_16,
+    vit::S_16,
+    vit::TI_16,
+    vit::TINY28,
 ];
 
 /// The registered names.
