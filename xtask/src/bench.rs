@@ -2,7 +2,8 @@
 //! FLOP/s and as a fraction of this machine's own sgemm peak.
 //!
 //! ```text
-//! cargo xtask bench [--quick] [--filter NAME] [--threads N]
+//! cargo xtask bench [--quick] [--filter NAME] [--threads N] [--json]
+//!                   [--compare FILE] [--data-dir DIR] [--with-torch]
 //! ```
 //!
 //! The report is data first ([`Report`]: a [`Header`], the [`Peak`] and
@@ -10,9 +11,20 @@
 //! (training, inference) and other outputs (JSON, comparisons) extend the
 //! same types.
 
+mod child;
+mod compare;
+mod infer;
+mod json;
 mod kernels;
+mod memory;
+mod plan;
+mod report;
+mod suite;
 mod system;
+mod torch;
+mod train;
 
+use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::{bail, Context};
@@ -26,13 +38,31 @@ pub struct Options {
     pub filter: Option<String>,
     /// Threads of rayon's global pool (default: all cores).
     pub threads: Option<usize>,
+    /// Write `target/bench/<commit>.json` and `target/bench/latest.json`.
+    pub json: bool,
+    /// An earlier `--json` file to compare with, row by row.
+    pub compare: Option<PathBuf>,
+    /// Where MNIST is, for the real-epoch row.
+    pub data_dir: Option<PathBuf>,
+    /// Also run PyTorch's reference scripts and print the ratios.
+    pub with_torch: bool,
+    /// Hidden: run this one job and print its rows as JSON lines (the
+    /// bench runs every job in a child process this way).
+    pub run_row: Option<String>,
 }
 
-const USAGE: &str = "usage: cargo xtask bench [--quick] [--filter NAME] [--threads N]
+const USAGE: &str = "usage: cargo xtask bench [--quick] [--filter NAME] [--threads N] [--json]
+                         [--compare FILE] [--data-dir DIR] [--with-torch]
 
-  --quick       fewer repetitions (whole run < 1 minute)
-  --filter NAME only the rows whose name contains NAME (e.g. resnet, dw7x7)
-  --threads N   size of rayon's thread pool (default: all cores)";
+  --quick          fewer repetitions and rows: kernels, LeNet-5, ResNet-18 at batch 1 (< 1 minute)
+  --filter NAME    only the rows whose name contains NAME (e.g. resnet, dw7x7, train., infer.vgg16)
+  --threads N      size of rayon's thread pool (default: all cores)
+  --json           write target/bench/<commit>.json and target/bench/latest.json
+  --compare FILE   compare with an earlier --json file, row by row; REGRESSION = more than 10% slower
+  --data-dir DIR   where MNIST is, for the real-epoch row (else $CONVNET_DATA, ./data,
+                   /usr/share/datasets, ../shared/datasets)
+  --with-torch     also measure PyTorch (~/torchenv, ../shared/bench scripts) right after
+                   each comparable row, and print the ratios";
 
 impl Options {
     /// Parses the arguments after `bench`. `Ok(None)` means `--help`.
@@ -64,6 +94,11 @@ impl Options {
                     })?;
                     opts.threads = Some(n);
                 }
+                "--json" => opts.json = true,
+                "--compare" => opts.compare = Some(PathBuf::from(value("--compare")?)),
+                "--data-dir" => opts.data_dir = Some(PathBuf::from(value("--data-dir")?)),
+                "--with-torch" => opts.with_torch = true,
+                "--run-row" => opts.run_row = Some(value("--run-row")?),
                 other => bail!("unknown option `{other}`\n\n{USAGE}"),
             }
         }
@@ -83,6 +118,10 @@ pub enum Kind {
     Forward,
     /// A kernel's backward pass (input and weight gradients together).
     Backward,
+    /// A model's full training step (or epoch).
+    Train,
+    /// A model's inference on one batch.
+    Infer,
 }
 
 impl Kind {
@@ -91,6 +130,8 @@ impl Kind {
         match self {
             Kind::Forward => "forward",
             Kind::Backward => "backward",
+            Kind::Train => "train",
+            Kind::Infer => "infer",
         }
     }
 }
@@ -133,6 +174,10 @@ pub struct Row {
     pub gflops: f64,
     /// `gflops` divided by the sgemm peak.
     pub peak_fraction: f64,
+    /// Images per second at the median time (train and infer rows).
+    pub images_per_s: Option<f64>,
+    /// Peak resident memory of the process that measured the row.
+    pub peak_rss_bytes: Option<u64>,
 }
 
 impl Row {
@@ -159,6 +204,8 @@ impl Row {
             flops,
             gflops,
             peak_fraction: gflops / peak.best_gflops,
+            images_per_s: None,
+            peak_rss_bytes: None,
         }
     }
 }
@@ -292,25 +339,10 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
             .build_global()
             .context("building rayon's global thread pool")?;
     }
-    let reps = Reps::for_run(opts.quick);
-    let header = system::header(opts.quick);
-    print_header(&header);
-    let peak = kernels::sgemm_peak(reps);
-    print_peak(&peak);
-    let mut report = Report {
-        header,
-        peak,
-        tables: Vec::new(),
-    };
-    let table = kernels::conv2d_table(&opts, reps, &peak, |row| print_row(row))?;
-    report.tables.push(table);
-    if report.tables.iter().all(|t| t.rows.is_empty()) {
-        println!(
-            "(no row matches --filter {:?})",
-            opts.filter.unwrap_or_default()
-        );
+    match &opts.run_row {
+        Some(job) => child::run_child(&opts, job),
+        None => suite::run(&opts),
     }
-    Ok(())
 }
 
 /// Prints the machine description.
@@ -376,7 +408,8 @@ mod tests {
             Options {
                 quick: true,
                 filter: Some("resnet".into()),
-                threads: Some(2)
+                threads: Some(2),
+                ..Options::default()
             }
         );
         let o = Options::parse(&args("--threads=3")).unwrap().unwrap();

@@ -98,6 +98,11 @@ const CONV_CASES: &[ConvCase] = &[
     },
 ];
 
+/// The conv case names, in table order (each is measured in its own process).
+pub fn case_names() -> Vec<&'static str> {
+    CONV_CASES.iter().map(|c| c.name).collect()
+}
+
 impl ConvCase {
     fn geometry(&self) -> anyhow::Result<Conv2dGeometry> {
         Ok(Conv2dGeometry::new(

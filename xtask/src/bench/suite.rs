@@ -1,0 +1,198 @@
+//! The parent side of `cargo xtask bench`: the header and the sgemm peak
+//! (measured here), then every job of the [`plan`] in its own child process,
+//! printed table by table as the rows arrive; then the PyTorch comparison
+//! (`--with-torch`), the JSON files (`--json`) and the comparison with an
+//! earlier file (`--compare`).
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::bail;
+use convnet::zoo::MODELS;
+
+use super::json::{BenchFile, Record, Skipped};
+use super::plan::{self, Group, Job};
+use super::{child, compare, json, kernels, report, system, torch, train};
+use super::{print_header, print_peak, Options, Report, Reps, Table};
+
+/// The workspace root (the parent of `xtask/`).
+pub fn workspace_root() -> PathBuf {
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+    manifest
+        .parent()
+        .map_or_else(|| PathBuf::from("."), Path::to_path_buf)
+}
+
+/// Runs the whole bench.
+pub fn run(opts: &Options) -> anyhow::Result<()> {
+    let start = Instant::now();
+    // A bad comparison file fails now, not after a 15-minute run.
+    let baseline = match &opts.compare {
+        Some(path) => Some((path, BenchFile::read(path)?)),
+        None => None,
+    };
+    let reps = Reps::for_run(opts.quick);
+    let header = system::header(opts.quick);
+    print_header(&header);
+    let peak = kernels::sgemm_peak(reps);
+    print_peak(&peak);
+    println!("  (every row below runs in its own process: \"peak MiB\" is that process's peak resident memory)");
+
+    let jobs = plan::plan(opts, &kernels::case_names(), MODELS);
+    let mnist = train::find_mnist(opts.data_dir.as_deref());
+    let mut torch = if opts.with_torch {
+        match torch::Torch::locate(header.threads, opts.quick) {
+            Ok(t) => Some(t),
+            Err(e) => {
+                println!("\nnote: --with-torch: {e:#}; PyTorch figures left out");
+                None
+            }
+        }
+    } else {
+        None
+    };
+
+    let mut report = Report {
+        header,
+        peak,
+        tables: Vec::new(),
+    };
+    let mut skipped: Vec<Skipped> = Vec::new();
+    let mut failed: Vec<Skipped> = Vec::new();
+    let mut group: Option<Group> = None;
+    for (index, job) in jobs.iter().enumerate() {
+        if group != Some(job.group()) {
+            group = Some(job.group());
+            report::print_title(job.group());
+            report.tables.push(Table {
+                title: report::title(job.group()).to_string(),
+                rows: Vec::new(),
+            });
+        }
+        let name = job.name();
+        if matches!(job, Job::TrainEpoch { .. }) && mnist.is_none() {
+            let reason = format!(
+                "MNIST not found in {} (`cargo xtask download mnist` fetches it)",
+                train::MNIST_PLACES
+            );
+            println!("  {name:<28} skipped: {reason}");
+            skipped.push(Skipped { name, reason });
+            continue;
+        }
+        match child::spawn(opts, job) {
+            Ok(rows) => {
+                let table = report.tables.last_mut().expect("a table was pushed");
+                for row in rows {
+                    let row = child::with_peak(row, &report.peak);
+                    if opts.selects(&Record::from_row(&row).name) {
+                        report::print_group_row(job.group(), &row);
+                        table.rows.push(row);
+                    }
+                }
+            }
+            Err(e) => {
+                println!("  {name:<28} FAILED: {e:#}");
+                failed.push(Skipped {
+                    name,
+                    reason: format!("{e:#}"),
+                });
+            }
+        }
+        if let Some(t) = torch.as_mut() {
+            for line in t.after_job(&jobs, index, mnist.as_deref()) {
+                println!("{line}");
+            }
+        }
+    }
+    if jobs.is_empty() {
+        println!(
+            "\n(no row matches --filter {:?})",
+            opts.filter.clone().unwrap_or_default()
+        );
+    }
+
+    let mut file = BenchFile::new(&report);
+    file.skipped = skipped;
+    file.failed = failed.clone();
+    if let Some(t) = &torch {
+        let rows: Vec<_> = report.tables.iter().flat_map(|t| t.rows.clone()).collect();
+        let run = t.finish(&rows);
+        torch::print_table(&run);
+        file.torch = Some(run);
+    }
+    if let Some((path, old)) = &baseline {
+        let c = compare::compare(&old.rows, &file.rows, |n| opts.selects(n));
+        let origin = format!(
+            "{} (commit {}, {}{})",
+            path.display(),
+            old.header.commit,
+            old.header.date,
+            if old.header.quick { ", --quick" } else { "" }
+        );
+        compare::print(&c, &origin);
+    }
+    if opts.json {
+        let paths = file.write(&json::default_dir())?;
+        println!("\nwrote {} and {}", paths[0].display(), paths[1].display());
+    }
+    println!(
+        "\nbench took {}",
+        report::duration(start.elapsed().as_secs_f64())
+    );
+    if !failed.is_empty() {
+        let names: Vec<&str> = failed.iter().map(|f| f.name.as_str()).collect();
+        bail!("{} row(s) failed: {}", failed.len(), names.join(", "));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(s: &str) -> Vec<String> {
+        s.split_whitespace().map(String::from).collect()
+    }
+
+    #[test]
+    fn parses_the_output_and_comparison_flags() {
+        let o = Options::parse(&args(
+            "--json --compare target/bench/old.json --data-dir /d --with-torch --filter infer.",
+        ))
+        .unwrap()
+        .unwrap();
+        assert!(o.json && o.with_torch);
+        assert_eq!(o.compare, Some(PathBuf::from("target/bench/old.json")));
+        assert_eq!(o.data_dir, Some(PathBuf::from("/d")));
+        assert!(o.selects("infer.vgg16.b1") && !o.selects("train.vgg16.b2"));
+        assert_eq!(o.run_row, None);
+        let o = Options::parse(&args("--compare=a.json --run-row=infer.lenet5.b1"))
+            .unwrap()
+            .unwrap();
+        assert_eq!(o.compare, Some(PathBuf::from("a.json")));
+        assert_eq!(o.run_row.as_deref(), Some("infer.lenet5.b1"));
+        for bad in ["--compare", "--data-dir", "--run-row", "--json=yes --torch"] {
+            let e = Options::parse(&args(bad)).unwrap_err().to_string();
+            assert!(
+                e.contains("needs a value") || e.contains("unknown option"),
+                "{bad}: {e}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_missing_comparison_file_fails_before_measuring() {
+        let opts = Options {
+            compare: Some(PathBuf::from("/nonexistent/old.json")),
+            ..Options::default()
+        };
+        let e = run(&opts).unwrap_err();
+        assert!(format!("{e:#}").contains("/nonexistent/old.json"), "{e:#}");
+    }
+
+    #[test]
+    fn the_workspace_root_holds_the_workspace_manifest() {
+        assert!(workspace_root().join("Cargo.toml").exists());
+        assert!(workspace_root().join("xtask").is_dir());
+    }
+}
