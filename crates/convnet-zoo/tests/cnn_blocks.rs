@@ -402,3 +402,42 @@ fn small_models_train_on_28x28() {
         assert!(last < first, "{name}: loss {first} -> {last}");
     }
 }
+
+#[test]
+fn small_model_shapes_and_counts() {
+    let mnist = ModelConfig::mnist();
+    let row = |s: &convnet_layers::Summary, name: &str| {
+        s.rows.iter().find(|r| r.name == name).unwrap().output_shape[1..].to_vec()
+    };
+    for (name, params, stages) in [
+        (
+            "resnet20",
+            272_186,
+            vec![
+                ("layer1", [16, 28, 28]),
+                ("layer2", [32, 14, 14]),
+                ("layer3", [64, 7, 7]),
+            ],
+        ),
+        (
+            "resnet18_small",
+            11_172_810,
+            vec![
+                ("layer1", [64, 28, 28]),
+                ("layer2", [128, 14, 14]),
+                ("layer3", [256, 7, 7]),
+                ("layer4", [512, 4, 4]),
+            ],
+        ),
+        ("vgg_small", 650_858, vec![("features", [128, 3, 3])]),
+    ] {
+        let m = build(name, &mnist, &mut Rng::seed_from(0)).unwrap();
+        assert_eq!(m.num_params(), params, "{name}");
+        let s = convnet_layers::summary(m.as_ref(), &[1, 1, 28, 28]).unwrap();
+        for (stage, shape) in stages {
+            assert_eq!(row(&s, stage), shape, "{name} {stage}");
+        }
+        // 3×3 stride-1 stem, no max-pool.
+        assert!(s.rows.iter().all(|r| r.name != "maxpool"), "{name}");
+    }
+}
