@@ -15,17 +15,31 @@
 //! # Strategies
 //!
 //! - **Depthwise** (`C/groups == 1`: ConvNeXt's 7×7, and any single-channel
-//!   input such as LeNet-5's first layer): direct loops over zero-padded
-//!   planes, vectorised over output columns, parallel over
-//!   `(image, channel)` planes.
+//!   input such as LeNet-5's first layer): direct, register-blocked loops
+//!   over zero-padded planes, parallel over `(image, channel)` planes
+//!   (`depthwise.rs`).
 //! - **1×1, stride 1, no padding** (ResNet's bottlenecks): the input image is
 //!   already the column matrix; one sgemm per image and group.
-//! - **Everything else**: im2col of a band of output rows + sgemm, per image
-//!   and group (see `lowered.rs`), parallel over images, or inside an image
-//!   when the batch is smaller than the thread count.
+//! - **Stride 1** (3×3 and 5×5 layers): im2col over the *padded grid*, where
+//!   every patch row is one contiguous run of the padded image, then sgemm;
+//!   small images share one product (`padded.rs`).
+//! - **Everything else**: im2col row by row of a band of output rows +
+//!   sgemm (`im2col.rs`, `lowered.rs`).
 //!
-//! The weight gradient sums over images in a fixed order, so a given thread
-//! count gives bit-identical results from run to run.
+//! The lowered strategies run one task per image (or block of small images)
+//! when the batch is at least the thread count, and split the work inside
+//! each image otherwise.
+//!
+//! The weight gradient sums over images in a fixed order (per-thread partial
+//! sums of fixed chunks of the batch, added in chunk order), so a given
+//! thread count gives bit-identical results from run to run.
+//!
+//! # Speed
+//!
+//! `cargo xtask bench` measures the kernels against the machine's sgemm. On a
+//! 2-core AMD EPYC (Zen 5, AVX-512), per core: ResNet's 3×3 (64 channels,
+//! 56×56) runs at about 80% of sgemm forward and 70% backward, its 1×1
+//! (256 → 64) at 75% and 65%, ConvNeXt's depthwise 7×7 at 45% and 33%.
 
 mod depthwise;
 mod im2col;

@@ -113,7 +113,7 @@ struct Segment {
 /// of `grid_band` positions of one image.
 fn for_each_band(d: &Dims, grid: Grid, imgs: usize, mut f: impl FnMut(&[Segment], usize)) {
     let per = grid.positions;
-    if per * imgs <= d.grid_band.max(per) {
+    if per * imgs <= d.grid_band {
         let segs: Vec<Segment> = (0..imgs)
             .map(|img| Segment {
                 img,
@@ -145,7 +145,7 @@ fn for_each_band(d: &Dims, grid: Grid, imgs: usize, mut f: impl FnMut(&[Segment]
 /// Largest band width and segment count of a block of `imgs` images.
 fn band_shape(d: &Dims, grid: Grid, imgs: usize) -> (usize, usize) {
     let per = grid.positions;
-    if per * imgs <= d.grid_band.max(per) {
+    if per * imgs <= d.grid_band {
         (imgs * per, imgs)
     } else {
         (d.grid_band.clamp(1, per), 1)
