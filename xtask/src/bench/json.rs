@@ -14,7 +14,8 @@
 //!               "peak_fraction": 0.74, "peak_rss_bytes": 412000000 }, ... ],
 //!   "skipped": [ { "name": "train.lenet5.epoch.b64", "reason": "..." } ],
 //!   "failed": [],
-//!   "torch": null
+//!   "torch": null,
+//!   "load_average": [0.4, 1.9]
 //! }
 //! ```
 
@@ -226,6 +227,9 @@ pub struct TorchRun {
     pub version: String,
     /// Threads given to PyTorch.
     pub threads: usize,
+    /// `OMP_WAIT_POLICY` PyTorch ran with.
+    #[serde(default)]
+    pub omp_wait_policy: String,
     /// Figures per convnet row.
     pub rows: Vec<TorchRecord>,
 }
@@ -250,6 +254,11 @@ pub struct BenchFile {
     /// PyTorch figures, with `--with-torch`.
     #[serde(default)]
     pub torch: Option<TorchRun>,
+    /// The 1-minute load average when the run started and when it ended
+    /// (`/proc/loadavg`): above the thread count, other processes competed
+    /// for the CPU and the figures are noisy.
+    #[serde(default)]
+    pub load_average: Option<[f64; 2]>,
 }
 
 impl BenchFile {
@@ -268,6 +277,7 @@ impl BenchFile {
             skipped: Vec::new(),
             failed: Vec::new(),
             torch: None,
+            load_average: None,
         }
     }
 
@@ -491,6 +501,7 @@ mod tests {
         file.torch = Some(TorchRun {
             version: "2.15.0".into(),
             threads: 2,
+            omp_wait_policy: "PASSIVE".into(),
             rows: vec![TorchRecord {
                 name: "infer.resnet18.b16".into(),
                 torch_images_per_s: 29.5,

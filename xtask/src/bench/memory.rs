@@ -20,11 +20,6 @@ pub fn status_field_bytes(status: &str, field: &str) -> Option<u64> {
     })
 }
 
-/// Bytes as mebibytes for tables, e.g. `212.4`.
-pub fn mib(bytes: u64) -> f64 {
-    bytes as f64 / (1024.0 * 1024.0)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

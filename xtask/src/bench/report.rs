@@ -1,7 +1,6 @@
 //! Printing the training and inference tables (the kernel table keeps its
 //! own columns: [`super::print_table_title`], [`super::print_row`]).
 
-use super::memory::mib;
 use super::plan::Group;
 use super::{print_row, print_table_title, Row};
 
@@ -41,7 +40,7 @@ pub fn print_title(group: Group) {
                 "min-max ms",
                 "GFLOP/s",
                 "% peak",
-                "peak MiB",
+                "peak MB",
                 "runs"
             );
         }
@@ -77,7 +76,7 @@ pub fn model_row_line(r: &Row) -> String {
         gflops,
         peak,
         r.peak_rss_bytes
-            .map_or("-".to_string(), |b| format!("{:.0}", mib(b))),
+            .map_or("-".to_string(), |b| format!("{:.0}", b as f64 / 1e6)),
         r.reps
     )
 }

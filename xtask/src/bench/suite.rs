@@ -23,6 +23,12 @@ pub fn workspace_root() -> PathBuf {
         .map_or_else(|| PathBuf::from("."), Path::to_path_buf)
 }
 
+/// The 1-minute load average (`/proc/loadavg`), if available.
+pub fn load_average() -> Option<f64> {
+    let text = std::fs::read_to_string("/proc/loadavg").ok()?;
+    text.split_whitespace().next()?.parse().ok()
+}
+
 /// Runs the whole bench.
 pub fn run(opts: &Options) -> anyhow::Result<()> {
     let start = Instant::now();
@@ -34,9 +40,13 @@ pub fn run(opts: &Options) -> anyhow::Result<()> {
     let reps = Reps::for_run(opts.quick);
     let header = system::header(opts.quick);
     print_header(&header);
+    let load_before = load_average();
+    if let Some(load) = load_before {
+        println!("  load     {load:.2} (1-minute average before the run)");
+    }
     let peak = kernels::sgemm_peak(reps);
     print_peak(&peak);
-    println!("  (every row below runs in its own process: \"peak MiB\" is that process's peak resident memory)");
+    println!("  (every row below runs in its own process: \"peak MB\" is that process's peak resident memory, VmHWM, in 10^6 bytes)");
 
     let jobs = plan::plan(opts, &kernels::case_names(), MODELS);
     let mnist = train::find_mnist(opts.data_dir.as_deref());
@@ -112,6 +122,18 @@ pub fn run(opts: &Options) -> anyhow::Result<()> {
     }
 
     let mut file = BenchFile::new(&report);
+    file.load_average = load_before.zip(load_average()).map(|(a, b)| [a, b]);
+    if let Some([before, after]) = file.load_average {
+        let busy = before.max(after) > 0.5 + report.header.threads as f64;
+        println!(
+            "\nload average {before:.2} before, {after:.2} after{}",
+            if busy {
+                ": other processes used the CPU during the run, expect noisy figures"
+            } else {
+                ""
+            }
+        );
+    }
     file.skipped = skipped;
     file.failed = failed.clone();
     if let Some(t) = &torch {

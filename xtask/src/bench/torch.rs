@@ -10,6 +10,12 @@
 //!   LeNet-5 inference at batch 1 and 256);
 //! - after a model's last inference row, if torchvision has a model of that
 //!   name: `torch_infer.py --models NAME --batch <the batches convnet ran>`.
+//!
+//! PyTorch runs with `OMP_WAIT_POLICY=PASSIVE` unless the environment sets
+//! the variable: OpenMP's default spin-waiting makes PyTorch several times
+//! slower (LeNet-5: 2,400 instead of 5,500 images/s, measured here) as soon
+//! as other processes share the cores, which would flatter convnet on a
+//! busy machine. Export `OMP_WAIT_POLICY=ACTIVE` to measure the default.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -18,6 +24,7 @@ use anyhow::{bail, Context};
 
 use super::json::{TorchRecord, TorchRun};
 use super::plan::{self, Job};
+use super::report::rate;
 use super::Row;
 
 /// The torchvision models that have a zoo model of the same name.
@@ -42,6 +49,14 @@ pub const TORCHVISION_MODELS: &[&str] = &[
     "convnext_base",
     "vit_b_16",
 ];
+
+/// The OpenMP variable set for PyTorch (see the module docs).
+const OMP_WAIT_POLICY: &str = "OMP_WAIT_POLICY";
+
+/// `OMP_WAIT_POLICY` as PyTorch runs with it.
+pub fn omp_wait_policy() -> String {
+    std::env::var(OMP_WAIT_POLICY).unwrap_or_else(|_| "PASSIVE".to_string())
+}
 
 /// The PyTorch side of a run.
 #[derive(Debug)]
@@ -123,11 +138,15 @@ impl Torch {
     }
 
     fn run(&mut self, script: &str, args: &[String]) -> anyhow::Result<String> {
-        let out = Command::new(&self.python)
-            .arg(self.scripts.join(script))
+        let mut cmd = Command::new(&self.python);
+        cmd.arg(self.scripts.join(script))
             .args(args)
             .args(["--threads".to_string(), self.threads.to_string()])
-            .stdin(Stdio::null())
+            .stdin(Stdio::null());
+        if std::env::var_os(OMP_WAIT_POLICY).is_none() {
+            cmd.env(OMP_WAIT_POLICY, "PASSIVE");
+        }
+        let out = cmd
             .output()
             .with_context(|| format!("running {}", self.python.display()))?;
         let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
@@ -171,9 +190,10 @@ impl Torch {
         timed.sort_by(f64::total_cmp);
         let median = timed[timed.len() / 2];
         let mut lines = vec![format!(
-            "  PyTorch {}: {median:.0} images/s (median of {} epochs)",
-            epoch_row,
-            timed.len()
+            "  PyTorch {epoch_row}: {} images/s (median of {} epoch{})",
+            rate(median),
+            timed.len(),
+            if timed.len() == 1 { "" } else { "s" }
         )];
         self.figures.push((epoch_row.to_string(), median));
         for (bs, ips) in parsed.inference {
@@ -182,7 +202,7 @@ impl Torch {
                 batch: bs,
             }
             .name();
-            lines.push(format!("  PyTorch {name}: {ips:.0} images/s"));
+            lines.push(format!("  PyTorch {name}: {} images/s", rate(ips)));
             self.figures.push((name, ips));
         }
         Ok(lines)
@@ -205,7 +225,7 @@ impl Torch {
         }
         let mut parts = Vec::new();
         for (bs, ips) in figures {
-            parts.push(format!("batch {bs} {ips:.1} images/s"));
+            parts.push(format!("batch {bs}: {} images/s", rate(ips)));
             let name = Job::Infer {
                 model: model.to_string(),
                 batch: bs,
@@ -234,6 +254,7 @@ impl Torch {
         TorchRun {
             version: self.version.clone().unwrap_or_else(|| "unknown".into()),
             threads: self.threads,
+            omp_wait_policy: omp_wait_policy(),
             rows: records,
         }
     }
@@ -245,8 +266,8 @@ pub fn print_table(run: &TorchRun) {
         return;
     }
     println!(
-        "\nconvnet vs PyTorch {} ({} threads, each PyTorch figure measured right after convnet's row)",
-        run.version, run.threads
+        "\nconvnet vs PyTorch {} ({} threads, OMP_WAIT_POLICY={}; each PyTorch figure measured right after convnet's row)",
+        run.version, run.threads, run.omp_wait_policy
     );
     println!(
         "  {:<28} {:>14} {:>14} {:>16}",
@@ -256,8 +277,8 @@ pub fn print_table(run: &TorchRun) {
         println!(
             "  {:<28} {:>14} {:>14} {:>16.2}",
             r.name,
-            super::report::rate(r.convnet_images_per_s),
-            super::report::rate(r.torch_images_per_s),
+            rate(r.convnet_images_per_s),
+            rate(r.torch_images_per_s),
             r.convnet_images_per_s / r.torch_images_per_s
         );
     }
