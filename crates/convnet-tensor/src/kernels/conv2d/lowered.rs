@@ -204,15 +204,16 @@ fn col2im_group(dx_g: &mut [f32], col: &[f32], d: &Dims, band: Band, parallel: b
 /// Forward pass over the whole batch. Lengths are checked by the caller.
 pub(super) fn forward(out: &mut [f32], x: &[f32], w: &[f32], bias: Option<&[f32]>, d: &Dims) {
     // sgemm packs a column-major left operand fastest: hand it W_gᵀ stored
-    // [C/g·KH·KW, O/g] (per group), transposed once per call.
+    // [C/g·KH·KW, O/g] (per group), transposed once per call (measured
+    // faster even when the weights are used for a single product: sgemm's
+    // packing of a row-major left operand is slower than this transpose).
     with_scratch(w.len(), |wt| {
-        for (wt_g, w_g) in wt
-            .chunks_exact_mut(d.og * d.ckk)
-            .zip(w.chunks_exact(d.og * d.ckk))
-        {
-            transpose(wt_g, d.og, w_g, d.ckk, d.og, d.ckk);
-        }
-        let wt = &*wt;
+        transpose_weights(wt, w, d);
+        let weights = Weights {
+            data: wt,
+            trans: Trans::Yes,
+        };
+        let wt = &weights;
         let per = d.images_per_block();
         let (out_blk, x_blk) = (per * d.out_img, per * d.in_img);
         if batch_parallel(d.g.batch.div_ceil(per)) {
@@ -227,11 +228,45 @@ pub(super) fn forward(out: &mut [f32], x: &[f32], w: &[f32], bias: Option<&[f32]
     });
 }
 
+/// `wt` = each group's `W_g` `[O/g, CKK]` transposed to `[CKK, O/g]`; large
+/// weights in parallel, by blocks of rows of the result.
+fn transpose_weights(wt: &mut [f32], w: &[f32], d: &Dims) {
+    const ROWS: usize = 256;
+    let block = d.og * d.ckk;
+    for (wt_g, w_g) in wt.chunks_exact_mut(block).zip(w.chunks_exact(block)) {
+        let rows = |(i, dst): (usize, &mut [f32])| {
+            let k0 = i * ROWS;
+            transpose(dst, d.og, &w_g[k0..], d.ckk, d.og, dst.len() / d.og);
+        };
+        if block > 64 * 1024 {
+            wt_g.par_chunks_mut(ROWS * d.og).enumerate().for_each(rows);
+        } else {
+            wt_g.chunks_mut(ROWS * d.og).enumerate().for_each(rows);
+        }
+    }
+}
+
+/// The weights as the forward products' left operand: `W` as stored, or
+/// per group transposed (`[C/g·KH·KW, O/g]`), which sgemm packs faster.
+pub(super) struct Weights<'a> {
+    /// The weights, in the layout `trans` says.
+    pub data: &'a [f32],
+    /// `Trans::Yes` if each group's block is stored transposed.
+    pub trans: Trans,
+}
+
+impl Weights<'_> {
+    /// The block of group `grp`.
+    pub fn group(&self, d: &Dims, grp: usize) -> &[f32] {
+        &self.data[grp * d.og * d.ckk..][..d.og * d.ckk]
+    }
+}
+
 /// Forward pass of a block of images (one unless the padded grid groups them).
 fn forward_block(
     out: &mut [f32],
     x: &[f32],
-    wt: &[f32],
+    wt: &Weights,
     bias: Option<&[f32]>,
     d: &Dims,
     parallel: bool,
@@ -244,12 +279,11 @@ fn forward_block(
     }
 }
 
-/// Forward pass of one image: `out` `[O, OH·OW]`, `x` `[C, H·W]`, `wt` the
-/// per-group transposed weights.
+/// Forward pass of one image: `out` `[O, OH·OW]`, `x` `[C, H·W]`.
 fn forward_image(
     out: &mut [f32],
     x: &[f32],
-    wt: &[f32],
+    wt: &Weights,
     bias: Option<&[f32]>,
     d: &Dims,
     parallel: bool,
@@ -258,11 +292,11 @@ fn forward_image(
     for grp in 0..g.groups {
         let out_g = &mut out[grp * d.og * d.ohw..][..d.og * d.ohw];
         let x_g = &x[grp * d.cg * d.hw..][..d.cg * d.hw];
-        let wt_g = &wt[grp * d.og * d.ckk..][..d.og * d.ckk];
+        let wt_g = wt.group(d, grp);
         if d.pointwise {
             // Y_g [O/g, HW] = W_g [O/g, C/g] · X_g [C/g, HW]
             let dims = (d.og, d.ohw, d.cg);
-            matmul(parallel, out_g, wt_g, Trans::Yes, x_g, Trans::No, dims, 0.0);
+            matmul(parallel, out_g, wt_g, wt.trans, x_g, Trans::No, dims, 0.0);
         } else {
             let rows = d.band_rows();
             let whole = rows >= g.out_h;
@@ -276,11 +310,11 @@ fn forward_image(
                     im2col_group(col, x_g, d, band, parallel);
                     let dims = (d.og, t, d.ckk);
                     if whole {
-                        matmul(parallel, out_g, wt_g, Trans::Yes, col, Trans::No, dims, 0.0);
+                        matmul(parallel, out_g, wt_g, wt.trans, col, Trans::No, dims, 0.0);
                     } else {
                         // The band is a column range of Y_g: compute it apart, copy it in.
                         let tile = &mut tile[..d.og * t];
-                        matmul(parallel, tile, wt_g, Trans::Yes, col, Trans::No, dims, 0.0);
+                        matmul(parallel, tile, wt_g, wt.trans, col, Trans::No, dims, 0.0);
                         let p0 = band.oh0 * g.out_w;
                         for (dst, src) in out_g.chunks_exact_mut(d.ohw).zip(tile.chunks_exact(t)) {
                             dst[p0..p0 + t].copy_from_slice(src);

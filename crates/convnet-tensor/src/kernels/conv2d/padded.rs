@@ -26,7 +26,7 @@
 use rayon::prelude::*;
 
 use super::layout::transpose;
-use super::lowered::{matmul, Dims};
+use super::lowered::{matmul, Dims, Weights};
 use super::scratch::with_scratch;
 use crate::kernels::gemm::Trans;
 
@@ -218,85 +218,176 @@ fn pad_rows(dst: &mut [f32], x_c: &[f32], d: &Dims, grid: Grid, first: usize, la
 }
 
 /// Forward pass of a block of images: `out` `[imgs, O, OH·OW]`, `x`
-/// `[imgs, C, H·W]`, `wt` the per-group transposed weights.
+/// `[imgs, C, H·W]`.
+///
+/// With `parallel` (fewer images than threads), the bands of the block are
+/// computed in parallel, each with a single-threaded product, into separate
+/// tiles that are then copied to the output in parallel over its planes.
 pub(super) fn forward_block(
     out: &mut [f32],
     x: &[f32],
-    wt: &[f32],
+    wt: &Weights,
     bias: Option<&[f32]>,
     d: &Dims,
     parallel: bool,
 ) {
-    let g = &d.g;
     let grid = Grid::of(d);
     let imgs = out.len() / d.out_img;
-    let (t_max, nseg) = band_shape(d, grid, imgs);
-    let seg_plane = grid.segment_plane(d, t_max.min(grid.positions));
-    let (xp_len, col_len) = (d.cg * nseg * seg_plane, d.ckk * t_max);
-    with_scratch(xp_len + col_len + d.og * t_max, |buf| {
-        let (xp, rest) = buf.split_at_mut(xp_len);
-        let (col, tile) = rest.split_at_mut(col_len);
-        for grp in 0..g.groups {
-            let wt_g = &wt[grp * d.og * d.ckk..][..d.og * d.ckk];
+    let mut bands = 0;
+    for_each_band(d, grid, imgs, |_, _| bands += 1);
+    if parallel && bands >= rayon::current_num_threads() {
+        return forward_bands_parallel(out, x, wt, bias, d, grid, imgs);
+    }
+    // Band after band; with `parallel`, the work inside each band is split.
+    let (t_max, _) = band_shape(d, grid, imgs);
+    with_scratch(d.og * t_max, |tile| {
+        for grp in 0..d.g.groups {
             for_each_band(d, grid, imgs, |segs, t| {
-                // The padded rows each segment reads, [C/g][segment][rows].
-                let xp = &mut xp[..d.cg * segs.len() * seg_plane];
-                let x_g = &x[grp * d.cg * d.hw..];
-                each_channel(parallel, xp, segs.len() * seg_plane, |c, xp_c| {
-                    for (seg, dst) in segs.iter().zip(xp_c.chunks_exact_mut(seg_plane)) {
-                        let (first, last) = grid.rows(d, seg);
-                        let x_c = &x_g[seg.img * d.in_img + c * d.hw..][..d.hw];
-                        pad_rows(dst, x_c, d, grid, first, last);
-                    }
-                });
-                // col [CKK, t]: one run per tap, channel and segment.
-                let col = &mut col[..d.ckk * t];
-                let xp = &*xp;
-                each_channel_with(
-                    parallel,
-                    col,
-                    d.kk * t,
-                    xp,
-                    segs.len() * seg_plane,
-                    |col_c, xp_c| {
-                        for (seg, src) in segs.iter().zip(xp_c.chunks_exact(seg_plane)) {
-                            let start = seg.p0 - grid.rows(d, seg).0 * grid.wp;
-                            for (tap, row) in col_c.chunks_exact_mut(t).enumerate() {
-                                row[seg.at..seg.at + seg.len].copy_from_slice(
-                                    &src[start + tap_offset(d, grid, tap)..][..seg.len],
-                                );
-                            }
-                        }
-                    },
-                );
-                // Y_band [O/g, t] = W_g [O/g, CKK] · col [CKK, t]
                 let tile = &mut tile[..d.og * t];
-                matmul(
-                    parallel,
-                    tile,
-                    wt_g,
-                    Trans::Yes,
-                    col,
-                    Trans::No,
-                    (d.og, t, d.ckk),
-                    0.0,
-                );
-                // Keep the grid positions inside the output, plus the bias.
+                band_product(tile, segs, t, x, wt, grp, d, grid, parallel);
                 for (o, tile_o) in tile.chunks_exact(t).enumerate() {
                     let oc = grp * d.og + o;
-                    let b = bias.map_or(0.0, |b| b[oc]);
                     for seg in segs {
                         let out_o = &mut out[seg.img * d.out_img + oc * d.ohw..][..d.ohw];
-                        let tile_s = &tile_o[seg.at..seg.at + seg.len];
-                        for_each_run(grid, g.out_w, seg.p0, seg.len, |src, dst, len| {
-                            for (y, &v) in out_o[dst..][..len].iter_mut().zip(&tile_s[src..][..len])
-                            {
-                                *y = v + b;
-                            }
-                        });
+                        store_segment(out_o, tile_o, seg, bias.map_or(0.0, |b| b[oc]), d, grid);
                     }
                 }
             });
+        }
+    });
+}
+
+/// [`forward_block`] with one rayon task per band.
+fn forward_bands_parallel(
+    out: &mut [f32],
+    x: &[f32],
+    wt: &Weights,
+    bias: Option<&[f32]>,
+    d: &Dims,
+    grid: Grid,
+    imgs: usize,
+) {
+    let mut bands: Vec<(Vec<Segment>, usize)> = Vec::new();
+    for_each_band(d, grid, imgs, |segs, t| bands.push((segs.to_vec(), t)));
+    let total: usize = bands.iter().map(|(_, t)| t).sum();
+    with_scratch(d.og * total, |tiles| {
+        for grp in 0..d.g.groups {
+            // One [O/g, t] tile per band.
+            let mut rest = &mut *tiles;
+            let mut band_tiles = Vec::with_capacity(bands.len());
+            for (_, t) in &bands {
+                let (tile, tail) = rest.split_at_mut(d.og * t);
+                band_tiles.push(tile);
+                rest = tail;
+            }
+            band_tiles
+                .par_iter_mut()
+                .zip(&bands)
+                .for_each(|(tile, (segs, t))| {
+                    band_product(tile, segs, *t, x, wt, grp, d, grid, false)
+                });
+            // Copy out, one output plane per task.
+            let band_tiles = &band_tiles;
+            out.par_chunks_mut(d.ohw)
+                .enumerate()
+                .for_each(|(plane, out_o)| {
+                    let (img, oc) = (plane / d.g.out_channels, plane % d.g.out_channels);
+                    if oc / d.og != grp {
+                        return;
+                    }
+                    let o = oc - grp * d.og;
+                    for (tile, (segs, t)) in band_tiles.iter().zip(&bands) {
+                        let tile_o = &tile[o * t..(o + 1) * t];
+                        for seg in segs.iter().filter(|s| s.img == img) {
+                            store_segment(out_o, tile_o, seg, bias.map_or(0.0, |b| b[oc]), d, grid);
+                        }
+                    }
+                });
+        }
+    });
+}
+
+/// `tile [O/g, t] = W_g · col` for the band `segs` (`t` grid positions) of
+/// group `grp`: pads the rows the band reads, builds its column block, and
+/// multiplies; with `parallel`, over rayon's pool (channels, then rows of the
+/// product).
+#[allow(clippy::too_many_arguments)]
+fn band_product(
+    tile: &mut [f32],
+    segs: &[Segment],
+    t: usize,
+    x: &[f32],
+    wt: &Weights,
+    grp: usize,
+    d: &Dims,
+    grid: Grid,
+    parallel: bool,
+) {
+    let seg_plane = grid.segment_plane(d, t.min(grid.positions));
+    let xp_len = d.cg * segs.len() * seg_plane;
+    let x_g = &x[grp * d.cg * d.hw..];
+    let wt_g = wt.group(d, grp);
+    with_scratch(xp_len + d.ckk * t, |buf| {
+        let (xp, col) = buf.split_at_mut(xp_len);
+        // Per channel: the padded rows each segment reads ([segment][rows]),
+        // and the channel's rows of the column block: one run per tap and
+        // segment.
+        let fill = |c: usize, xp_c: &mut [f32], col_c: &mut [f32]| {
+            for (seg, xp_s) in segs.iter().zip(xp_c.chunks_exact_mut(seg_plane)) {
+                let (first, last) = grid.rows(d, seg);
+                let x_c = &x_g[seg.img * d.in_img + c * d.hw..][..d.hw];
+                pad_rows(xp_s, x_c, d, grid, first, last);
+                let start = seg.p0 - first * grid.wp;
+                for (tap, row) in col_c.chunks_exact_mut(t).enumerate() {
+                    row[seg.at..seg.at + seg.len]
+                        .copy_from_slice(&xp_s[start + tap_offset(d, grid, tap)..][..seg.len]);
+                }
+            }
+        };
+        let xp_chunk = segs.len() * seg_plane;
+        if parallel {
+            xp.par_chunks_mut(xp_chunk)
+                .zip(col.par_chunks_mut(d.kk * t))
+                .enumerate()
+                .for_each(|(c, (xp_c, col_c))| fill(c, xp_c, col_c));
+        } else {
+            for (c, (xp_c, col_c)) in xp
+                .chunks_exact_mut(xp_chunk)
+                .zip(col.chunks_exact_mut(d.kk * t))
+                .enumerate()
+            {
+                fill(c, xp_c, col_c);
+            }
+        }
+        // Y_band [O/g, t] = W_g [O/g, CKK] · col [CKK, t]
+        matmul(
+            parallel,
+            tile,
+            wt_g,
+            wt.trans,
+            col,
+            Trans::No,
+            (d.og, t, d.ckk),
+            0.0,
+        );
+    });
+}
+
+/// Copies the grid positions of `seg` that lie inside the output from one
+/// output channel's band row `tile_o` into its output plane `out_o`, adding
+/// the bias.
+fn store_segment(
+    out_o: &mut [f32],
+    tile_o: &[f32],
+    seg: &Segment,
+    bias: f32,
+    d: &Dims,
+    grid: Grid,
+) {
+    let tile_s = &tile_o[seg.at..seg.at + seg.len];
+    for_each_run(grid, d.g.out_w, seg.p0, seg.len, |src, dst, len| {
+        for (y, &v) in out_o[dst..][..len].iter_mut().zip(&tile_s[src..][..len]) {
+            *y = v + bias;
         }
     });
 }
