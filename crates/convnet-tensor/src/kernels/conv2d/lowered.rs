@@ -367,7 +367,6 @@ pub(super) fn backward(
     let wlen = w.len();
     let partial_len = if dw.is_some() { chunks * wlen } else { 0 };
     with_scratch(partial_len, |partials| {
-        partials.fill(0.0);
         let mut dx_chunks: Vec<Option<&mut [f32]>> = match dx {
             Some(dx) => dx.chunks_mut(per_chunk * d.in_img).map(Some).collect(),
             None => (0..chunks).map(|_| None).collect(),
@@ -382,6 +381,9 @@ pub(super) fn backward(
             .zip(dw_chunks.par_iter_mut())
             .enumerate()
             .for_each(|(c, (dx_c, dw_c))| {
+                if let Some(dw_c) = dw_c.as_deref_mut() {
+                    dw_c.fill(0.0);
+                }
                 let first = c * per_chunk;
                 let last = (first + per_chunk).min(n);
                 for i in (first..last).step_by(per) {
@@ -395,13 +397,29 @@ pub(super) fn backward(
                 }
             });
         if let Some(dw) = dw {
-            for part in partials.chunks_exact(wlen) {
-                for (a, &p) in dw.iter_mut().zip(part) {
-                    *a += p;
-                }
-            }
+            add_partials(dw, partials);
         }
     });
+}
+
+/// `dw += Σ_c partials[c]`, the partials (each `dw.len()` long) added in
+/// order, element by element; in parallel over blocks of elements for large
+/// weights (the order per element is the same).
+pub(super) fn add_partials(dw: &mut [f32], partials: &[f32]) {
+    const BLOCK: usize = 16 * 1024;
+    let wlen = dw.len();
+    let add = |(b, dw_b): (usize, &mut [f32])| {
+        for part in partials.chunks_exact(wlen) {
+            for (a, &p) in dw_b.iter_mut().zip(&part[b * BLOCK..]) {
+                *a += p;
+            }
+        }
+    };
+    if wlen > 4 * BLOCK {
+        dw.par_chunks_mut(BLOCK).enumerate().for_each(add);
+    } else {
+        dw.chunks_mut(BLOCK).enumerate().for_each(add);
+    }
 }
 
 /// Gradients of a block of images (one unless the padded grid groups them).

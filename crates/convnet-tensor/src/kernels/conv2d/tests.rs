@@ -557,3 +557,18 @@ fn empty_batch_and_channel_free_inputs() {
     conv2d_forward(&mut y, &[], &[1.0, 1.0], Some(&[3.0, 4.0]), &g).unwrap();
     assert_eq!(y, [3.0, 3.0, 3.0, 3.0, 4.0, 4.0, 4.0, 4.0]);
 }
+
+#[test]
+fn partial_weight_gradients_add_in_chunk_order_at_any_size() {
+    for len in [10, 100_003] {
+        let mut rng = Rng::seed_from(len as u64);
+        let partials = random(3 * len, &mut rng);
+        let start = random(len, &mut rng);
+        let mut dw = start.clone();
+        lowered::add_partials(&mut dw, &partials);
+        for i in 0..len {
+            let want = ((start[i] + partials[i]) + partials[len + i]) + partials[2 * len + i];
+            assert_eq!(dw[i].to_bits(), want.to_bits(), "len {len}, element {i}");
+        }
+    }
+}
