@@ -81,6 +81,94 @@ pub fn model_row_line(r: &Row) -> String {
     )
 }
 
+/// One zoo model's figures, gathered from its rows for the summary.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ModelSummary {
+    /// Model name.
+    pub model: String,
+    /// One input, e.g. `3x224x224`.
+    pub input: String,
+    /// `infer.<model>.b1`: latency (s) and peak bytes.
+    pub infer_one: Option<(f64, Option<u64>)>,
+    /// The larger inference batch: batch and images/s.
+    pub infer_batch: Option<(usize, f64)>,
+    /// `train.<model>.b2`: step time (s) and peak bytes.
+    pub train_two: Option<(f64, Option<u64>)>,
+}
+
+/// Per zoo model (issue 6): inference on one image, throughput at the
+/// larger batch, one training step at batch 2, each with its peak memory.
+/// Models come in the order of their first row.
+pub fn model_summaries(rows: &[Row]) -> Vec<ModelSummary> {
+    let mut out: Vec<ModelSummary> = Vec::new();
+    for r in rows {
+        let Ok(job) = super::plan::Job::parse(&r.name) else {
+            continue;
+        };
+        let (model, batch, train) = match job {
+            super::plan::Job::Infer { model, batch } => (model, batch, false),
+            super::plan::Job::TrainStep { model, batch }
+                if batch == super::plan::ZOO_TRAIN_BATCH =>
+            {
+                (model, batch, true)
+            }
+            _ => continue,
+        };
+        let i = match out.iter().position(|s| s.model == model) {
+            Some(i) => i,
+            None => {
+                out.push(ModelSummary {
+                    model,
+                    input: r.shape.clone(),
+                    infer_one: None,
+                    infer_batch: None,
+                    train_two: None,
+                });
+                out.len() - 1
+            }
+        };
+        let s = &mut out[i];
+        match (train, batch) {
+            (true, _) => s.train_two = Some((r.median_s, r.peak_rss_bytes)),
+            (false, 1) => s.infer_one = Some((r.median_s, r.peak_rss_bytes)),
+            (false, b) => {
+                if let Some(ips) = r.images_per_s {
+                    s.infer_batch = Some((b, ips));
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Prints the per-model summary.
+pub fn print_model_summaries(summaries: &[ModelSummary]) {
+    if summaries.is_empty() {
+        return;
+    }
+    println!("\nper model: infer() on one image, throughput at the larger batch, one training step at batch 2 (peak MB: that row's process)");
+    println!(
+        "  {:<16} {:<10} {:>12} {:>8} {:>16} {:>13} {:>8}",
+        "model", "input", "infer b1 ms", "peak MB", "infer img/s", "train b2 ms", "peak MB"
+    );
+    let mb = |b: Option<u64>| b.map_or("-".to_string(), |b| format!("{:.0}", b as f64 / 1e6));
+    for s in summaries {
+        let (one_ms, one_mb) = s
+            .infer_one
+            .map_or(("-".to_string(), "-".to_string()), |(t, b)| (ms(t), mb(b)));
+        let batch = s
+            .infer_batch
+            .map_or("-".to_string(), |(b, ips)| format!("{} (b{b})", rate(ips)));
+        let (two_ms, two_mb) = s
+            .train_two
+            .map_or(("-".to_string(), "-".to_string()), |(t, b)| (ms(t), mb(b)));
+        println!(
+            "  {:<16} {:<10} {:>12} {:>8} {:>16} {:>13} {:>8}",
+            s.model, s.input, one_ms, one_mb, batch, two_ms, two_mb
+        );
+    }
+}
+
 /// Milliseconds with 3 significant-ish digits: `0.412`, `41.2`, `4123`.
 pub fn ms(seconds: f64) -> String {
     let v = seconds * 1e3;
@@ -126,6 +214,39 @@ pub fn duration(seconds: f64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn model_summaries_gather_each_models_rows() {
+        use super::super::{Kind, Timing};
+        let row = |name: &str, kind, batch: usize, median_s: f64, rss: u64| {
+            let t = Timing {
+                median_s,
+                min_s: median_s,
+                max_s: median_s,
+                reps: 3,
+            };
+            let mut r =
+                super::super::train::model_row(name, kind, batch, "3x224x224".into(), t, 0.0);
+            r.peak_rss_bytes = Some(rss);
+            r
+        };
+        let rows = [
+            row("train.lenet5.b64", Kind::Train, 64, 0.005, 1),
+            row("train.lenet5.epoch.b64", Kind::Train, 64, 5.0, 2),
+            row("train.vgg16.b2", Kind::Train, 2, 1.5, 2_000_000_000),
+            row("infer.vgg16.b1", Kind::Infer, 1, 0.3, 600_000_000),
+            row("infer.vgg16.b16", Kind::Infer, 16, 4.0, 1_000_000_000),
+            row("infer.resnet18.b1", Kind::Infer, 1, 0.04, 90_000_000),
+        ];
+        let s = model_summaries(&rows);
+        assert_eq!(s.len(), 2, "{s:?}");
+        assert_eq!(s[0].model, "vgg16");
+        assert_eq!(s[0].train_two, Some((1.5, Some(2_000_000_000))));
+        assert_eq!(s[0].infer_one, Some((0.3, Some(600_000_000))));
+        assert_eq!(s[0].infer_batch, Some((16, 4.0)));
+        assert_eq!(s[1].model, "resnet18");
+        assert_eq!((s[1].train_two, s[1].infer_batch), (None, None));
+    }
 
     #[test]
     fn formats_numbers() {

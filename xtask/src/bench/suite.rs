@@ -121,6 +121,8 @@ pub fn run(opts: &Options) -> anyhow::Result<()> {
         );
     }
 
+    let all_rows: Vec<_> = report.tables.iter().flat_map(|t| t.rows.clone()).collect();
+    report::print_model_summaries(&report::model_summaries(&all_rows));
     let mut file = BenchFile::new(&report);
     file.load_average = load_before.zip(load_average()).map(|(a, b)| [a, b]);
     if let Some([before, after]) = file.load_average {
@@ -137,8 +139,7 @@ pub fn run(opts: &Options) -> anyhow::Result<()> {
     file.skipped = skipped;
     file.failed = failed.clone();
     if let Some(t) = &torch {
-        let rows: Vec<_> = report.tables.iter().flat_map(|t| t.rows.clone()).collect();
-        let run = t.finish(&rows);
+        let run = t.finish(&all_rows);
         torch::print_table(&run);
         file.torch = Some(run);
     }
