@@ -48,8 +48,65 @@ pub fn max_pool2d_forward(
         .zip(argmax.par_chunks_mut(out_plane))
         .zip(input.par_chunks(in_plane))
         .with_min_len(min_planes_per_task(out_plane))
-        .for_each(|((out, argmax), plane)| max_plane(out, argmax, plane, &g));
+        .for_each(|((out, argmax), plane)| {
+            if is_2x2_stride_2(&g) {
+                max_plane_2x2(out, argmax, plane, g.out_w, g.in_w);
+            } else {
+                max_plane(out, argmax, plane, &g);
+            }
+        });
     Ok(())
+}
+
+/// True for the common 2×2 window with stride 2 and no padding whose windows
+/// all lie inside the input (floor mode, or even sizes): no clipping, so
+/// [`max_plane_2x2`] applies.
+fn is_2x2_stride_2(g: &Pool2dGeometry) -> bool {
+    (
+        g.kernel_h, g.kernel_w, g.stride_h, g.stride_w, g.pad_h, g.pad_w,
+    ) == (2, 2, 2, 2, 0, 0)
+        && 2 * g.out_h <= g.in_h
+        && 2 * g.out_w <= g.in_w
+}
+
+/// [`max_plane`] for a 2×2 window, stride 2, no padding: both input rows of
+/// an output row in one pass, no window arithmetic. The four candidates are
+/// compared in the same row-major order as [`max_plane`] (first maximum wins
+/// ties, a NaN wins), so the results are identical.
+///
+/// `out` and `argmax` are `[OH, OW]` with `OW = out_w`, `plane` is `[H, W]`
+/// with `W = in_w ≥ 2·OW` and `H ≥ 2·OH`.
+fn max_plane_2x2(out: &mut [f32], argmax: &mut [u32], plane: &[f32], out_w: usize, in_w: usize) {
+    for (oh, (out_row, arg_row)) in out
+        .chunks_exact_mut(out_w)
+        .zip(argmax.chunks_exact_mut(out_w))
+        .enumerate()
+    {
+        let top_at = 2 * oh * in_w;
+        let top = &plane[top_at..top_at + 2 * out_w];
+        let bottom = &plane[top_at + in_w..top_at + in_w + 2 * out_w];
+        for (ow, (((o, a), t), b)) in out_row
+            .iter_mut()
+            .zip(arg_row.iter_mut())
+            .zip(top.chunks_exact(2))
+            .zip(bottom.chunks_exact(2))
+            .enumerate()
+        {
+            let at = top_at + 2 * ow;
+            let (mut best, mut best_at) = (t[0], at);
+            if t[1] > best || t[1].is_nan() {
+                (best, best_at) = (t[1], at + 1);
+            }
+            if b[0] > best || b[0].is_nan() {
+                (best, best_at) = (b[0], at + in_w);
+            }
+            if b[1] > best || b[1].is_nan() {
+                (best, best_at) = (b[1], at + in_w + 1);
+            }
+            *o = best;
+            *a = best_at as u32;
+        }
+    }
 }
 
 /// One plane: `out` and `argmax` are `[OH, OW]`, `plane` is `[H, W]`.

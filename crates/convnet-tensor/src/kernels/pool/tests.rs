@@ -430,3 +430,29 @@ fn parallel_results_are_bit_identical() {
         .unwrap();
     assert_eq!(first, single.install(run));
 }
+
+#[test]
+fn max_pool_2x2_stride_2_fast_path_matches_naive_loops_with_ties_and_nan() {
+    // LeNet-5's shape (even sizes) and odd sizes in floor mode (last row and
+    // column dropped) take the fast path; values from a small set give ties,
+    // which go to the first position in row-major order.
+    let mut rng = Rng::seed_from(7);
+    for shape in [[2, 6, 28, 28], [1, 2, 7, 9], [3, 1, 2, 2]] {
+        let g = Pool2dGeometry::new(&shape, (2, 2), (2, 2), (0, 0), false).unwrap();
+        let len = shape.iter().product();
+        let x: Vec<f32> = (0..len).map(|_| rng.below(3) as f32).collect();
+        let x = Tensor::from_vec(&shape, x).unwrap();
+        let (out, arg) = max_pool2d_with_indices(&x, (2, 2), (2, 2), (0, 0), false).unwrap();
+        let (want, want_arg) = naive_max(x.as_slice(), &g);
+        assert_eq!(out.as_slice(), &want[..], "{shape:?}");
+        assert_eq!(arg, want_arg, "{shape:?}");
+    }
+    // A NaN wins its window (the last one when there are two), as in PyTorch.
+    let mut x = Tensor::arange(&[1, 1, 2, 4]);
+    x.as_slice_mut()[5] = f32::NAN;
+    x.as_slice_mut()[2] = f32::NAN;
+    x.as_slice_mut()[7] = f32::NAN;
+    let (out, arg) = max_pool2d_with_indices(&x, (2, 2), (2, 2), (0, 0), false).unwrap();
+    assert!(out.as_slice().iter().all(|v| v.is_nan()), "{out:?}");
+    assert_eq!(arg, [5, 7]);
+}
