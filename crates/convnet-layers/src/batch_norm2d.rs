@@ -318,6 +318,10 @@ impl Layer for BatchNorm2d {
         );
     }
 
+    fn as_any(&self) -> Option<&dyn std::any::Any> {
+        Some(self)
+    }
+
     fn clone_boxed(&self) -> Option<Box<dyn Layer>> {
         Some(Box::new(BatchNorm2d {
             cache: None,

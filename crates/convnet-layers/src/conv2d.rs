@@ -362,6 +362,10 @@ impl Layer for Conv2d {
         }
     }
 
+    fn as_any(&self) -> Option<&dyn std::any::Any> {
+        Some(self)
+    }
+
     fn clone_boxed(&self) -> Option<Box<dyn Layer>> {
         Some(Box::new(Conv2d {
             cache: None,

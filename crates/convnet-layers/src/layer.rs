@@ -104,6 +104,13 @@ pub trait Layer: Send + Sync + std::fmt::Debug {
         None
     }
 
+    /// The layer as [`std::any::Any`], for containers that recognise
+    /// concrete layers (inference fuses `Conv2d → BatchNorm2d`), or `None`
+    /// (the default).
+    fn as_any(&self) -> Option<&dyn std::any::Any> {
+        None
+    }
+
     /// Names and shapes of every parameter, in visiting order.
     fn param_shapes(&self) -> Vec<(String, Vec<usize>)> {
         let mut v = Vec::new();
@@ -159,6 +166,9 @@ impl Layer for Box<dyn Layer> {
     }
     fn clone_boxed(&self) -> Option<Box<dyn Layer>> {
         (**self).clone_boxed()
+    }
+    fn as_any(&self) -> Option<&dyn std::any::Any> {
+        (**self).as_any()
     }
 }
 

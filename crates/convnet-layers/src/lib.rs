@@ -116,6 +116,7 @@ mod dropout;
 mod elementwise;
 pub mod error;
 mod flatten;
+mod fused;
 mod gelu;
 mod identity;
 pub mod layer;

@@ -170,11 +170,14 @@ impl Layer for Sequential {
 
     fn infer(&self, x: &Tensor) -> Result<Tensor> {
         let mut cur: Option<Tensor> = None;
-        for (name, c) in &self.children {
-            let y = c
-                .infer(cur.as_ref().unwrap_or(x))
-                .map_err(|e| e.in_child(name))?;
-            cur = Some(y);
+        let mut i = 0;
+        while let Some((name, c)) = self.children.get(i) {
+            let input = cur.as_ref().unwrap_or(x);
+            // Conv2d → BatchNorm2d [→ ReLU] runs as one layer (crate::fused).
+            let (used, y) = crate::fused::infer_conv_bn(&self.children[i..], input)
+                .unwrap_or_else(|| (1, c.infer(input).map_err(|e| e.in_child(name))));
+            cur = Some(y?);
+            i += used;
         }
         Ok(cur.unwrap_or_else(|| x.clone()))
     }
