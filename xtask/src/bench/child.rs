@@ -5,6 +5,7 @@
 //! that of the rows measured before it, and a crash in one model's code
 //! fails one row, not the whole run.
 
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Instant;
 
@@ -120,6 +121,18 @@ fn kernel_rows(opts: &Options, case: &str) -> anyhow::Result<Vec<Row>> {
     Ok(rows)
 }
 
+/// The executable the children run: on Linux `/proc/self/exe`, which stays
+/// this process's own image even when `cargo build` replaces (or deletes)
+/// `target/release/xtask` during a run, so that every row of a run is
+/// measured by the same code; elsewhere the executable's path.
+pub fn own_executable() -> anyhow::Result<PathBuf> {
+    let proc_exe = Path::new("/proc/self/exe");
+    if proc_exe.exists() {
+        return Ok(proc_exe.to_path_buf());
+    }
+    std::env::current_exe().context("finding the xtask executable")
+}
+
 /// The arguments that make the xtask executable run `job` as a child with
 /// the parent's settings.
 pub fn child_args(opts: &Options, job: &Job) -> Vec<String> {
@@ -141,7 +154,7 @@ pub fn child_args(opts: &Options, job: &Job) -> Vec<String> {
 /// [`UNIT_PEAK`]). A child that fails gives an error carrying the end of its
 /// stderr.
 pub fn spawn(opts: &Options, job: &Job) -> anyhow::Result<Vec<Row>> {
-    let exe = std::env::current_exe().context("finding the xtask executable")?;
+    let exe = own_executable()?;
     let out = Command::new(&exe)
         .args(child_args(opts, job))
         .stdin(Stdio::null())
@@ -165,7 +178,6 @@ pub fn spawn(opts: &Options, job: &Job) -> anyhow::Result<Vec<Row>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::path::PathBuf;
 
     #[test]
     fn child_arguments_parse_back_to_the_same_settings() {
