@@ -58,8 +58,8 @@ fn mnist_counts_labels_and_pixel_mean() {
     let (_dir, train, test) = import_and_load(DatasetKind::Mnist);
     assert_eq!(train.len(), 60_000);
     assert_eq!(test.len(), 10_000);
-    assert_eq!(train.images.shape(), &[60_000, 1, 28, 28]);
-    assert_eq!(test.images.shape(), &[10_000, 1, 28, 28]);
+    assert_eq!(train.images().shape(), &[60_000, 1, 28, 28]);
+    assert_eq!(test.images().shape(), &[10_000, 1, 28, 28]);
     assert_eq!(
         train.class_counts(),
         [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
@@ -71,7 +71,7 @@ fn mnist_counts_labels_and_pixel_mean() {
         "MNIST train pixel mean {mean}"
     );
     assert!((std - 0.3081).abs() < 1e-4, "MNIST train pixel std {std}");
-    let pixels = train.images.as_slice();
+    let pixels = train.images().as_slice();
     assert!(pixels.iter().all(|&p| (0.0..=1.0).contains(&p)));
     assert!(pixels.contains(&1.0) && pixels.contains(&0.0));
     // The first training digit is the famous 5.

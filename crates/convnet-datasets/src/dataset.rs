@@ -1,8 +1,14 @@
 //! A split of MNIST or Fashion-MNIST in memory: images `[N, 1, 28, 28]` as
 //! `f32` in [0, 1] and labels `0..=9`.
+//!
+//! A loaded split keeps the file's bytes (one byte per pixel, 47 MB for
+//! MNIST's training set instead of 188 MB as `f32`); the data loader
+//! converts each batch as it assembles it. [`Dataset::images`] gives the
+//! whole `f32` tensor, converted on first use and kept.
 
 use std::ops::Range;
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 
 use convnet_tensor::Tensor;
 use rayon::prelude::*;
@@ -14,6 +20,20 @@ use crate::locate::candidate_files;
 
 /// Pixels per image.
 pub const IMAGE_PIXELS: usize = IMAGE_SIDE * IMAGE_SIDE;
+
+/// Byte to pixel value, exactly as torchvision's `ToTensor` (byte / 255).
+pub(crate) fn byte_to_pixel_table() -> [f32; 256] {
+    std::array::from_fn(|b| b as f32 / 255.0)
+}
+
+/// Where a dataset's pixels live.
+#[derive(Debug, Clone)]
+pub(crate) enum Pixels {
+    /// The file's bytes, `N·784` of them (what [`Dataset::load`] keeps).
+    Bytes(Vec<u8>),
+    /// Values in [0, 1] (what [`Dataset::from_parts`] is given).
+    Floats(Tensor),
+}
 
 /// One split of a dataset, in memory.
 ///
@@ -35,8 +55,11 @@ pub struct Dataset {
     pub kind: DatasetKind,
     /// Which split.
     pub split: Split,
-    /// Images, `[N, 1, 28, 28]`, pixel values in [0, 1] (byte / 255).
-    pub images: Tensor,
+    /// The pixels, as bytes or as values in [0, 1].
+    pixels: Pixels,
+    /// The `f32` images of a byte store, made by the first
+    /// [`Dataset::images`] call.
+    floats: OnceLock<Tensor>,
     /// Labels, `N` values in `0..=9`.
     pub labels: Vec<u8>,
 }
@@ -55,8 +78,8 @@ impl Dataset {
         let labels_path = locate(kind, split, Part::Labels, dir)?;
         let (images, labels) =
             rayon::join(|| read_images(&images_path), || read_labels(&labels_path));
-        let (images, labels) = (images?, labels?);
-        let n = images.shape()[0];
+        let (bytes, labels) = (images?, labels?);
+        let n = bytes.len() / IMAGE_PIXELS;
         if n != labels.len() {
             return Err(DatasetError::content(
                 &labels_path,
@@ -70,7 +93,8 @@ impl Dataset {
         Ok(Dataset {
             kind,
             split,
-            images,
+            pixels: Pixels::Bytes(bytes),
+            floats: OnceLock::new(),
             labels,
         })
     }
@@ -106,7 +130,8 @@ impl Dataset {
         Ok(Dataset {
             kind,
             split,
-            images,
+            pixels: Pixels::Floats(images),
+            floats: OnceLock::new(),
             labels,
         })
     }
@@ -121,9 +146,51 @@ impl Dataset {
         self.labels.is_empty()
     }
 
+    /// The images, `[N, 1, 28, 28]`, pixel values in [0, 1] (byte / 255).
+    ///
+    /// A loaded split stores bytes: the first call converts all of them
+    /// (4 bytes per pixel, 188 MB for MNIST's training set) and keeps the
+    /// tensor. The data loader does not need it.
+    pub fn images(&self) -> &Tensor {
+        match &self.pixels {
+            Pixels::Floats(t) => t,
+            Pixels::Bytes(bytes) => self.floats.get_or_init(|| {
+                let table = byte_to_pixel_table();
+                let mut pixels = vec![0f32; bytes.len()];
+                pixels
+                    .par_chunks_mut(1 << 16)
+                    .zip(bytes.par_chunks(1 << 16))
+                    .for_each(|(out, src)| {
+                        for (o, &b) in out.iter_mut().zip(src) {
+                            *o = table[b as usize];
+                        }
+                    });
+                Tensor::from_vec(&[self.len(), 1, IMAGE_SIDE, IMAGE_SIDE], pixels)
+                    .expect("N·784 pixels make [N, 1, 28, 28]")
+            }),
+        }
+    }
+
+    /// Writes image `index` (784 values in [0, 1], row-major) into `out`;
+    /// `None` past the end. Needs no [`Dataset::images`] tensor.
+    pub(crate) fn image_into(&self, index: usize, out: &mut [f32]) -> Option<()> {
+        let range = index * IMAGE_PIXELS..(index + 1) * IMAGE_PIXELS;
+        match &self.pixels {
+            Pixels::Floats(t) => out.copy_from_slice(t.as_slice().get(range)?),
+            Pixels::Bytes(bytes) => {
+                let table = byte_to_pixel_table();
+                for (o, &b) in out.iter_mut().zip(bytes.get(range)?) {
+                    *o = table[b as usize];
+                }
+            }
+        }
+        Some(())
+    }
+
     /// The pixels of image `index` (784 values, row-major), `None` past the end.
+    /// On a loaded split this converts the whole set ([`Dataset::images`]).
     pub fn image(&self, index: usize) -> Option<&[f32]> {
-        self.images
+        self.images()
             .as_slice()
             .get(index * IMAGE_PIXELS..(index + 1) * IMAGE_PIXELS)
     }
@@ -150,7 +217,10 @@ impl Dataset {
     /// Mean and standard deviation of all pixels (population std), computed
     /// in `f64` in a fixed order.
     pub fn pixel_mean_std(&self) -> (f64, f64) {
-        let pixels = self.images.as_slice();
+        let pixels = match &self.pixels {
+            Pixels::Floats(t) => t.as_slice(),
+            Pixels::Bytes(bytes) => return byte_mean_std(bytes),
+        };
         if pixels.is_empty() {
             return (0.0, 0.0);
         }
@@ -183,12 +253,19 @@ impl Dataset {
                 self.split
             )));
         }
-        let pixels = &self.images.as_slice()[range.start * IMAGE_PIXELS..range.end * IMAGE_PIXELS];
-        let images = Tensor::from_slice(&[range.len(), 1, IMAGE_SIDE, IMAGE_SIDE], pixels)?;
+        let pixels = range.start * IMAGE_PIXELS..range.end * IMAGE_PIXELS;
+        let pixels = match &self.pixels {
+            Pixels::Bytes(bytes) => Pixels::Bytes(bytes[pixels].to_vec()),
+            Pixels::Floats(t) => Pixels::Floats(Tensor::from_slice(
+                &[range.len(), 1, IMAGE_SIDE, IMAGE_SIDE],
+                &t.as_slice()[pixels],
+            )?),
+        };
         Ok(Dataset {
             kind: self.kind,
             split: self.split,
-            images,
+            pixels,
+            floats: OnceLock::new(),
             labels: self.labels[range].to_vec(),
         })
     }
@@ -203,16 +280,25 @@ impl Dataset {
                 self.split
             )));
         }
-        let src = self.images.as_slice();
-        let mut pixels = Vec::with_capacity(indices.len() * IMAGE_PIXELS);
-        for &i in indices {
-            pixels.extend_from_slice(&src[i * IMAGE_PIXELS..(i + 1) * IMAGE_PIXELS]);
+        fn gather<T: Copy>(src: &[T], indices: &[usize]) -> Vec<T> {
+            let mut out = Vec::with_capacity(indices.len() * IMAGE_PIXELS);
+            for &i in indices {
+                out.extend_from_slice(&src[i * IMAGE_PIXELS..(i + 1) * IMAGE_PIXELS]);
+            }
+            out
         }
-        let images = Tensor::from_vec(&[indices.len(), 1, IMAGE_SIDE, IMAGE_SIDE], pixels)?;
+        let pixels = match &self.pixels {
+            Pixels::Bytes(bytes) => Pixels::Bytes(gather(bytes, indices)),
+            Pixels::Floats(t) => Pixels::Floats(Tensor::from_vec(
+                &[indices.len(), 1, IMAGE_SIDE, IMAGE_SIDE],
+                gather(t.as_slice(), indices),
+            )?),
+        };
         Ok(Dataset {
             kind: self.kind,
             split: self.split,
-            images,
+            pixels,
+            floats: OnceLock::new(),
             labels: indices.iter().map(|&i| self.labels[i]).collect(),
         })
     }
@@ -249,7 +335,42 @@ pub fn locate(kind: DatasetKind, split: Split, part: Part, dir: &Path) -> Result
     })
 }
 
-fn read_images(path: &Path) -> Result<Tensor> {
+/// Mean and standard deviation of byte pixels taken as byte / 255, from a
+/// histogram of the 256 byte values.
+fn byte_mean_std(bytes: &[u8]) -> (f64, f64) {
+    if bytes.is_empty() {
+        return (0.0, 0.0);
+    }
+    let counts = bytes
+        .par_chunks(1 << 16)
+        .map(|c| {
+            let mut h = [0u64; 256];
+            c.iter().for_each(|&b| h[b as usize] += 1);
+            h
+        })
+        .reduce(
+            || [0u64; 256],
+            |mut a, b| {
+                a.iter_mut().zip(b).for_each(|(a, b)| *a += b);
+                a
+            },
+        );
+    let table = byte_to_pixel_table();
+    let (s, s2) = counts
+        .iter()
+        .zip(table)
+        .fold((0.0f64, 0.0f64), |(s, s2), (&c, v)| {
+            let (c, v) = (c as f64, v as f64);
+            (s + c * v, s2 + c * v * v)
+        });
+    let n = bytes.len() as f64;
+    let mean = s / n;
+    let var = (s2 / n - mean * mean).max(0.0);
+    (mean, var.sqrt())
+}
+
+/// The bytes of an IDX file of u8 images `[N, 28, 28]`.
+fn read_images(path: &Path) -> Result<Vec<u8>> {
     let reader = IdxReader::open(path)?;
     let header = reader.header();
     if header.elem_type != IdxType::U8
@@ -266,18 +387,7 @@ fn read_images(path: &Path) -> Result<Tensor> {
         return Err(DatasetError::content(path, "expected u8 images"));
     };
     debug_assert_eq!(bytes.len(), n * IMAGE_PIXELS);
-    // byte / 255 exactly as torchvision's ToTensor, through a lookup table.
-    let table: [f32; 256] = std::array::from_fn(|b| b as f32 / 255.0);
-    let mut pixels = vec![0f32; bytes.len()];
-    pixels
-        .par_chunks_mut(1 << 16)
-        .zip(bytes.par_chunks(1 << 16))
-        .for_each(|(out, src)| {
-            for (o, &b) in out.iter_mut().zip(src) {
-                *o = table[b as usize];
-            }
-        });
-    Ok(Tensor::from_vec(&[n, 1, IMAGE_SIDE, IMAGE_SIDE], pixels)?)
+    Ok(bytes)
 }
 
 fn read_labels(path: &Path) -> Result<Vec<u8>> {

@@ -298,18 +298,23 @@ impl BatchMaker {
         let end = (start + self.batch_size).min(self.order.len());
         let indices = self.order[start..end].to_vec();
         let mut pixels = vec![0f32; indices.len() * IMAGE_PIXELS];
-        let src_all = self.dataset.images.as_slice();
+        // The dataset's image, before augmentation.
+        let mut src = [0f32; IMAGE_PIXELS];
         for (j, (out, &idx)) in pixels
             .chunks_exact_mut(IMAGE_PIXELS)
             .zip(&indices)
             .enumerate()
         {
-            let src = &src_all[idx * IMAGE_PIXELS..(idx + 1) * IMAGE_PIXELS];
             if self.augment.is_identity() {
-                out.copy_from_slice(src);
+                self.dataset
+                    .image_into(idx, out)
+                    .expect("the order holds indices of the dataset");
             } else {
+                self.dataset
+                    .image_into(idx, &mut src)
+                    .expect("the order holds indices of the dataset");
                 let mut rng = self.aug_rng.fork((start + j) as u64);
-                self.augment.apply(out, src, &mut rng);
+                self.augment.apply(out, &src, &mut rng);
             }
             if let Some((mean, std)) = self.norm {
                 for v in out.iter_mut() {

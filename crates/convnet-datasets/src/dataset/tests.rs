@@ -32,7 +32,7 @@ fn loads_from_the_data_folder_or_the_dataset_folder() {
     for dir in [root.path().to_path_buf(), root.path().join(kind.name())] {
         let ds = Dataset::load(kind, Split::Test, &dir).unwrap();
         assert_eq!(ds.len(), 5);
-        assert_eq!(ds.images.shape(), &[5, 1, 28, 28]);
+        assert_eq!(ds.images().shape(), &[5, 1, 28, 28]);
         assert_eq!(ds.labels, [0, 1, 4, 9, 4]);
         assert_eq!(ds.class_counts(), [1, 1, 0, 0, 2, 0, 0, 0, 0, 1]);
         // Pixel p of image i is ((i + p) % 256) / 255.
@@ -180,4 +180,50 @@ fn from_parts_checks_shape_count_and_labels() {
         .unwrap_err()
         .to_string();
     assert!(err.contains("[N, 1, 28, 28]"), "{err}");
+}
+
+#[test]
+fn a_loaded_split_kept_as_bytes_gives_the_same_pixels_as_floats() {
+    let root = tempfile::tempdir().unwrap();
+    let kind = DatasetKind::Mnist;
+    write_split(root.path(), kind, Split::Train, 6, vec![0, 1, 2, 3, 4, 5]);
+    let bytes = Dataset::load(kind, Split::Train, root.path()).unwrap();
+    let floats = Dataset::from_parts(
+        kind,
+        Split::Train,
+        bytes.images().clone(),
+        bytes.labels.clone(),
+    )
+    .unwrap();
+    // Statistics from the byte histogram match the f32 sums.
+    let (bm, bs) = bytes.pixel_mean_std();
+    let (fm, fs) = floats.pixel_mean_std();
+    assert!(
+        (bm - fm).abs() < 1e-9 && (bs - fs).abs() < 1e-9,
+        "{bm} {bs} vs {fm} {fs}"
+    );
+    // Subsets, selections and loader batches agree pixel for pixel.
+    let (b, f) = (bytes.subset(1..4).unwrap(), floats.subset(1..4).unwrap());
+    assert_eq!(b.images().as_slice(), f.images().as_slice());
+    let (b, f) = (
+        bytes.select(&[5, 0, 3]).unwrap(),
+        floats.select(&[5, 0, 3]).unwrap(),
+    );
+    assert_eq!(b.images().as_slice(), f.images().as_slice());
+    assert_eq!(b.labels, [5, 0, 3]);
+    let config = crate::LoaderConfig {
+        augment: crate::Augment {
+            translate: 2,
+            ..crate::Augment::NONE
+        },
+        ..crate::LoaderConfig::train(4, 9)
+    };
+    let (lb, lf) = (
+        crate::DataLoader::new(bytes, config.clone()).unwrap(),
+        crate::DataLoader::new(floats, config).unwrap(),
+    );
+    for (x, y) in lb.epoch(1).zip(lf.epoch(1)) {
+        assert_eq!(x.images.as_slice(), y.images.as_slice());
+        assert_eq!(x.labels, y.labels);
+    }
 }

@@ -168,7 +168,7 @@ fn normalisation_modes() {
     )
     .unwrap();
     let x = raw.epoch(0).next().unwrap().images;
-    assert_eq!(x.as_slice(), ds.images.as_slice());
+    assert_eq!(x.as_slice(), ds.images().as_slice());
     assert_eq!(raw.normalization(), None);
 
     let usual = DataLoader::new(Arc::clone(&ds), LoaderConfig::eval(20)).unwrap();
