@@ -115,6 +115,24 @@ fn conv_bn_relu(conv: &Conv2d, bn: &BatchNorm2d, x: &Tensor, relu: bool) -> Resu
     Ok(tensor(&out_shape, y))
 }
 
+/// `acc += x`, then `acc = max(acc, 0)` if `relu`, in parallel chunks:
+/// a residual connection's addition and activation in one in-place pass.
+pub(crate) fn add_relu_into(acc: &mut [f32], x: &[f32], relu: bool) {
+    debug_assert_eq!(acc.len(), x.len());
+    const CHUNK: usize = 1 << 14;
+    acc.par_chunks_mut(CHUNK)
+        .zip(x.par_chunks(CHUNK))
+        .for_each(|(a, x)| {
+            if relu {
+                a.iter_mut()
+                    .zip(x)
+                    .for_each(|(a, &b)| *a = (*a + b).max(0.0));
+            } else {
+                a.iter_mut().zip(x).for_each(|(a, &b)| *a += b);
+            }
+        });
+}
+
 #[cfg(test)]
 mod tests {
     use convnet_tensor::Rng;

@@ -175,23 +175,30 @@ impl Layer for Residual {
     fn infer(&self, x: &Tensor) -> Result<Tensor> {
         let (body_name, body) = &self.children[0];
         let mut y = body.infer(x).map_err(|e| e.in_child(body_name))?;
+        // A ReLU activation is applied in the same (parallel, in-place) pass
+        // as the addition.
+        let relu = self.has_activation
+            && self
+                .children
+                .last()
+                .is_some_and(|(_, a)| a.type_name() == "ReLU");
         let s_shape = if self.has_shortcut {
             let (name, shortcut) = &self.children[1];
             let s = shortcut.infer(x).map_err(|e| e.in_child(name))?;
             if s.shape() == y.shape() {
-                add_into(y.as_slice_mut(), s.as_slice());
+                crate::fused::add_relu_into(y.as_slice_mut(), s.as_slice(), relu);
             }
             s.shape().to_vec()
         } else {
             if x.shape() == y.shape() {
-                add_into(y.as_slice_mut(), x.as_slice());
+                crate::fused::add_relu_into(y.as_slice_mut(), x.as_slice(), relu);
             }
             x.shape().to_vec()
         };
         if s_shape != y.shape() {
             return Err(Self::mismatch(x.shape(), y.shape(), &s_shape));
         }
-        if self.has_activation {
+        if self.has_activation && !relu {
             let (name, act) = self.children.last().expect("activation");
             y = act.infer(&y).map_err(|e| e.in_child(name))?;
         }
