@@ -161,7 +161,15 @@ impl Layer for MaxPool2d {
     }
 
     fn infer(&self, x: &Tensor) -> Result<Tensor> {
-        Ok(self.compute(x)?.0)
+        // No argmax in inference.
+        let g = self.config.geometry(NAME, x.shape())?;
+        let out_shape = g.output_shape();
+        let mut y = vec![0.0f32; out_shape.iter().product()];
+        kernel(
+            NAME,
+            convnet_tensor::kernels::pool::max_pool2d_forward_infer(&mut y, x.as_slice(), &g),
+        )?;
+        Ok(tensor(&out_shape, y))
     }
 
     fn forward(&mut self, x: &Tensor) -> Result<Tensor> {

@@ -134,6 +134,68 @@ fn max_plane(out: &mut [f32], argmax: &mut [u32], plane: &[f32], g: &Pool2dGeome
     }
 }
 
+/// Max pooling forward without the argmax (inference): `out` is
+/// `[N, C, OH, OW]`, overwritten with the window maxima of `input`,
+/// `[N, C, H, W]`.
+///
+/// The same values as [`max_pool2d_forward`] (padding never wins, a NaN in a
+/// window wins), computed as a vertical maximum of each window's rows (whole
+/// rows at a time, which vectorises) followed by the horizontal maximum.
+/// Errors if a slice length does not match `g`.
+pub fn max_pool2d_forward_infer(out: &mut [f32], input: &[f32], g: &Pool2dGeometry) -> Result<()> {
+    const OP: &str = "max_pool2d_forward_infer";
+    check_geometry(OP, g)?;
+    check_len(OP, "output", out.len(), &g.output_shape())?;
+    check_len(OP, "input", input.len(), &g.input_shape())?;
+    let in_plane = g.in_h * g.in_w;
+    let out_plane = g.out_h * g.out_w;
+    if out.is_empty() {
+        return Ok(());
+    }
+    let g = *g;
+    out.par_chunks_mut(out_plane)
+        .zip(input.par_chunks(in_plane))
+        .with_min_len(min_planes_per_task(out_plane))
+        .for_each_init(
+            || vec![0.0f32; g.in_w],
+            |rowmax, (out, plane)| max_plane_infer(out, rowmax, plane, &g),
+        );
+    Ok(())
+}
+
+/// The larger of `a` and `b`, `b` if it is a NaN (NaNs propagate).
+#[inline(always)]
+fn max_nan(a: f32, b: f32) -> f32 {
+    if b > a || b.is_nan() {
+        b
+    } else {
+        a
+    }
+}
+
+/// One plane without argmax; `rowmax` is scratch of length `W`.
+fn max_plane_infer(out: &mut [f32], rowmax: &mut [f32], plane: &[f32], g: &Pool2dGeometry) {
+    for (oh, out_row) in out.chunks_exact_mut(g.out_w).enumerate() {
+        let rows = span(oh, g.stride_h, g.pad_h, g.kernel_h, g.in_h);
+        debug_assert!(rows.start < rows.end);
+        rowmax.copy_from_slice(&plane[rows.start * g.in_w..][..g.in_w]);
+        for h in rows.start + 1..rows.end {
+            let row = &plane[h * g.in_w..][..g.in_w];
+            rowmax
+                .iter_mut()
+                .zip(row)
+                .for_each(|(m, &v)| *m = max_nan(*m, v));
+        }
+        for (ow, o) in out_row.iter_mut().enumerate() {
+            let cols = span(ow, g.stride_w, g.pad_w, g.kernel_w, g.in_w);
+            debug_assert!(cols.start < cols.end);
+            *o = rowmax[cols.start + 1..cols.end]
+                .iter()
+                .fold(rowmax[cols.start], |m, &v| max_nan(m, v));
+        }
+    }
+}
+
 /// Max pooling backward: routes each output gradient to the input position
 /// that won the forward pass.
 ///
@@ -219,4 +281,43 @@ pub fn max_pool2d(
     ceil_mode: bool,
 ) -> Result<Tensor> {
     Ok(max_pool2d_with_indices(input, kernel, stride, padding, ceil_mode)?.0)
+}
+
+#[cfg(test)]
+mod infer_tests {
+    use super::*;
+    use crate::Rng;
+
+    #[test]
+    fn forward_infer_equals_forward() {
+        let mut rng = Rng::seed_from(4);
+        for (shape, k, s, p, ceil) in [
+            ([2, 3, 9, 9], (3, 3), (2, 2), (1, 1), false),
+            ([1, 2, 8, 8], (2, 2), (2, 2), (0, 0), false),
+            ([1, 2, 7, 10], (3, 2), (1, 2), (1, 1), true),
+            ([3, 1, 5, 6], (5, 5), (3, 3), (2, 2), true),
+        ] {
+            let g = Pool2dGeometry::new(&shape, k, s, p, ceil).unwrap();
+            let mut x = Tensor::randn(&shape, 0.0, 1.0, &mut rng);
+            // Ties, infinities, a NaN.
+            let v = x.as_slice_mut();
+            v[3] = v[4];
+            v[5] = f32::NEG_INFINITY;
+            v[7] = f32::NAN;
+            let n: usize = g.output_shape().iter().product();
+            let (mut want, mut arg, mut got) = (vec![0.0; n], vec![0; n], vec![1.0; n]);
+            max_pool2d_forward(&mut want, &mut arg, x.as_slice(), &g).unwrap();
+            max_pool2d_forward_infer(&mut got, x.as_slice(), &g).unwrap();
+            assert!(got.iter().any(|v| v.is_nan()));
+            for (a, b) in got.iter().zip(&want) {
+                assert!(
+                    a.to_bits() == b.to_bits() || (a.is_nan() && b.is_nan()),
+                    "{a} {b}"
+                );
+            }
+        }
+        let g = Pool2dGeometry::new(&[1, 1, 4, 4], (2, 2), (2, 2), (0, 0), false).unwrap();
+        assert!(max_pool2d_forward_infer(&mut [0.0; 3], &[0.0; 16], &g).is_err());
+        assert!(max_pool2d_forward_infer(&mut [0.0; 4], &[0.0; 15], &g).is_err());
+    }
 }

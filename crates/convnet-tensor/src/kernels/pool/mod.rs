@@ -42,7 +42,10 @@ pub use adaptive::{
     adaptive_avg_pool2d, adaptive_avg_pool2d_backward, adaptive_avg_pool2d_forward,
 };
 pub use avg::{avg_pool2d, avg_pool2d_backward, avg_pool2d_forward};
-pub use max::{max_pool2d, max_pool2d_backward, max_pool2d_forward, max_pool2d_with_indices};
+pub use max::{
+    max_pool2d, max_pool2d_backward, max_pool2d_forward, max_pool2d_forward_infer,
+    max_pool2d_with_indices,
+};
 
 use crate::error::{fmt_shape, Result, TensorError};
 use crate::geometry::Pool2dGeometry;
