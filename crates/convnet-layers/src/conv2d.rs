@@ -344,6 +344,25 @@ impl Layer for Conv2d {
         Ok(tensor(x.shape(), grad_in))
     }
 
+    fn backward_params(&mut self, grad_out: &Tensor) -> Result<()> {
+        if let Some((_, g)) = &self.cache {
+            check_grad(NAME, grad_out, &g.output_shape())?;
+        }
+        let (x, g) = take_cache(&mut self.cache, NAME)?;
+        kernel(
+            NAME,
+            conv2d_backward(
+                None,
+                Some(self.weight.grad.as_slice_mut()),
+                self.bias.as_mut().map(|b| b.grad.as_slice_mut()),
+                grad_out.as_slice(),
+                x.as_slice(),
+                self.weight.value.as_slice(),
+                &g,
+            ),
+        )
+    }
+
     fn output_shape(&self, input_shape: &[usize]) -> Result<Vec<usize>> {
         Ok(self.geometry(input_shape)?.output_shape().to_vec())
     }

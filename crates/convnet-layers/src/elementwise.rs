@@ -36,6 +36,23 @@ impl ElementWise {
         y
     }
 
+    /// [`ElementWise::forward`] in place on an owned input: one copy (the
+    /// cache) instead of two.
+    pub(crate) fn forward_owned(&mut self, mut x: Tensor) -> Tensor {
+        match self.act.saves() {
+            Saved::Input => {
+                let y = self.act.apply(&x);
+                self.cache = Some(x);
+                y
+            }
+            Saved::Output => {
+                self.act.forward_inplace(x.as_slice_mut());
+                self.cache = Some(x.clone());
+                x
+            }
+        }
+    }
+
     pub(crate) fn backward(&mut self, layer: &str, grad_out: &Tensor) -> Result<Tensor> {
         if let Some(saved) = &self.cache {
             check_grad(layer, grad_out, saved.shape())?;
@@ -77,6 +94,10 @@ macro_rules! elementwise_layer {
 
             fn backward(&mut self, grad_out: &Tensor) -> $crate::error::Result<Tensor> {
                 self.inner.backward(NAME, grad_out)
+            }
+
+            fn forward_owned(&mut self, x: Tensor) -> $crate::error::Result<Tensor> {
+                Ok(self.inner.forward_owned(x))
             }
 
             fn output_shape(&self, input_shape: &[usize]) -> $crate::error::Result<Vec<usize>> {

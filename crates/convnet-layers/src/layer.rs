@@ -38,6 +38,21 @@ pub trait Layer: Send + Sync + std::fmt::Debug {
     /// `forward`; accumulates parameter gradients.
     fn backward(&mut self, grad_out: &Tensor) -> Result<Tensor>;
 
+    /// [`Layer::forward`] of an input the caller gives away: a layer that
+    /// can work in place (the activations) reuses its memory instead of
+    /// allocating. Containers pass their intermediate outputs this way.
+    fn forward_owned(&mut self, x: Tensor) -> Result<Tensor> {
+        self.forward(&x)
+    }
+
+    /// [`Layer::backward`] when nobody needs the input gradient (the first
+    /// layer of a model, whose input is the data): accumulates the parameter
+    /// gradients only. Layers whose input gradient costs work (convolutions,
+    /// containers) skip computing it.
+    fn backward_params(&mut self, grad_out: &Tensor) -> Result<()> {
+        self.backward(grad_out).map(|_| ())
+    }
+
     /// The output shape for an input shape, or the error the layer would give
     /// at run time for that input.
     fn output_shape(&self, input_shape: &[usize]) -> Result<Vec<usize>>;
@@ -133,6 +148,12 @@ impl Layer for Box<dyn Layer> {
     }
     fn backward(&mut self, grad_out: &Tensor) -> Result<Tensor> {
         (**self).backward(grad_out)
+    }
+    fn forward_owned(&mut self, x: Tensor) -> Result<Tensor> {
+        (**self).forward_owned(x)
+    }
+    fn backward_params(&mut self, grad_out: &Tensor) -> Result<()> {
+        (**self).backward_params(grad_out)
     }
     fn output_shape(&self, input_shape: &[usize]) -> Result<Vec<usize>> {
         (**self).output_shape(input_shape)

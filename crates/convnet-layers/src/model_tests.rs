@@ -561,3 +561,48 @@ fn models_are_send_sync_and_infer_from_many_threads() {
         }
     });
 }
+
+/// Every parameter gradient of `net`, by name.
+fn param_grads(net: &dyn Layer) -> Vec<(String, Vec<f32>)> {
+    let mut v = Vec::new();
+    net.visit_params("", &mut |name, p| {
+        v.push((name.to_string(), p.grad.as_slice().to_vec()))
+    });
+    v
+}
+
+#[test]
+fn forward_owned_and_backward_params_match_forward_and_backward() {
+    // LeNet-5 (tanh, conv first) and a ReLU / GELU variant: the in-place
+    // activations and the skipped input gradient change nothing else.
+    let relu_gelu = |rng: &mut Rng| {
+        Sequential::default()
+            .with(conv(Conv2dConfig::new(1, 4, 3).padding(1), rng))
+            .with(ReLU::new())
+            .with(MaxPool2d::new(Pool2dConfig::new(2)).unwrap())
+            .with(GELU::new())
+            .with(Flatten::new())
+            .with(Linear::new(LinearConfig::new(4 * 14 * 14, 10), rng).unwrap())
+    };
+    let builders: [&dyn Fn(&mut Rng) -> Sequential; 2] = [&lenet5, &relu_gelu];
+    for build in builders {
+        let x = random(&[3, 1, 28, 28], 5);
+        let grad_out = random(&[3, 10], 6);
+        let mut a = build(&mut Rng::seed_from(1));
+        let mut b = build(&mut Rng::seed_from(1));
+        let ya = a.forward(&x).unwrap();
+        let yb = b.forward_owned(x.clone()).unwrap();
+        assert_eq!(ya.as_slice(), yb.as_slice());
+        a.backward(&grad_out).unwrap();
+        b.backward_params(&grad_out).unwrap();
+        let (ga, gb) = (param_grads(&a), param_grads(&b));
+        assert_eq!(ga.len(), gb.len());
+        for ((na, va), (nb, vb)) in ga.iter().zip(&gb) {
+            assert_eq!(na, nb);
+            assert!(va.iter().any(|&v| v != 0.0), "{na}: zero gradient");
+            assert_eq!(va, vb, "{na}");
+        }
+        // The cache was consumed: a second backward is an error.
+        assert!(b.backward_params(&grad_out).is_err());
+    }
+}

@@ -384,7 +384,9 @@ impl<'m> Trainer<'m> {
             let mut lr = schedule.lr_at(self.global_step as usize);
             for (index, batch) in train.batches(epoch - 1).enumerate() {
                 let batch = batch?;
-                let logits = self.model.forward(&batch.images)?;
+                // The batch's images are ours: layers that can reuse their
+                // memory do (`forward_owned`).
+                let logits = self.model.forward_owned(batch.images)?;
                 let out = cross_entropy(&logits, &batch.labels, self.config.label_smoothing)?;
                 if !out.loss.is_finite() {
                     return Err(TrainError::NonFiniteLoss {
@@ -398,7 +400,8 @@ impl<'m> Trainer<'m> {
                 loss_sum += out.loss as f64;
                 batches += 1;
                 self.model.zero_grad();
-                self.model.backward(&out.grad)?;
+                // Nobody needs the gradient of the images.
+                self.model.backward_params(&out.grad)?;
                 if let Some(max_norm) = self.config.clip_grad_norm {
                     clip_grad_norm(self.model, max_norm)?;
                 }

@@ -185,13 +185,47 @@ impl Layer for Sequential {
     fn forward(&mut self, x: &Tensor) -> Result<Tensor> {
         let mut cur: Option<Tensor> = None;
         for (name, c) in &mut self.children {
-            let y = c
-                .forward(cur.as_ref().unwrap_or(x))
-                .map_err(|e| e.in_child(name))?;
+            // Intermediate outputs are ours to give away (in-place activations).
+            let y = match cur.take() {
+                Some(t) => c.forward_owned(t),
+                None => c.forward(x),
+            }
+            .map_err(|e| e.in_child(name))?;
             cur = Some(y);
         }
         self.forwarded = true;
         Ok(cur.unwrap_or_else(|| x.clone()))
+    }
+
+    fn forward_owned(&mut self, x: Tensor) -> Result<Tensor> {
+        let mut cur = x;
+        for (name, c) in &mut self.children {
+            cur = c.forward_owned(cur).map_err(|e| e.in_child(name))?;
+        }
+        self.forwarded = true;
+        Ok(cur)
+    }
+
+    fn backward_params(&mut self, grad_out: &Tensor) -> Result<()> {
+        if !std::mem::take(&mut self.forwarded) {
+            return Err(LayerError::no_cache(NAME));
+        }
+        let mut cur: Option<Tensor> = None;
+        let mut children = self.children.iter_mut();
+        // The first child's input gradient is not needed: it gets
+        // `backward_params`, the others `backward`.
+        let first = children.next();
+        for (name, c) in children.rev() {
+            let g = c
+                .backward(cur.as_ref().unwrap_or(grad_out))
+                .map_err(|e| e.in_child(name))?;
+            cur = Some(g);
+        }
+        if let Some((name, c)) = first {
+            c.backward_params(cur.as_ref().unwrap_or(grad_out))
+                .map_err(|e| e.in_child(name))?;
+        }
+        Ok(())
     }
 
     fn backward(&mut self, grad_out: &Tensor) -> Result<Tensor> {
