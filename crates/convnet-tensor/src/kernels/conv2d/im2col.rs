@@ -112,6 +112,15 @@ pub(super) fn im2col_channel(col: &mut [f32], x: &[f32], g: &Conv2dGeometry, ban
                 let start = lo * g.stride_w + off - g.pad_w;
                 if g.stride_w == 1 {
                     copy_short(&mut dst[lo..hi], &src[start..start + (hi - lo)]);
+                } else if g.stride_w == 2 {
+                    // Even elements of pairs: a shuffle the compiler
+                    // vectorises (`step_by` stays scalar).
+                    let n = hi - lo;
+                    let (pairs, last) = src[start..start + 2 * n - 1].split_at(2 * (n - 1));
+                    for (d, p) in dst[lo..hi - 1].iter_mut().zip(pairs.chunks_exact(2)) {
+                        *d = p[0];
+                    }
+                    dst[hi - 1] = last[0];
                 } else {
                     let src = src[start..].iter().step_by(g.stride_w);
                     for (d, &s) in dst[lo..hi].iter_mut().zip(src) {
