@@ -186,14 +186,50 @@ fn max_plane_infer(out: &mut [f32], rowmax: &mut [f32], plane: &[f32], g: &Pool2
                 .zip(row)
                 .for_each(|(m, &v)| *m = max_nan(*m, v));
         }
-        for (ow, o) in out_row.iter_mut().enumerate() {
+        // Stride 2: the windows lying wholly inside the row take, for each
+        // tap, the even elements of pairs (vectorised); the others go one by
+        // one.
+        let (lo, hi) = if g.stride_w == 2 {
+            inner_windows(g)
+        } else {
+            (0, 0)
+        };
+        for ow in (0..lo).chain(hi.max(lo)..g.out_w) {
             let cols = span(ow, g.stride_w, g.pad_w, g.kernel_w, g.in_w);
             debug_assert!(cols.start < cols.end);
-            *o = rowmax[cols.start + 1..cols.end]
+            out_row[ow] = rowmax[cols.start + 1..cols.end]
                 .iter()
                 .fold(rowmax[cols.start], |m, &v| max_nan(m, v));
         }
+        if hi > lo {
+            let n = hi - lo;
+            let mid = &mut out_row[lo..hi];
+            for j in 0..g.kernel_w {
+                let start = 2 * lo + j - g.pad_w;
+                let (pairs, last) = rowmax[start..start + 2 * n - 1].split_at(2 * (n - 1));
+                let taps = pairs.chunks_exact(2).map(|p| p[0]).chain([last[0]]);
+                if j == 0 {
+                    mid.iter_mut().zip(taps).for_each(|(o, v)| *o = v);
+                } else {
+                    mid.iter_mut()
+                        .zip(taps)
+                        .for_each(|(o, v)| *o = max_nan(*o, v));
+                }
+            }
+        }
     }
+}
+
+/// Output columns `lo..hi` whose window `ow·s − p .. ow·s − p + k` lies
+/// wholly inside `0..W` (`hi <= lo` if none).
+fn inner_windows(g: &Pool2dGeometry) -> (usize, usize) {
+    let lo = g.pad_w.div_ceil(g.stride_w);
+    let hi = if g.in_w + g.pad_w >= g.kernel_w {
+        ((g.in_w + g.pad_w - g.kernel_w) / g.stride_w + 1).min(g.out_w)
+    } else {
+        0
+    };
+    (lo, hi)
 }
 
 /// Max pooling backward: routes each output gradient to the input position
@@ -296,6 +332,9 @@ mod infer_tests {
             ([1, 2, 8, 8], (2, 2), (2, 2), (0, 0), false),
             ([1, 2, 7, 10], (3, 2), (1, 2), (1, 1), true),
             ([3, 1, 5, 6], (5, 5), (3, 3), (2, 2), true),
+            ([1, 2, 11, 12], (3, 3), (2, 2), (1, 1), true),
+            ([1, 2, 6, 13], (2, 4), (1, 2), (1, 2), false),
+            ([1, 1, 4, 3], (3, 3), (2, 2), (1, 1), false),
         ] {
             let g = Pool2dGeometry::new(&shape, k, s, p, ceil).unwrap();
             let mut x = Tensor::randn(&shape, 0.0, 1.0, &mut rng);
