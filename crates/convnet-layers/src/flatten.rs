@@ -115,6 +115,13 @@ impl Layer for Flatten {
         Ok(y)
     }
 
+    fn forward_owned(&mut self, x: Tensor) -> Result<Tensor> {
+        // The owned input is reshaped where it is, without a copy.
+        let shape = self.out_shape(x.shape())?;
+        self.cache = Some(x.shape().to_vec());
+        Ok(x.into_reshape(&shape).expect("same element count"))
+    }
+
     fn backward(&mut self, grad_out: &Tensor) -> Result<Tensor> {
         if let Some(shape) = &self.cache {
             check_grad(NAME, grad_out, &self.out_shape(shape)?)?;
