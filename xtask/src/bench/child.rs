@@ -43,14 +43,27 @@ pub fn timing_from_runs(times: &mut [f64]) -> Option<Timing> {
     })
 }
 
+/// Share of the time budget spent warming up (at least `reps.warmup` runs).
+pub const WARMUP_SHARE: f64 = 0.1;
+
 /// Like [`super::measure`], for a fallible run: the first error stops the
-/// measurement and is returned.
+/// measurement and is returned. The warm-up lasts `reps.warmup` runs and,
+/// if `reps.warmup > 0`, at least [`WARMUP_SHARE`] of the time budget, so
+/// that a 4 ms step warms up (allocator, caches, thread pool) for 0.2 s
+/// like a 1 s step does.
 pub fn measure_fallible(
     reps: Reps,
     mut f: impl FnMut() -> anyhow::Result<()>,
 ) -> anyhow::Result<Timing> {
-    for _ in 0..reps.warmup {
+    let warm_start = Instant::now();
+    let mut warm = 0;
+    while warm < reps.warmup
+        || (reps.warmup > 0
+            && warm < reps.max
+            && warm_start.elapsed().as_secs_f64() < reps.budget_s * WARMUP_SHARE)
+    {
         f()?;
+        warm += 1;
     }
     let mut times = Vec::new();
     let start = Instant::now();

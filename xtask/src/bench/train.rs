@@ -59,7 +59,9 @@ pub fn forward_flops(model: &dyn Layer, name: &str, shape: &[usize]) -> f64 {
 }
 
 /// Times one training step (forward, cross-entropy, backward, SGD step) of
-/// `model` on a fixed batch of random images and labels. GFLOP/s count
+/// `model` on a fixed batch of random images (fresh random labels at each
+/// step), with the calls of
+/// [`Trainer`]'s step (`forward_owned`, `backward_params`). GFLOP/s count
 /// three forward passes per step (forward, and backward's input and weight
 /// gradients), the usual convention.
 pub fn train_step(row_name: &str, model: &str, batch: usize, reps: Reps) -> anyhow::Result<Row> {
@@ -67,13 +69,22 @@ pub fn train_step(row_name: &str, model: &str, batch: usize, reps: Reps) -> anyh
     let shape = config.input_shape(batch);
     let mut rng = Rng::seed_from(SEED + 1);
     let images = Tensor::randn(&shape, 0.0, 1.0, &mut rng);
-    let labels: Vec<usize> = (0..batch).map(|_| rng.below(config.num_classes)).collect();
+    let mut labels = vec![0usize; batch];
     let mut optimizer = Optimizer::new(OptimizerConfig::sgd(LR, MOMENTUM), &*net)?;
     let t = measure_fallible(reps, || {
-        let logits = net.forward(&images)?;
+        // As the trainer does: the batch is given away (a fresh tensor per
+        // step, as the loader makes), and the model's input needs no
+        // gradient (PyTorch's data tensors do not require one either).
+        // Fresh labels every step: a fixed batch would be learnt by heart
+        // within the repetitions, its gradients would shrink towards
+        // denormal floats, and the step would no longer be a typical one.
+        for l in labels.iter_mut() {
+            *l = rng.below(config.num_classes);
+        }
+        let logits = net.forward_owned(images.clone())?;
         let loss = cross_entropy(&logits, &labels, 0.0)?;
         net.zero_grad();
-        net.backward(&loss.grad)?;
+        net.backward_params(&loss.grad)?;
         optimizer.step(&mut *net, LR)?;
         Ok(())
     })
