@@ -22,6 +22,7 @@ use std::process::{Command, Stdio};
 
 use anyhow::{bail, Context};
 
+use super::child::timing_from_runs;
 use super::json::{TorchRecord, TorchRun};
 use super::plan::{self, Job};
 use super::report::rate;
@@ -109,15 +110,26 @@ impl Torch {
     pub fn after_job(&mut self, jobs: &[Job], index: usize, mnist: Option<&Path>) -> Vec<String> {
         let result = match &jobs[index] {
             Job::TrainEpoch { model, batch } if model == plan::EPOCH_MODEL => match mnist {
-                Some(dir) => self.lenet(dir, *batch, &jobs[index].name()),
+                Some(dir) => self.lenet(dir, *batch, Some(&jobs[index].name())),
                 None => return Vec::new(),
             },
+            // LeNet-5's inference figures come with its epoch; without an
+            // epoch row in this run, after LeNet-5's last inference row.
+            Job::Infer { model, .. }
+                if model == plan::EPOCH_MODEL
+                    && last_of_model(jobs, index)
+                    && !jobs.iter().any(|j| matches!(j, Job::TrainEpoch { .. })) =>
+            {
+                match mnist {
+                    Some(dir) => self.lenet(dir, plan::LENET_BATCH, None),
+                    None => Err(anyhow::anyhow!(
+                        "torch_lenet.py needs MNIST, not found in {}",
+                        super::train::MNIST_PLACES
+                    )),
+                }
+            }
             Job::Infer { model, .. } if TORCHVISION_MODELS.contains(&model.as_str()) => {
-                let last_of_model = !matches!(
-                    jobs.get(index + 1),
-                    Some(Job::Infer { model: next, .. }) if next == model
-                );
-                if !last_of_model {
+                if !last_of_model(jobs, index) {
                     return Vec::new();
                 }
                 let batches: Vec<usize> = jobs
@@ -161,14 +173,21 @@ impl Torch {
         Ok(stdout)
     }
 
+    /// `torch_lenet.py`: the epochs of the epoch row (median of the timed
+    /// ones) if `epoch_row` is given, else one short epoch (the script
+    /// trains before it measures inference); then inference at batch 1 and
+    /// 256.
     fn lenet(
         &mut self,
         mnist: &Path,
         batch: usize,
-        epoch_row: &str,
+        epoch_row: Option<&str>,
     ) -> anyhow::Result<Vec<String>> {
-        let (warmup, runs) = plan::epoch_runs(self.quick);
-        let args = vec![
+        let (warmup, runs) = match epoch_row {
+            Some(_) => plan::epoch_runs(self.quick),
+            None => (1, 0),
+        };
+        let mut args = vec![
             "--data".to_string(),
             mnist.display().to_string(),
             "--epochs".to_string(),
@@ -176,6 +195,9 @@ impl Torch {
             "--batch".to_string(),
             batch.to_string(),
         ];
+        if epoch_row.is_none() {
+            args.extend(["--limit".to_string(), (100 * batch).to_string()]);
+        }
         let out = self.run("torch_lenet.py", &args)?;
         let parsed = parse_lenet(&out);
         let mut epochs = parsed.epochs;
@@ -186,16 +208,18 @@ impl Torch {
                 warmup + runs
             );
         }
-        let mut timed = epochs.split_off(warmup);
-        timed.sort_by(f64::total_cmp);
-        let median = timed[timed.len() / 2];
-        let mut lines = vec![format!(
-            "  PyTorch {epoch_row}: {} images/s (median of {} epoch{})",
-            rate(median),
-            timed.len(),
-            if timed.len() == 1 { "" } else { "s" }
-        )];
-        self.figures.push((epoch_row.to_string(), median));
+        let mut lines = Vec::new();
+        if let Some(row) = epoch_row {
+            let mut timed = epochs.split_off(warmup);
+            let t = timing_from_runs(&mut timed).context("no timed epoch")?;
+            lines.push(format!(
+                "  PyTorch {row}: {} images/s (median of {} epoch{})",
+                rate(t.median_s),
+                t.reps,
+                if t.reps == 1 { "" } else { "s" }
+            ));
+            self.figures.push((row.to_string(), t.median_s));
+        }
         for (bs, ips) in parsed.inference {
             let name = Job::Infer {
                 model: plan::EPOCH_MODEL.into(),
@@ -281,6 +305,14 @@ pub fn print_table(run: &TorchRun) {
             rate(r.torch_images_per_s),
             r.convnet_images_per_s / r.torch_images_per_s
         );
+    }
+}
+
+/// Whether `jobs[index]` is the last inference row of its model.
+fn last_of_model(jobs: &[Job], index: usize) -> bool {
+    match (&jobs[index], jobs.get(index + 1)) {
+        (Job::Infer { model, .. }, Some(Job::Infer { model: next, .. })) => next != model,
+        _ => true,
     }
 }
 
@@ -372,6 +404,23 @@ mod tests {
             parse_lenet("Traceback (most recent call last):\n"),
             LenetOutput::default()
         );
+    }
+
+    #[test]
+    fn pytorch_runs_after_a_models_last_inference_row() {
+        let infer = |model: &str, batch| Job::Infer {
+            model: model.into(),
+            batch,
+        };
+        let jobs = [
+            infer("lenet5", 1),
+            infer("lenet5", 256),
+            infer("resnet18", 1),
+            infer("resnet18", 16),
+            Job::Kernel { case: "x".into() },
+        ];
+        let last: Vec<bool> = (0..jobs.len()).map(|i| last_of_model(&jobs, i)).collect();
+        assert_eq!(last, [false, true, false, true, true]);
     }
 
     #[test]
