@@ -18,3 +18,12 @@ pub use dtype::{to_f32, DType};
 pub use state_dict::{
     model_shapes, natural_cmp, Entry, LoadMode, LoadReport, ShapeMismatch, StateDict,
 };
+mod fsutil;
+pub mod pth;
+pub mod safetensors_io;
+
+pub use fsutil::write_atomic;
+mod detect;
+
+pub use detect::{detect, detect_file, read_state_dict, FileKind, CHECKPOINT_MAGIC};
+pub mod npy;
