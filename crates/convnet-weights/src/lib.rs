@@ -6,12 +6,14 @@
 //! - PyTorch `.pth`/`.pt` files written by `torch.save(model.state_dict())`
 //!   are read without Python and without executing pickled code;
 //! - safetensors files are read and written;
-//! - numpy `.npy` files hold single tensors (inputs, outputs, feature maps).
+//! - numpy `.npy` files hold single tensors (inputs, outputs, feature maps):
+//!   [`npy`] reads versions 1.0 to 3.0 with float, integer and bool dtypes and writes `<f4`.
 
 mod error;
 
 pub use error::{Result, WeightsError};
 mod dtype;
+pub mod npy;
 mod state_dict;
 
 pub use dtype::{to_f32, DType};
