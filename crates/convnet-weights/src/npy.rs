@@ -797,9 +797,13 @@ mod tests {
         out
     }
 
-    fn dict(descr: &str, fortran: bool, shape: &str) -> String {
-        let fortran = if fortran { "True" } else { "False" };
+    /// A header dict; `fortran` is the literal text of its value.
+    fn dict(descr: &str, fortran: &str, shape: &str) -> String {
         format!("{{'descr': {descr}, 'fortran_order': {fortran}, 'shape': {shape}, }}")
+    }
+
+    fn flat<const N: usize, const M: usize>(arrays: [[u8; N]; M]) -> Vec<u8> {
+        arrays.concat()
     }
 
     fn f32_bytes(values: &[f32]) -> Vec<u8> {
@@ -883,14 +887,14 @@ mod tests {
     fn reads_versions_2_and_3() {
         let data = f32_bytes(&[1.0, 2.0]);
         for major in [2, 3] {
-            let bytes = npy(major, &dict("'<f4'", false, "(2,)"), &data);
+            let bytes = npy(major, &dict("'<f4'", "False", "(2,)"), &data);
             let header = read_header(&bytes, Path::new(MEM)).unwrap();
             assert_eq!(header.version, (major, 0));
             assert_eq!(header.data_offset % ALIGN, 0);
             assert_eq!(parse(&bytes).unwrap().as_slice(), [1.0, 2.0]);
         }
         // Version 3.0 allows UTF-8 in the header (here in a structured field name).
-        let bytes = npy(3, &dict("[('é', '<f4')]", false, "(1,)"), &[0; 4]);
+        let bytes = npy(3, &dict("[('é', '<f4')]", "False", "(1,)"), &[0; 4]);
         assert!(format_error(&bytes).contains("structured dtype [('é', '<f4')]"));
     }
 
@@ -899,71 +903,50 @@ mod tests {
         let cases: [(&str, Vec<u8>, [f32; 3]); 11] = [
             (
                 "<f8",
-                [1.5f64, -2.0, 0.25]
-                    .iter()
-                    .flat_map(|v| v.to_le_bytes())
-                    .collect(),
+                flat([1.5f64, -2.0, 0.25].map(f64::to_le_bytes)),
                 [1.5, -2.0, 0.25],
             ),
             (
                 "<f2",
-                [0x3c00u16, 0xc000, 0x3800]
-                    .iter()
-                    .flat_map(|v| v.to_le_bytes())
-                    .collect(),
+                flat([0x3c00u16, 0xc000, 0x3800].map(u16::to_le_bytes)),
                 [1.0, -2.0, 0.5],
             ),
             ("|u1", vec![0, 7, 255], [0.0, 7.0, 255.0]),
             ("|i1", vec![0, 7, 255], [0.0, 7.0, -1.0]),
             (
                 "<i2",
-                [-300i16, 2, 3]
-                    .iter()
-                    .flat_map(|v| v.to_le_bytes())
-                    .collect(),
+                flat([-300i16, 2, 3].map(i16::to_le_bytes)),
                 [-300.0, 2.0, 3.0],
             ),
             (
                 "<i4",
-                [-70000i32, 2, 3]
-                    .iter()
-                    .flat_map(|v| v.to_le_bytes())
-                    .collect(),
+                flat([-70000i32, 2, 3].map(i32::to_le_bytes)),
                 [-70000.0, 2.0, 3.0],
             ),
             (
                 "<i8",
-                [-5i64, 1 << 40, 3]
-                    .iter()
-                    .flat_map(|v| v.to_le_bytes())
-                    .collect(),
-                [-5.0, 1099511627776.0, 3.0],
+                flat([-5i64, 1 << 40, 3].map(i64::to_le_bytes)),
+                [-5.0, 2f32.powi(40), 3.0],
             ),
             (
                 "<u2",
-                [65535u16, 2, 3]
-                    .iter()
-                    .flat_map(|v| v.to_le_bytes())
-                    .collect(),
+                flat([65535u16, 2, 3].map(u16::to_le_bytes)),
                 [65535.0, 2.0, 3.0],
             ),
             ("|b1", vec![1, 0, 1], [1.0, 0.0, 1.0]),
             (
                 ">f4",
-                [1.5f32, -2.0, 3.0]
-                    .iter()
-                    .flat_map(|v| v.to_be_bytes())
-                    .collect(),
+                flat([1.5f32, -2.0, 3.0].map(f32::to_be_bytes)),
                 [1.5, -2.0, 3.0],
             ),
             (
                 ">i8",
-                [-5i64, 2, 3].iter().flat_map(|v| v.to_be_bytes()).collect(),
+                flat([-5i64, 2, 3].map(i64::to_be_bytes)),
                 [-5.0, 2.0, 3.0],
             ),
         ];
         for (descr, data, expected) in cases {
-            let bytes = npy(1, &dict(&format!("'{descr}'"), false, "(3,)"), &data);
+            let bytes = npy(1, &dict(&format!("'{descr}'"), "False", "(3,)"), &data);
             assert_eq!(parse(&bytes).unwrap().as_slice(), expected, "{descr}");
         }
     }
@@ -973,7 +956,7 @@ mod tests {
         // np.asfortranarray(np.arange(6).reshape(2, 3)) stores 0 3 1 4 2 5.
         let bytes = npy(
             1,
-            &dict("'<f4'", true, "(2, 3)"),
+            &dict("'<f4'", "True", "(2, 3)"),
             &f32_bytes(&[0., 3., 1., 4., 2., 5.]),
         );
         assert_eq!(parse(&bytes).unwrap(), Tensor::arange(&[2, 3]));
@@ -987,10 +970,10 @@ mod tests {
                 }
             }
         }
-        let bytes = npy(1, &dict("'<f4'", true, "(2, 3, 4)"), &f32_bytes(&fortran));
+        let bytes = npy(1, &dict("'<f4'", "True", "(2, 3, 4)"), &f32_bytes(&fortran));
         assert_eq!(parse(&bytes).unwrap(), Tensor::arange(&shape));
         // Empty and 1-d arrays are the same in both orders.
-        let bytes = npy(1, &dict("'<f4'", true, "(3, 0)"), &[]);
+        let bytes = npy(1, &dict("'<f4'", "True", "(3, 0)"), &[]);
         assert_eq!(parse(&bytes).unwrap().shape(), [3, 0]);
     }
 
@@ -1007,14 +990,27 @@ mod tests {
         }
     }
 
+    /// Asserts that each file gives a `Format` error containing its text.
+    fn assert_errors(cases: &[(Vec<u8>, &str)]) {
+        for (bytes, expected) in cases {
+            let msg = format_error(bytes);
+            assert!(msg.contains(expected), "expected {expected:?} in {msg:?}");
+        }
+    }
+
     #[test]
-    fn every_error_names_what_is_wrong() {
-        let good = dict("'<f4'", false, "(2,)");
-        let data = f32_bytes(&[1.0, 2.0]);
-        let valid = npy(1, &good, &data);
-        let cases: Vec<(Vec<u8>, &str)> = vec![
-            (b"PK\x03\x04 not numpy".to_vec(), "bad magic"),
-            (vec![], "truncated header"),
+    fn preamble_errors_name_what_is_wrong() {
+        let two = f32_bytes(&[1.0, 2.0]);
+        let valid = npy(1, &dict("'<f4'", "False", "(2,)"), &two);
+        assert_eq!(parse(&valid).unwrap().as_slice(), [1.0, 2.0]);
+        let mut not_utf8 = npy(3, &dict("'<f4'", "False", "(2,)"), &two);
+        not_utf8[14] = 0xff;
+        assert_errors(&[
+            (
+                b"PK\x03\x04 not numpy".to_vec(),
+                "bad magic 'PK\\x03\\x04 n'",
+            ),
+            (vec![], "truncated header: the file ends after 0 bytes"),
             (b"\x93NUMPY\x01".to_vec(), "truncated header"),
             (
                 b"\x93NUMPY\x01\x00\x10".to_vec(),
@@ -1027,168 +1023,78 @@ mod tests {
             (valid[..40].to_vec(), "header length 118 goes past the end"),
             (
                 b"\x93NUMPY\x02\x00\xff\xff\xff\xff{}".to_vec(),
-                "header length 4294967295 goes past the end",
+                "4294967295 goes past the end",
             ),
+            (not_utf8, "header of a version 3.0 file is not UTF-8"),
+        ]);
+    }
+
+    #[test]
+    fn header_dict_errors_name_what_is_wrong() {
+        let two = f32_bytes(&[1.0, 2.0]);
+        let good = dict("'<f4'", "False", "(2,)");
+        let cases = [
+            ("['descr']".to_string(), "expected a dict '{', found '['"),
             (
-                npy(3, &good, &data)
-                    .into_iter()
-                    .map(|b| if b == b'd' { 0xff } else { b })
-                    .collect(),
-                "not UTF-8",
-            ),
-            (npy(1, "['descr']", &data), "expected a dict"),
-            (
-                npy(1, "{'descr': '<f4', 'fortran_order': False}", &data),
+                "{'descr': '<f4', 'fortran_order': False}".into(),
                 "'shape' is missing",
             ),
+            (good.replace('}', "'x': 1}"), "unexpected key 'x'"),
+            (good.replace("'shape'", "'descr'"), "'descr' appears twice"),
             (
-                npy(
-                    1,
-                    &dict("'<f4'", false, "(2,)").replace("}", "'x': 1}"),
-                    &data,
-                ),
-                "unexpected key 'x'",
+                good.replace("'<f4'", "(2,)"),
+                "descr (2,) is not a dtype string",
             ),
-            (
-                npy(
-                    1,
-                    "{'descr': '<f4', 'descr': '<f4', 'fortran_order': False, 'shape': (2,)}",
-                    &data,
-                ),
-                "'descr' appears twice",
-            ),
-            (
-                npy(1, &dict("'<f4", false, "(2,)"), &data),
-                "unterminated string",
-            ),
-            (
-                npy(1, &dict("'<f4'", false, "(2,) x"), &data),
-                "expected ',' or '}'",
-            ),
-            (
-                npy(1, &format!("{good} x"), &data),
-                "unexpected 'x' after the dict",
-            ),
-            (
-                npy(1, &dict("'<f4'", false, "(2.0,)"), &data),
-                "expected ',' or ')'",
-            ),
-            (
-                npy(1, &dict("'<f4'", false, "(-2,)"), &data),
-                "negative dimension -2",
-            ),
-            (
-                npy(1, &dict("'<f4'", false, "('2',)"), &data),
-                "not an integer",
-            ),
-            (
-                npy(1, &dict("'<f4'", false, "[2]"), &data),
-                "shape [2] is not a tuple",
-            ),
-            (
-                npy(1, &dict("'<f4'", false, "(99999999999999999999,)"), &data),
-                "too large",
-            ),
-            (
-                npy(
-                    1,
-                    &dict("'<f4'", false, &format!("({})", "1, ".repeat(65))),
-                    &data,
-                ),
-                "65 axes",
-            ),
-            (
-                npy(
-                    1,
-                    &dict(
-                        "'<f4'",
-                        false,
-                        &format!("{}2{}", "(".repeat(20), ")".repeat(20)),
-                    ),
-                    &data,
-                ),
-                "nested deeper",
-            ),
-            (
-                npy(
-                    1,
-                    &dict("'<f4'", false, "(2,)").replace("False", "0"),
-                    &data,
-                ),
-                "fortran_order 0 is not True or False",
-            ),
-            (
-                npy(
-                    1,
-                    &dict("'<f4'", false, "(2,)").replace("False", "Flase"),
-                    &data,
-                ),
-                "unknown name 'Flase'",
-            ),
-            (
-                npy(1, &dict("'|O'", false, "(2,)"), &data),
-                "object array (descr '|O') is refused",
-            ),
-            (
-                npy(
-                    1,
-                    &dict("[('x', '<f4'), ('y', '<i4')]", false, "(1,)"),
-                    &data,
-                ),
-                "structured dtype [('x', '<f4'), ('y', '<i4')] is refused",
-            ),
-            (
-                npy(1, &dict("'<c8'", false, "(1,)"), &data),
-                "unsupported dtype descr '<c8'",
-            ),
-            (
-                npy(1, &dict("'<U3'", false, "(1,)"), &data),
-                "unsupported dtype descr '<U3'",
-            ),
-            (
-                npy(1, &dict("'|f4'", false, "(2,)"), &data),
-                "'|f4' gives no byte order",
-            ),
-            (
-                npy(1, &dict("None", false, "(2,)"), &data),
-                "descr None is not a dtype string",
-            ),
-            (
-                npy(1, &dict("'<f4'", false, "(4294967296, 4294967296)"), &data),
-                "overflows",
-            ),
-            (
-                npy(1, &dict("'<f8'", false, "(1152921504606846976,)"), &data),
-                "overflows",
-            ),
-            (
-                npy(1, &dict("'<f4'", false, "(1000000000, 1000)"), &data),
-                "too little data",
-            ),
-            (
-                npy(1, &dict("'<f4'", false, "(3,)"), &data),
-                "too little data",
-            ),
-            (
-                npy(1, &dict("'<f4'", false, "(1,)"), &data),
-                "too much data",
-            ),
-            (npy(1, &dict("'<f4'", false, "()"), &data), "too much data"),
+            ("{'descr': '<f4".into(), "unterminated string"),
+            (format!("{good} x"), "unexpected 'x' after the dict"),
+            (good.replace(": ", " "), "expected ':' after 'descr'"),
+            (good.replace("'shape'", "1"), "dict key 1 is not a string"),
         ];
-        for (bytes, expected) in cases {
-            let msg = format_error(&bytes);
-            assert!(msg.contains(expected), "expected {expected:?} in {msg:?}");
-        }
-        assert_eq!(parse(&valid).unwrap().as_slice(), [1.0, 2.0]);
+        assert_errors(&cases.map(|(text, expected)| (npy(1, &text, &two), expected)));
+    }
+
+    #[test]
+    fn descr_and_shape_errors_name_what_is_wrong() {
+        let two = f32_bytes(&[1.0, 2.0]);
+        let deep = format!("{}2{}", "(".repeat(20), ")".repeat(20));
+        let many = format!("({})", "1, ".repeat(65));
+        let cases = [
+            ("'<f4'", "False", "(2,) x", "expected ',' or '}' in the dict, found 'x'"),
+            ("'<f4'", "False", "(2.0,)", "expected ',' or ')', found '.'"),
+            ("'<f4'", "False", "(-2,)", "negative dimension -2"),
+            ("'<f4'", "False", "(-x,)", "expected digits after '-'"),
+            ("'<f4'", "False", "('2',)", "dimension '2' that is not an integer"),
+            ("'<f4'", "False", "[2]", "shape [2] is not a tuple"),
+            ("'<f4'", "False", "(99999999999999999999,)", "too large"),
+            ("'<f4'", "False", &many, "65 axes"),
+            ("'<f4'", "False", &deep, "nested deeper than 16"),
+            ("'<f4'", "0", "(2,)", "fortran_order 0 is not True or False"),
+            ("'<f4'", "Flase", "(2,)", "unknown name 'Flase'"),
+            ("'|O'", "False", "(2,)", "object array (descr '|O') is refused"),
+            ("[('x', '<f4'), ('y', '<i4')]", "False", "(1,)", "structured dtype [('x', '<f4'), ('y', '<i4')]"),
+            ("'<c8'", "False", "(1,)", "unsupported dtype descr '<c8'"),
+            ("'<U3'", "False", "(1,)", "unsupported dtype descr '<U3'"),
+            ("'|f4'", "False", "(2,)", "'|f4' gives no byte order"),
+            ("None", "False", "(2,)", "descr None is not a dtype string"),
+            ("'<f4'", "False", "(4294967296, 4294967296)", "overflows"),
+            ("'<f8'", "False", "(1152921504606846976,)", "overflows"),
+            ("'<f4'", "False", "(1000000000, 1000)", "too little data"),
+            ("'<f4'", "False", "(3,)", "too little data (truncated file): shape (3,) of '<f4' needs 12 bytes, the file has 8"),
+            ("'<f4'", "False", "(1,)", "too much data"),
+            ("'<f4'", "False", "()", "too much data"),
+        ];
+        assert_errors(&cases.map(|(descr, fortran, shape, expected)| {
+            (npy(1, &dict(descr, fortran, shape), &two), expected)
+        }));
     }
 
     #[test]
     fn no_prefix_or_mutation_panics() {
         let files = [
             to_bytes(&Tensor::arange(&[2, 3])),
-            npy(1, &dict("'>f8'", true, "(2, 2)"), &[7; 32]),
-            npy(2, &dict("'|b1'", false, "(3,)"), &[0, 1, 2]),
-            npy(3, &dict("'<f2'", false, "()"), &[0, 0x3c]),
+            npy(1, &dict("'>f8'", "True", "(2, 2)"), &[7; 32]),
+            npy(2, &dict("'|b1'", "False", "(3,)"), &[0, 1, 2]),
+            npy(3, &dict("'<f2'", "False", "()"), &[0, 0x3c]),
         ];
         for file in &files {
             assert!(parse(file).is_ok());
