@@ -132,13 +132,24 @@ fn locate_state_dict(root: &PickleValue, path: &Path) -> Result<Option<&'static 
     } else {
         String::new()
     };
+    // Every value a dictionary, none a tensor: the attributes of pickled
+    // modules (`torch.save(model)`), whose classes Python would import and run.
+    let pickled_modules = map.values().all(|v| matches!(v, PickleValue::Dict(_)));
+    if pickled_modules {
+        return Err(WeightsError::Refused {
+            path: path.to_path_buf(),
+            msg: format!(
+                "the file holds pickled modules (keys {shown:?}{more}), as \
+                 `torch.save(model)` writes, not a state dict: their classes are not \
+                 imported and nothing is executed; save `model.state_dict()` instead"
+            ),
+        });
+    }
     Err(WeightsError::format(
         path,
         format!(
             "no state dict found: the top-level dictionary (keys {shown:?}{more}) does not \
-             map names to tensors, and none of {NESTING_KEYS:?} holds such a dictionary \
-             (a whole model saved with `torch.save(model)` is not read: save \
-             `model.state_dict()`)"
+             map names to tensors, and none of {NESTING_KEYS:?} holds such a dictionary"
         ),
     ))
 }
