@@ -378,7 +378,14 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             if a.top == 0 {
                 bail!("--top must be >= 1");
             }
-            app::predict::run_predict(&a.checkpoint, &a.images, a.top)?;
+            let report = app::predict::run_predict(&a.checkpoint, &a.images, a.top)?;
+            if !report.failures.is_empty() {
+                bail!(
+                    "{} of {} images could not be classified (see above)",
+                    report.failures.len(),
+                    a.images.len()
+                );
+            }
         }
         Command::Zoo => print!("{}", app::summary::zoo_table()?),
         Command::Infer(a) => {

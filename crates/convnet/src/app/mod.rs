@@ -1,11 +1,13 @@
 //! What the `convnet` command does, as a library: training runs with their
-//! output folder, evaluation of a checkpoint, prediction on image files,
+//! output folder, evaluation of a checkpoint, prediction on image files
+//! (and how images are prepared for it),
 //! model summaries and the zoo listing. The binary only parses flags and
 //! calls these; the end-to-end tests call them directly.
 
 pub mod data;
 pub mod eval;
 pub mod predict;
+pub mod prepare;
 pub mod summary;
 pub mod train;
 pub mod weights;

@@ -1,69 +1,19 @@
 //! `convnet predict`: classify image files with a trained checkpoint.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use convnet_datasets::DatasetKind;
 use convnet_tensor::Tensor;
 
 use super::eval::{checkpoint_dataset, load_model};
+pub use super::prepare::{prepare_image, InkBox, PreparedImage, Preprocess};
 use super::{AppError, Result};
-
-/// An image prepared for a 28×28 greyscale model, and what was done to it.
-#[derive(Debug, Clone, PartialEq)]
-pub struct PreparedImage {
-    /// `side * side` pixels in [0, 1], light strokes on a dark background.
-    pub pixels: Vec<f32>,
-    /// The original width and height.
-    pub original_size: (u32, u32),
-    /// `true` if the image was inverted (it had a light background).
-    pub inverted: bool,
-}
-
-/// Converts any PNG/JPEG image to what MNIST-style models expect: greyscale,
-/// resized to `side`×`side`, light strokes on a dark background (an image
-/// whose border is mostly light, like ink on paper, is inverted).
-pub fn prepare_image(path: &Path, side: u32) -> Result<PreparedImage> {
-    let img = image::ImageReader::open(path)
-        .map_err(|e| AppError::io(path, e))?
-        .with_guessed_format()
-        .map_err(|e| AppError::io(path, e))?
-        .decode()
-        .map_err(|e| AppError::Image {
-            path: path.to_path_buf(),
-            msg: format!("cannot decode the image (PNG and JPEG are supported): {e}"),
-        })?;
-    let original_size = (img.width(), img.height());
-    let grey = img.to_luma8();
-    let small = image::imageops::resize(&grey, side, side, image::imageops::FilterType::Triangle);
-    let mut pixels: Vec<f32> = small.pixels().map(|p| p.0[0] as f32 / 255.0).collect();
-    // The border's mean brightness tells the background.
-    let s = side as usize;
-    let border: Vec<f32> = (0..s)
-        .flat_map(|i| {
-            [
-                pixels[i],
-                pixels[(s - 1) * s + i],
-                pixels[i * s],
-                pixels[i * s + s - 1],
-            ]
-        })
-        .collect();
-    let inverted = border.iter().sum::<f32>() / border.len() as f32 > 0.5;
-    if inverted {
-        for p in &mut pixels {
-            *p = 1.0 - *p;
-        }
-    }
-    Ok(PreparedImage {
-        pixels,
-        original_size,
-        inverted,
-    })
-}
 
 /// The predictions for one image.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Prediction {
+    /// The image file.
+    pub path: PathBuf,
     /// The top classes, most probable first: (class index, name, probability).
     pub top: Vec<(usize, String, f32)>,
     /// How the image was prepared.
@@ -78,13 +28,36 @@ pub fn softmax(logits: &[f32]) -> Vec<f32> {
     exp.into_iter().map(|e| e / sum).collect()
 }
 
+/// An image `predict` could not classify.
+#[derive(Debug)]
+pub struct PredictFailure {
+    /// The image file.
+    pub path: PathBuf,
+    /// Why (the message names the file).
+    pub error: AppError,
+}
+
+/// What `predict` made of its image files.
+#[derive(Debug, Default)]
+pub struct PredictReport {
+    /// The images classified, in the order given.
+    pub predictions: Vec<Prediction>,
+    /// The images that could not be read, decoded or classified.
+    pub failures: Vec<PredictFailure>,
+}
+
 /// Classifies each image with the checkpoint's model and prints the `top_k`
-/// classes with their probabilities.
+/// classes with their probabilities. Images are prepared with the recipe of
+/// the checkpoint's dataset ([`Preprocess::for_dataset`]: MNIST's digit
+/// centring, or the whole image for Fashion-MNIST). An image that cannot be
+/// read or classified is reported on stderr and in
+/// [`PredictReport::failures`], and the others are still classified; only
+/// a bad checkpoint or usage is an error.
 pub fn run_predict(
     checkpoint: &Path,
     images: &[impl AsRef<Path>],
     top_k: usize,
-) -> Result<Vec<Prediction>> {
+) -> Result<PredictReport> {
     if images.is_empty() {
         return Err(AppError::Usage("give at least one image file".into()));
     }
@@ -97,23 +70,40 @@ pub fn run_predict(
         )));
     }
     let kind = checkpoint_dataset(&loaded.checkpoint);
+    let preprocess = Preprocess::for_dataset(kind);
     let names = &loaded.checkpoint.header.class_names;
     let (mean, std) = kind.map(DatasetKind::mean_std).unwrap_or((0.0, 1.0));
     println!(
-        "images are converted to {0}x{0} greyscale as {1} expects (light strokes on a dark \
-         background), then normalised with mean {mean} and std {std}",
-        cfg.image_size,
-        kind.map(|k| k.title()).unwrap_or("the model")
+        "images are prepared as {} expects: {} (light strokes on a dark background), then \
+         normalised with mean {mean} and std {std}",
+        kind.map(|k| k.title()).unwrap_or("the model"),
+        preprocess.describe(cfg.image_size),
     );
-    let mut out = Vec::new();
+    let mut report = PredictReport::default();
     for path in images {
         let path = path.as_ref();
-        let image = prepare_image(path, cfg.image_size as u32)?;
-        let x: Vec<f32> = image.pixels.iter().map(|&p| (p - mean) / std).collect();
-        let x = Tensor::from_vec(&[1, 1, cfg.image_size, cfg.image_size], x)
-            .map_err(|e| AppError::Usage(e.to_string()))?;
-        let logits = loaded.model.infer(&x)?;
-        let probs = softmax(logits.as_slice());
+        let image = match prepare_image(path, cfg.image_size as u32, preprocess) {
+            Ok(image) => image,
+            Err(error) => {
+                eprintln!("error: {error}");
+                report.failures.push(PredictFailure {
+                    path: path.to_path_buf(),
+                    error,
+                });
+                continue;
+            }
+        };
+        let probs = match classify_prepared(&*loaded.model, &image, cfg.image_size, mean, std) {
+            Ok(probs) => probs,
+            Err(error) => {
+                eprintln!("error: {}: {error}", path.display());
+                report.failures.push(PredictFailure {
+                    path: path.to_path_buf(),
+                    error,
+                });
+                continue;
+            }
+        };
         let mut order: Vec<usize> = (0..probs.len()).collect();
         order.sort_by(|&a, &b| probs[b].total_cmp(&probs[a]).then(a.cmp(&b)));
         let top: Vec<(usize, String, f32)> = order
@@ -128,8 +118,12 @@ pub fn run_predict(
             })
             .collect();
         let (w, h) = image.original_size;
+        let ink = image
+            .ink_box
+            .map(|b| format!(", ink {}x{} at ({}, {})", b.width, b.height, b.x, b.y))
+            .unwrap_or_default();
         println!(
-            "{} ({w}x{h}{}):",
+            "{} ({w}x{h}{}{ink}):",
             path.display(),
             if image.inverted { ", inverted" } else { "" }
         );
@@ -141,9 +135,28 @@ pub fn run_predict(
             };
             println!("  {}. {name:<12} {class:<10} {:6.2}%", rank + 1, 100.0 * p);
         }
-        out.push(Prediction { top, image });
+        report.predictions.push(Prediction {
+            path: path.to_path_buf(),
+            top,
+            image,
+        });
     }
-    Ok(out)
+    Ok(report)
+}
+
+/// The class probabilities of a prepared `side`×`side` image: its pixels
+/// normalised with `mean` and `std`, through `model`, softmaxed.
+pub fn classify_prepared(
+    model: &dyn convnet_layers::Layer,
+    image: &PreparedImage,
+    side: usize,
+    mean: f32,
+    std: f32,
+) -> Result<Vec<f32>> {
+    let x: Vec<f32> = image.pixels.iter().map(|&p| (p - mean) / std).collect();
+    let x = Tensor::from_vec(&[1, 1, side, side], x).map_err(|e| AppError::Usage(e.to_string()))?;
+    let logits = model.infer(&x)?;
+    Ok(softmax(logits.as_slice()))
 }
 
 #[cfg(test)]
@@ -159,7 +172,7 @@ mod tests {
             image::Luma([if (24..32).contains(&x) { 0 } else { 255 }])
         });
         img.save(&p).unwrap();
-        let prep = prepare_image(&p, 28).unwrap();
+        let prep = prepare_image(&p, 28, Preprocess::WholeImage).unwrap();
         assert!(prep.inverted);
         assert_eq!(prep.pixels.len(), 784);
         assert_eq!(prep.original_size, (56, 56));
@@ -168,7 +181,9 @@ mod tests {
         assert!(prep.pixels[14 * 28 + 2] < 0.1);
         let bad = dir.path().join("bad.png");
         std::fs::write(&bad, b"not an image").unwrap();
-        let e = prepare_image(&bad, 28).unwrap_err().to_string();
+        let e = prepare_image(&bad, 28, Preprocess::Digit)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("bad.png"), "{e}");
     }
 
