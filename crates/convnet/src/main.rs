@@ -256,12 +256,20 @@ struct SummaryArgs {
 
 #[derive(Args, Debug)]
 struct PredictArgs {
-    /// Checkpoint written by `convnet train`.
-    #[arg(long)]
+    /// Checkpoint written by `convnet train`, or any weight file with --model
+    /// (.pth/.pt, .safetensors; e.g. torchvision's pretrained weights).
+    #[arg(long, visible_alias = "weights", value_name = "FILE")]
     checkpoint: PathBuf,
-    /// How many classes to show per image.
-    #[arg(long, default_value_t = 3)]
-    top: usize,
+    /// Zoo model of the weights [default: the one the checkpoint names].
+    #[arg(long, value_parser = parse_model)]
+    model: Option<String>,
+    /// Dataset whose preprocessing and class names a 28x28 model uses
+    /// [default: the checkpoint's].
+    #[arg(long, value_parser = parse_dataset)]
+    dataset: Option<DatasetKind>,
+    /// How many classes to show per image [default: 5 for ImageNet models, 3 otherwise].
+    #[arg(long)]
+    top: Option<usize>,
     /// PNG or JPEG images.
     #[arg(required = true)]
     images: Vec<PathBuf>,
@@ -375,10 +383,13 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             }
         }
         Command::Predict(a) => {
-            if a.top == 0 {
-                bail!("--top must be >= 1");
-            }
-            let report = app::predict::run_predict(&a.checkpoint, &a.images, a.top)?;
+            let opts = app::predict::PredictOptions {
+                weights: &a.checkpoint,
+                model: a.model.as_deref(),
+                dataset: a.dataset,
+                top_k: a.top,
+            };
+            let report = app::predict::predict(&opts, &a.images)?;
             if !report.failures.is_empty() {
                 bail!(
                     "{} of {} images could not be classified (see above)",

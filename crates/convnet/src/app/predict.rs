@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use convnet_datasets::DatasetKind;
 use convnet_tensor::Tensor;
 
-use super::eval::{checkpoint_dataset, load_model};
+use super::eval::{load_with_weights, ModelWithWeights};
 pub use super::prepare::{prepare_image, InkBox, PreparedImage, Preprocess};
 use super::{AppError, Result};
 
@@ -16,8 +16,9 @@ pub struct Prediction {
     pub path: PathBuf,
     /// The top classes, most probable first: (class index, name, probability).
     pub top: Vec<(usize, String, f32)>,
-    /// How the image was prepared.
-    pub image: PreparedImage,
+    /// How the image was prepared (28×28 models; `None` for ImageNet
+    /// models, whose preprocessing is the same for every image).
+    pub image: Option<PreparedImage>,
 }
 
 /// Softmax of one row of logits, computed stably.
@@ -46,6 +47,22 @@ pub struct PredictReport {
     pub failures: Vec<PredictFailure>,
 }
 
+/// What `convnet predict` is asked.
+#[derive(Debug, Clone)]
+pub struct PredictOptions<'a> {
+    /// A convnet checkpoint, or a PyTorch/safetensors state dict (then
+    /// `model` names the zoo model).
+    pub weights: &'a Path,
+    /// The zoo model of the weights (default: the one a checkpoint names).
+    pub model: Option<&'a str>,
+    /// The dataset whose preprocessing and class names apply to a
+    /// 28×28 model (default: the checkpoint's).
+    pub dataset: Option<DatasetKind>,
+    /// How many classes to show per image (default: 5 for ImageNet models,
+    /// 3 otherwise).
+    pub top_k: Option<usize>,
+}
+
 /// Classifies each image with the checkpoint's model and prints the `top_k`
 /// classes with their probabilities. Images are prepared with the recipe of
 /// the checkpoint's dataset ([`Preprocess::for_dataset`]: MNIST's digit
@@ -58,20 +75,59 @@ pub fn run_predict(
     images: &[impl AsRef<Path>],
     top_k: usize,
 ) -> Result<PredictReport> {
+    predict(
+        &PredictOptions {
+            weights: checkpoint,
+            model: None,
+            dataset: None,
+            top_k: Some(top_k),
+        },
+        images,
+    )
+}
+
+/// `convnet predict`: classifies image files with a model and its weights.
+///
+/// - An ImageNet model of the zoo (3 channels, 1,000 classes: ResNet,
+///   ConvNeXt, ViT, ...) gets the preprocessing of torchvision's weights for
+///   that model ([`super::imagenet::imagenet_preprocess`]) and the ImageNet
+///   class names.
+/// - A 28×28 greyscale model gets its dataset's recipe (MNIST's digit
+///   centring, or the whole image for Fashion-MNIST).
+///
+/// An image that cannot be read or classified is reported on stderr and in
+/// [`PredictReport::failures`], and the others are still classified; only
+/// bad weights or usage is an error.
+pub fn predict(opts: &PredictOptions<'_>, images: &[impl AsRef<Path>]) -> Result<PredictReport> {
     if images.is_empty() {
         return Err(AppError::Usage("give at least one image file".into()));
     }
-    let loaded = load_model(checkpoint)?;
+    if opts.top_k == Some(0) {
+        return Err(AppError::Usage("--top must be >= 1".into()));
+    }
+    let loaded = load_with_weights(opts.model, opts.weights)?;
     let cfg = &loaded.config;
+    let imagenet = super::imagenet::imagenet_preprocess(&loaded.name)
+        .filter(|_| cfg.in_channels == 3 && cfg.num_classes == 1000);
+    if let Some(pre) = imagenet {
+        return predict_imagenet(&loaded, &pre, opts.top_k.unwrap_or(5), images);
+    }
     if cfg.in_channels != 1 {
         return Err(AppError::Usage(format!(
-            "`{}` expects {} input channels; predict handles greyscale (1-channel) models",
-            loaded.checkpoint.header.model, cfg.in_channels
+            "`{}` expects {} input channels and {} classes; predict handles ImageNet models \
+             of the zoo (3 channels, 1000 classes) and greyscale (1-channel) models",
+            loaded.name, cfg.in_channels, cfg.num_classes
         )));
     }
-    let kind = checkpoint_dataset(&loaded.checkpoint);
+    let top_k = opts.top_k.unwrap_or(3);
+    let kind = opts.dataset.or(loaded.dataset);
     let preprocess = Preprocess::for_dataset(kind);
-    let names = &loaded.checkpoint.header.class_names;
+    let names: Vec<String> = if loaded.class_names.is_empty() {
+        kind.map(|k| k.class_names().iter().map(|s| s.to_string()).collect())
+            .unwrap_or_default()
+    } else {
+        loaded.class_names.clone()
+    };
     let (mean, std) = kind.map(DatasetKind::mean_std).unwrap_or((0.0, 1.0));
     println!(
         "images are prepared as {} expects: {} (light strokes on a dark background), then \
@@ -82,41 +138,18 @@ pub fn run_predict(
     let mut report = PredictReport::default();
     for path in images {
         let path = path.as_ref();
-        let image = match prepare_image(path, cfg.image_size as u32, preprocess) {
-            Ok(image) => image,
+        let prepared = prepare_image(path, cfg.image_size as u32, preprocess).and_then(|image| {
+            classify_prepared(&*loaded.model, &image, cfg.image_size, mean, std)
+                .map(|probs| (image, probs))
+        });
+        let (image, probs) = match prepared {
+            Ok(v) => v,
             Err(error) => {
-                eprintln!("error: {error}");
-                report.failures.push(PredictFailure {
-                    path: path.to_path_buf(),
-                    error,
-                });
+                report.fail(path, error);
                 continue;
             }
         };
-        let probs = match classify_prepared(&*loaded.model, &image, cfg.image_size, mean, std) {
-            Ok(probs) => probs,
-            Err(error) => {
-                eprintln!("error: {}: {error}", path.display());
-                report.failures.push(PredictFailure {
-                    path: path.to_path_buf(),
-                    error,
-                });
-                continue;
-            }
-        };
-        let mut order: Vec<usize> = (0..probs.len()).collect();
-        order.sort_by(|&a, &b| probs[b].total_cmp(&probs[a]).then(a.cmp(&b)));
-        let top: Vec<(usize, String, f32)> = order
-            .into_iter()
-            .take(top_k.max(1))
-            .map(|c| {
-                (
-                    c,
-                    names.get(c).cloned().unwrap_or_else(|| c.to_string()),
-                    probs[c],
-                )
-            })
-            .collect();
+        let top = top_classes(&probs, top_k, |c| names.get(c).cloned());
         let (w, h) = image.original_size;
         let ink = image
             .ink_box
@@ -127,18 +160,91 @@ pub fn run_predict(
             path.display(),
             if image.inverted { ", inverted" } else { "" }
         );
-        for (rank, (c, name, p)) in top.iter().enumerate() {
-            let class = if *name == c.to_string() {
-                String::new()
-            } else {
-                format!("(class {c})")
-            };
-            println!("  {}. {name:<12} {class:<10} {:6.2}%", rank + 1, 100.0 * p);
-        }
+        print_top(&top);
         report.predictions.push(Prediction {
             path: path.to_path_buf(),
             top,
-            image,
+            image: Some(image),
+        });
+    }
+    Ok(report)
+}
+
+impl PredictReport {
+    fn fail(&mut self, path: &Path, error: AppError) {
+        let msg = error.to_string();
+        if msg.contains(&*path.to_string_lossy()) {
+            eprintln!("error: {msg}");
+        } else {
+            eprintln!("error: {}: {msg}", path.display());
+        }
+        self.failures.push(PredictFailure {
+            path: path.to_path_buf(),
+            error,
+        });
+    }
+}
+
+/// The `k` most probable classes, most probable first (ties by index):
+/// (class index, name, probability). `name` gives a class's name, else its
+/// index is shown.
+fn top_classes(
+    probs: &[f32],
+    k: usize,
+    name: impl Fn(usize) -> Option<String>,
+) -> Vec<(usize, String, f32)> {
+    super::imagenet::top_k(probs, k.max(1))
+        .into_iter()
+        .map(|(c, p)| (c, name(c).unwrap_or_else(|| c.to_string()), p))
+        .collect()
+}
+
+fn print_top(top: &[(usize, String, f32)]) {
+    for (rank, (c, name, p)) in top.iter().enumerate() {
+        let class = if *name == c.to_string() {
+            String::new()
+        } else {
+            format!("(class {c})")
+        };
+        println!("  {}. {name:<24} {class:<11} {:6.2}%", rank + 1, 100.0 * p);
+    }
+}
+
+/// Classifies images with an ImageNet model: torchvision's preprocessing
+/// for its weights, the 1,000 ImageNet class names.
+fn predict_imagenet(
+    loaded: &ModelWithWeights,
+    pre: &super::imagenet::ImagenetPreprocess,
+    top_k: usize,
+    images: &[impl AsRef<Path>],
+) -> Result<PredictReport> {
+    let names = super::imagenet::imagenet_classes();
+    println!(
+        "images are prepared as torchvision's {} weights expect: {}",
+        loaded.name,
+        pre.describe()
+    );
+    let mut report = PredictReport::default();
+    for path in images {
+        let path = path.as_ref();
+        let probs = super::imagenet::load_imagenet_image(path, pre).and_then(|x| {
+            let logits = loaded.model.infer(&x)?;
+            Ok(softmax(logits.as_slice()))
+        });
+        let probs = match probs {
+            Ok(p) => p,
+            Err(error) => {
+                report.fail(path, error);
+                continue;
+            }
+        };
+        let top = top_classes(&probs, top_k, |c| names.get(c).map(|s| s.to_string()));
+        println!("{}:", path.display());
+        print_top(&top);
+        report.predictions.push(Prediction {
+            path: path.to_path_buf(),
+            top,
+            image: None,
         });
     }
     Ok(report)
