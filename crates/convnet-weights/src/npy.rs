@@ -38,7 +38,7 @@
 //!
 //! Always `<f4` in C order, format version 1.0 (2.0 only for a header past
 //! 65535 bytes, as numpy does), the header padded so the data starts at a
-//! multiple of 64 bytes. [`write`] replaces the file atomically.
+//! multiple of 64 bytes. [`write()`] replaces the file atomically.
 //!
 //! ```
 //! use std::path::Path;
