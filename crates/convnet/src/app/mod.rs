@@ -5,6 +5,7 @@
 
 pub mod data;
 pub mod eval;
+pub mod imagenet;
 pub mod predict;
 pub mod summary;
 pub mod train;
