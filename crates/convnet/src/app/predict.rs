@@ -6,6 +6,7 @@ use convnet_datasets::DatasetKind;
 use convnet_tensor::Tensor;
 
 use super::eval::{checkpoint_dataset, load_model};
+use super::imagenet;
 use super::{AppError, Result};
 
 /// An image prepared for a 28×28 greyscale model, and what was done to it.
@@ -114,18 +115,9 @@ pub fn run_predict(
             .map_err(|e| AppError::Usage(e.to_string()))?;
         let logits = loaded.model.infer(&x)?;
         let probs = softmax(logits.as_slice());
-        let mut order: Vec<usize> = (0..probs.len()).collect();
-        order.sort_by(|&a, &b| probs[b].total_cmp(&probs[a]).then(a.cmp(&b)));
-        let top: Vec<(usize, String, f32)> = order
+        let top: Vec<(usize, String, f32)> = imagenet::top_k(&probs, top_k.max(1))
             .into_iter()
-            .take(top_k.max(1))
-            .map(|c| {
-                (
-                    c,
-                    names.get(c).cloned().unwrap_or_else(|| c.to_string()),
-                    probs[c],
-                )
-            })
+            .map(|(c, p)| (c, names.get(c).cloned().unwrap_or_else(|| c.to_string()), p))
             .collect();
         let (w, h) = image.original_size;
         println!(
