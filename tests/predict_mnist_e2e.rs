@@ -142,7 +142,10 @@ fn predict_recognises_small_off_centre_digits_on_paper() {
     let mut right = 0;
     for (p, (file, &label)) in report.predictions.iter().zip(files.iter().zip(&labels)) {
         assert_eq!(&p.path, file);
-        let image = p.image.as_ref().expect("a 28x28 model records its prepared image");
+        let image = p
+            .image
+            .as_ref()
+            .expect("a 28x28 model records its prepared image");
         assert_eq!(image.preprocess, Preprocess::Digit);
         assert!(image.inverted);
         right += (p.top[0].0 == label as usize) as usize;

@@ -240,3 +240,48 @@ fn a_head_of_another_size_is_reinitialised_only_when_asked() {
     assert_eq!(now.get("conv1.weight"), sd.get("conv1.weight"));
     assert_eq!(now.get("fc3.weight").unwrap().shape(), [5, 84]);
 }
+
+#[test]
+fn predict_with_imagenet_weights_uses_torchvision_preprocessing_and_names() {
+    use convnet::app::imagenet::{imagenet_classes, imagenet_preprocess, load_imagenet_image};
+    use convnet::app::predict::{predict, PredictOptions};
+    let dir = tempfile::tempdir().unwrap();
+    // A resnet18 state dict as a user would have it, in safetensors.
+    let model = convnet::zoo::build(
+        "resnet18",
+        &convnet::zoo::ModelConfig::imagenet(),
+        &mut Rng::seed_from(11),
+    )
+    .unwrap();
+    let weights = dir.path().join("resnet18.safetensors");
+    convnet::weights::safetensors_io::write(&weights, &StateDict::from_model(&model), None)
+        .unwrap();
+    let photo = dir.path().join("photo.png");
+    image::RgbImage::from_fn(90, 60, |x, y| {
+        image::Rgb([(x * 2) as u8, (y * 4) as u8, 128])
+    })
+    .save(&photo)
+    .unwrap();
+    let missing = dir.path().join("missing.jpg");
+    let report = predict(
+        &PredictOptions {
+            weights: &weights,
+            model: Some("resnet18"),
+            dataset: None,
+            top_k: None,
+        },
+        &[&photo, &missing],
+    )
+    .unwrap();
+    assert_eq!(report.failures.len(), 1);
+    assert_eq!(report.failures[0].path, missing);
+    let top = &report.predictions[0].top;
+    assert_eq!(top.len(), 5, "ImageNet models show the top 5");
+    // The same as preprocessing and running the model by hand.
+    let x = load_imagenet_image(&photo, &imagenet_preprocess("resnet18").unwrap()).unwrap();
+    let logits = model.infer(&x).unwrap();
+    let best = logits.argmax_last()[0];
+    assert_eq!(top[0].0, best);
+    assert_eq!(top[0].1, imagenet_classes()[best]);
+    assert!(top.windows(2).all(|w| w[0].2 >= w[1].2));
+}

@@ -6,6 +6,7 @@
 
 pub mod data;
 pub mod eval;
+pub mod imagenet;
 pub mod predict;
 pub mod prepare;
 pub mod summary;

@@ -107,7 +107,9 @@ pub fn predict(opts: &PredictOptions<'_>, images: &[impl AsRef<Path>]) -> Result
     }
     let loaded = load_with_weights(opts.model, opts.weights)?;
     let cfg = &loaded.config;
-    let imagenet = super::imagenet::imagenet_preprocess(&loaded.name)
+    // googlenet_aux is GoogLeNet with the auxiliary heads torchvision's
+    // pretrained file carries (unused at inference).
+    let imagenet = super::imagenet::imagenet_preprocess(loaded.name.trim_end_matches("_aux"))
         .filter(|_| cfg.in_channels == 3 && cfg.num_classes == 1000);
     if let Some(pre) = imagenet {
         return predict_imagenet(&loaded, &pre, opts.top_k.unwrap_or(5), images);
