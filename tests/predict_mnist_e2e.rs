@@ -21,25 +21,12 @@ use convnet::app::train::{run_train, TrainOptions};
 use convnet::app::ProgressMode;
 use convnet::datasets::{download::import_from, Dataset, DatasetKind, Split};
 use convnet::tensor::Rng;
+use convnet_tests::shared_dataset;
 use image::imageops::{self, FilterType};
 use image::{GrayImage, Luma};
 
 /// How many test digits are drawn.
 const PHOTOS: usize = 200;
-
-fn shared_dataset(kind: DatasetKind) -> PathBuf {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../shared/datasets")
-        .join(kind.name());
-    assert!(
-        dir.is_dir(),
-        "the real {} files are missing: expected them in {} (the project's shared folder \
-         beside the repository)",
-        kind.title(),
-        dir.display()
-    );
-    dir
-}
 
 /// Draws a 28×28 MNIST digit (light on dark, [0, 1]) as dark ink on a light
 /// sheet: 300-600 pixels a side, the digit 2-5× larger at a random place.

@@ -3,26 +3,11 @@
 //! `../shared/datasets` exactly as `cargo xtask download --from` does.
 //! Fails (never skips) when the data is missing.
 
-use std::path::PathBuf;
-
 use convnet::app::train::{run_train, TrainOptions};
 use convnet::app::ProgressMode;
 use convnet::datasets::{download::import_from, DatasetKind};
 use convnet::train::Checkpoint;
-
-fn shared_dataset(kind: DatasetKind) -> PathBuf {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../shared/datasets")
-        .join(kind.name());
-    assert!(
-        dir.is_dir(),
-        "the real {} files are missing: expected them in {} (the project's shared folder \
-         beside the repository)",
-        kind.title(),
-        dir.display()
-    );
-    dir
-}
+use convnet_tests::shared_dataset;
 
 #[test]
 fn lenet5_one_epoch_on_fashion_mnist_reaches_85_percent() {

@@ -161,13 +161,25 @@ pub fn to_bytes(t: &Tensor) -> Vec<u8> {
         fmt_shape(t.shape())
     );
     // Version 1.0 has a u16 header length; numpy moves to 2.0 past it.
-    let (major, preamble) = if padded_len(10, dict.len()) - 10 <= usize::from(u16::MAX) {
-        (1u8, 10)
+    let major = if padded_len(10, dict.len()) - 10 <= usize::from(u16::MAX) {
+        1
     } else {
-        (2u8, 12)
+        2
     };
+    let mut out = encode_header(major, &dict);
+    out.reserve(4 * t.len());
+    for v in t.as_slice() {
+        out.extend_from_slice(&v.to_le_bytes());
+    }
+    out
+}
+
+/// Magic, version `major`.0, header length and `dict` padded as numpy pads
+/// (spaces, then `'\n'`, to a multiple of [`ALIGN`]).
+fn encode_header(major: u8, dict: &str) -> Vec<u8> {
+    let preamble = if major == 1 { 10 } else { 12 };
     let header_len = padded_len(preamble, dict.len()) - preamble;
-    let mut out = Vec::with_capacity(preamble + header_len + 4 * t.len());
+    let mut out = Vec::with_capacity(preamble + header_len);
     out.extend_from_slice(MAGIC);
     out.extend_from_slice(&[major, 0]);
     if major == 1 {
@@ -178,9 +190,6 @@ pub fn to_bytes(t: &Tensor) -> Vec<u8> {
     out.extend_from_slice(dict.as_bytes());
     out.resize(preamble + header_len - 1, b' ');
     out.push(b'\n');
-    for v in t.as_slice() {
-        out.extend_from_slice(&v.to_le_bytes());
-    }
     out
 }
 
@@ -781,18 +790,7 @@ mod tests {
     /// A `.npy` file of the given version from a dict literal and raw data,
     /// padded as numpy pads.
     fn npy(major: u8, dict: &str, data: &[u8]) -> Vec<u8> {
-        let preamble = if major == 1 { 10 } else { 12 };
-        let header_len = padded_len(preamble, dict.len()) - preamble;
-        let mut out = MAGIC.to_vec();
-        out.extend_from_slice(&[major, 0]);
-        if major == 1 {
-            out.extend_from_slice(&(header_len as u16).to_le_bytes());
-        } else {
-            out.extend_from_slice(&(header_len as u32).to_le_bytes());
-        }
-        out.extend_from_slice(dict.as_bytes());
-        out.resize(preamble + header_len - 1, b' ');
-        out.push(b'\n');
+        let mut out = encode_header(major, dict);
         out.extend_from_slice(data);
         out
     }

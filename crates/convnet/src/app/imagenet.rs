@@ -190,15 +190,7 @@ pub fn load_imagenet_image(path: &Path, p: &ImagenetPreprocess) -> Result<Tensor
             p.resize, p.crop
         )));
     }
-    let img = image::ImageReader::open(path)
-        .map_err(|e| AppError::io(path, e))?
-        .with_guessed_format()
-        .map_err(|e| AppError::io(path, e))?
-        .decode()
-        .map_err(|e| AppError::Image {
-            path: path.to_path_buf(),
-            msg: format!("cannot decode the image (PNG and JPEG are supported): {e}"),
-        })?;
+    let img = super::prepare::decode_image(path)?;
     let rgb = img.to_rgb8();
     let resized = resize_shorter_side(&rgb, p.resize, p.interpolation);
     let data = crop_and_normalise(&resized, p);

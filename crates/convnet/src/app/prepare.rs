@@ -89,7 +89,14 @@ pub struct PreparedImage {
 /// model with `preprocess`. Errors name the file: unreadable, undecodable,
 /// or (for digits) without any ink.
 pub fn prepare_image(path: &Path, side: u32, preprocess: Preprocess) -> Result<PreparedImage> {
-    let img = image::ImageReader::open(path)
+    let img = decode_image(path)?;
+    prepare_grey(&img.to_luma8(), side, preprocess, path)
+}
+
+/// Reads and decodes a PNG or JPEG file (told by content); errors name the
+/// file.
+pub fn decode_image(path: &Path) -> Result<image::DynamicImage> {
+    image::ImageReader::open(path)
         .map_err(|e| AppError::io(path, e))?
         .with_guessed_format()
         .map_err(|e| AppError::io(path, e))?
@@ -97,8 +104,7 @@ pub fn prepare_image(path: &Path, side: u32, preprocess: Preprocess) -> Result<P
         .map_err(|e| AppError::Image {
             path: path.to_path_buf(),
             msg: format!("cannot decode the image (PNG and JPEG are supported): {e}"),
-        })?;
-    prepare_grey(&img.to_luma8(), side, preprocess, path)
+        })
 }
 
 /// [`prepare_image`] on an image already in memory; `path` only names it in
