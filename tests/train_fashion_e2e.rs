@@ -67,6 +67,7 @@ fn lenet5_one_epoch_on_fashion_mnist_reaches_85_percent() {
     let report = convnet::app::eval::run_eval(
         &outcome.checkpoint,
         None,
+        None,
         Some(data.path()),
         true,
         1000,

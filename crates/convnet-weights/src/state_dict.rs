@@ -302,22 +302,30 @@ impl fmt::Display for LoadReport {
         if self.is_exact() {
             return write!(f, "all {} keys match", self.loaded.len());
         }
-        let plural = |n: usize, word: &str| {
+        let plural = |n: usize, one: &str, many: &str| {
             if n == 1 {
-                format!("1 {word}")
+                format!("1 {one}")
             } else {
-                format!("{n} {word}s")
+                format!("{n} {many}")
             }
         };
         let mut parts = Vec::new();
         if !self.missing.is_empty() {
-            parts.push(plural(self.missing.len(), "missing key"));
+            parts.push(plural(self.missing.len(), "missing key", "missing keys"));
         }
         if !self.unexpected.is_empty() {
-            parts.push(plural(self.unexpected.len(), "unexpected key"));
+            parts.push(plural(
+                self.unexpected.len(),
+                "unexpected key",
+                "unexpected keys",
+            ));
         }
         if !self.mismatched.is_empty() {
-            parts.push(plural(self.mismatched.len(), "shape mismatch"));
+            parts.push(plural(
+                self.mismatched.len(),
+                "shape mismatch",
+                "shape mismatches",
+            ));
         }
         write!(
             f,
@@ -391,5 +399,119 @@ pub fn natural_cmp(a: &str, b: &str) -> std::cmp::Ordering {
                 b = &b[1..];
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use convnet_layers::{
+        BatchNorm2d, Conv2d, Conv2dConfig, Flatten, Linear, LinearConfig, ReLU, Sequential,
+    };
+    use convnet_tensor::Rng;
+
+    fn net(classes: usize, seed: u64) -> Sequential {
+        let mut rng = Rng::seed_from(seed);
+        Sequential::default()
+            .with(Conv2d::new(Conv2dConfig::new(1, 2, 3), &mut rng).unwrap())
+            .with(BatchNorm2d::new(2).unwrap())
+            .with(ReLU::new())
+            .with(Flatten::new())
+            .with(Linear::new(LinearConfig::new(2 * 2 * 2, classes), &mut rng).unwrap())
+    }
+
+    #[test]
+    fn from_model_orders_keys_as_pytorch_does() {
+        let sd = StateDict::from_model(&net(3, 0));
+        let keys: Vec<&str> = sd.keys().collect();
+        assert_eq!(
+            keys,
+            [
+                "0.weight",
+                "0.bias",
+                "1.weight",
+                "1.bias",
+                "1.running_mean",
+                "1.running_var",
+                "1.num_batches_tracked",
+                "4.weight",
+                "4.bias"
+            ]
+        );
+        assert_eq!(sd.num_elements(), 18 + 2 + 2 + 2 + 2 + 2 + 1 + 24 + 3);
+    }
+
+    #[test]
+    fn strict_load_copies_every_tensor_and_buffer() {
+        let mut src = net(3, 1);
+        src.visit_buffers_mut("", &mut |_, t| t.fill(0.25));
+        let sd = StateDict::from_model(&src);
+        let mut dst = net(3, 2);
+        assert_ne!(StateDict::from_model(&dst), sd);
+        let report = sd.load_into(&mut dst, LoadMode::Strict).unwrap();
+        assert!(report.is_exact());
+        assert_eq!(report.loaded.len(), 9);
+        assert_eq!(StateDict::from_model(&dst), sd);
+        let x = Tensor::arange(&[2, 1, 4, 4]);
+        assert_eq!(dst.infer(&x).unwrap(), src.infer(&x).unwrap());
+    }
+
+    #[test]
+    fn strict_load_names_every_missing_unexpected_and_misshaped_key() {
+        let mut sd = StateDict::from_model(&net(5, 1));
+        sd.remove("1.running_var").unwrap();
+        sd.insert("extra.weight", Tensor::zeros(&[7]), DType::F16)
+            .unwrap();
+        let mut dst = net(3, 2);
+        let before = StateDict::from_model(&dst);
+        let err = sd.load_into(&mut dst, LoadMode::Strict).unwrap_err();
+        let msg = err.to_string();
+        assert!(
+            msg.contains("1 missing key, 1 unexpected key, 2 shape mismatches"),
+            "{msg}"
+        );
+        assert!(
+            msg.contains("missing:    1.running_var (model expects [2])"),
+            "{msg}"
+        );
+        assert!(msg.contains("unexpected: extra.weight [7]"), "{msg}");
+        assert!(
+            msg.contains("4.weight expected [3, 8], found [5, 8]"),
+            "{msg}"
+        );
+        assert!(msg.contains("4.bias expected [3], found [5]"), "{msg}");
+        // Nothing was changed.
+        assert_eq!(StateDict::from_model(&dst), before);
+    }
+
+    #[test]
+    fn non_strict_load_keeps_what_does_not_fit_and_reports_it() {
+        let src = net(5, 1);
+        let sd = StateDict::from_model(&src);
+        let mut dst = net(3, 2);
+        let head_before = StateDict::from_model(&dst).get("4.weight").cloned();
+        let report = sd.load_into(&mut dst, LoadMode::NonStrict).unwrap();
+        assert_eq!(report.not_loaded(), ["4.weight", "4.bias"]);
+        assert_eq!(report.loaded.len(), 7);
+        let after = StateDict::from_model(&dst);
+        assert_eq!(after.get("0.weight"), sd.get("0.weight"));
+        assert_eq!(after.get("4.weight").cloned(), head_before);
+    }
+
+    #[test]
+    fn natural_order_compares_numbers_as_numbers() {
+        use std::cmp::Ordering::*;
+        assert_eq!(natural_cmp("layer.10.w", "layer.9.w"), Greater);
+        assert_eq!(natural_cmp("a.2", "a.02"), Less);
+        assert_eq!(natural_cmp("features.0", "features.0.weight"), Less);
+        assert_eq!(natural_cmp("x", "x"), Equal);
+        let mut sd = StateDict::new();
+        for k in ["b.10", "b.9", "a"] {
+            sd.insert(k, Tensor::zeros(&[1]), DType::F32).unwrap();
+        }
+        sd.sort_natural();
+        assert_eq!(sd.keys().collect::<Vec<_>>(), ["a", "b.9", "b.10"]);
+        assert_eq!(sd.get("b.10").unwrap().len(), 1);
+        assert!(sd.insert("a", Tensor::zeros(&[1]), DType::F32).is_err());
     }
 }

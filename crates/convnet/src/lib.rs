@@ -18,4 +18,5 @@ pub use convnet_datasets as datasets;
 pub use convnet_layers as layers;
 pub use convnet_tensor as tensor;
 pub use convnet_train as train;
+pub use convnet_weights as weights;
 pub use convnet_zoo as zoo;

@@ -38,6 +38,46 @@ enum Command {
     Predict(PredictArgs),
     /// List the models of the zoo with their parameter counts.
     Zoo,
+    /// Run a model with trained weights on a float32 NCHW batch (.npy); write the logits (.npy).
+    Infer(InferArgs),
+    /// Inspect and convert weight files (PyTorch .pth/.pt, safetensors, convnet checkpoints).
+    #[command(subcommand)]
+    Weights(WeightsCommand),
+}
+
+#[derive(Subcommand, Debug)]
+enum WeightsCommand {
+    /// Keys, shapes, element types and total size; with --model, the strict report against it.
+    Inspect {
+        /// A .pth/.pt, .safetensors or convnet checkpoint file (told apart by content).
+        file: PathBuf,
+        /// Check the file against this zoo model.
+        #[arg(long, value_parser = parse_model)]
+        model: Option<String>,
+    },
+    /// Convert weights to safetensors (from .pth/.pt, safetensors or a convnet checkpoint).
+    Convert {
+        /// The weight file to read.
+        input: PathBuf,
+        /// The .safetensors file to write.
+        output: PathBuf,
+    },
+}
+
+#[derive(Args, Debug)]
+struct InferArgs {
+    /// Zoo model [default: the one a convnet checkpoint names].
+    #[arg(long, value_parser = parse_model)]
+    model: Option<String>,
+    /// Weights: .pth/.pt, .safetensors or a convnet checkpoint (loaded strictly).
+    #[arg(long)]
+    weights: PathBuf,
+    /// Input batch: float32 .npy of shape [N, C, H, W].
+    #[arg(long)]
+    input: PathBuf,
+    /// Where to write the logits (.npy, float32, [N, classes]).
+    #[arg(long)]
+    output: PathBuf,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -155,13 +195,23 @@ struct TrainArgs {
     /// Resume a run from its checkpoint (its settings are reused; --epochs may extend it).
     #[arg(long, value_name = "CHECKPOINT")]
     resume: Option<PathBuf>,
+    /// Initial weights (fine-tuning): .pth/.pt, .safetensors or a convnet checkpoint.
+    #[arg(long, value_name = "FILE", conflicts_with = "resume")]
+    weights: Option<PathBuf>,
+    /// Load --weights non-strictly: what does not fit (a head of another size) is re-initialised and reported.
+    #[arg(long, requires = "weights")]
+    weights_non_strict: bool,
 }
 
 #[derive(Args, Debug)]
 struct EvalArgs {
-    /// Checkpoint written by `convnet train`.
-    #[arg(long)]
+    /// Checkpoint written by `convnet train`, or any weight file with --model
+    /// (.pth/.pt, .safetensors).
+    #[arg(long, visible_alias = "weights", value_name = "FILE")]
     checkpoint: PathBuf,
+    /// Zoo model of the weights [default: the one the checkpoint names].
+    #[arg(long, value_parser = parse_model)]
+    model: Option<String>,
     /// Dataset [default: the one the checkpoint was trained on].
     #[arg(long, value_parser = parse_dataset)]
     dataset: Option<DatasetKind>,
@@ -199,6 +249,9 @@ struct SummaryArgs {
     /// Output classes [default: the model's].
     #[arg(long)]
     num_classes: Option<usize>,
+    /// Load these weights (strictly) and report them with the table.
+    #[arg(long, value_name = "FILE")]
+    weights: Option<PathBuf>,
 }
 
 #[derive(Args, Debug)]
@@ -248,6 +301,8 @@ fn train_options(a: &TrainArgs) -> anyhow::Result<TrainOptions> {
             o.limit_train = a.limit_train;
             o.limit_test = a.limit_test;
             o.stop_after = a.stop_after_epoch;
+            o.weights = a.weights.clone();
+            o.weights_non_strict = a.weights_non_strict;
             o
         }
     };
@@ -280,6 +335,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Eval(a) => {
             app::eval::run_eval(
                 &a.checkpoint,
+                a.model.as_deref(),
                 a.dataset,
                 a.data_dir.as_deref(),
                 a.offline,
@@ -302,6 +358,21 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 cfg.num_classes = v;
             }
             print!("{}", app::summary::model_summary(&a.model, Some(&cfg))?);
+            if let Some(w) = &a.weights {
+                let wm = app::weights::build_with_weights(
+                    Some(&a.model),
+                    w,
+                    a.num_classes,
+                    convnet::weights::LoadMode::Strict,
+                    0,
+                )?;
+                println!(
+                    "weights: {} ({} file): {}",
+                    w.display(),
+                    wm.file.kind.name(),
+                    wm.report
+                );
+            }
         }
         Command::Predict(a) => {
             if a.top == 0 {
@@ -310,6 +381,17 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             app::predict::run_predict(&a.checkpoint, &a.images, a.top)?;
         }
         Command::Zoo => print!("{}", app::summary::zoo_table()?),
+        Command::Infer(a) => {
+            let shape = app::weights::infer(a.model.as_deref(), &a.weights, &a.input, &a.output)?;
+            println!("logits {shape:?} written to {}", a.output.display());
+        }
+        Command::Weights(WeightsCommand::Inspect { file, model }) => {
+            print!("{}", app::weights::inspect(&file, model.as_deref())?);
+        }
+        Command::Weights(WeightsCommand::Convert { input, output }) => {
+            let n = app::weights::convert(&input, &output)?;
+            println!("{n} tensors written to {}", output.display());
+        }
     }
     Ok(())
 }

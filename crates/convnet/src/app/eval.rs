@@ -41,16 +41,75 @@ pub fn load_model(path: &Path) -> Result<LoadedModel> {
     })
 }
 
+/// A zoo model with weights from any file convnet reads, and what the file
+/// says about it.
+#[derive(Debug)]
+pub struct ModelWithWeights {
+    /// The zoo name.
+    pub name: String,
+    /// The model, weights loaded.
+    pub model: Box<dyn Layer>,
+    /// Its configuration.
+    pub config: ModelConfig,
+    /// The dataset a convnet checkpoint was trained on.
+    pub dataset: Option<DatasetKind>,
+    /// The epoch a convnet checkpoint was saved at.
+    pub epoch: Option<usize>,
+    /// The class names the file records (a convnet checkpoint), else empty.
+    pub class_names: Vec<String>,
+}
+
+/// Builds a zoo model with the weights of `path`: a convnet checkpoint
+/// (the model it names unless `model` is given), or a PyTorch/safetensors
+/// state dict for zoo model `model`, loaded strictly.
+pub fn load_with_weights(model: Option<&str>, path: &Path) -> Result<ModelWithWeights> {
+    let is_checkpoint =
+        convnet_weights::detect_file(path)? == convnet_weights::FileKind::ConvnetCheckpoint;
+    if is_checkpoint {
+        let loaded = load_model(path)?;
+        let named = &loaded.checkpoint.header.model;
+        if model.is_none_or(|m| m == named) {
+            let h = &loaded.checkpoint.header;
+            return Ok(ModelWithWeights {
+                name: h.model.clone(),
+                dataset: checkpoint_dataset(&loaded.checkpoint),
+                epoch: Some(h.epoch),
+                class_names: h.class_names.clone(),
+                model: loaded.model,
+                config: loaded.config,
+            });
+        }
+    }
+    let wm = super::weights::build_with_weights(
+        model,
+        path,
+        None,
+        convnet_weights::LoadMode::Strict,
+        0,
+    )?;
+    Ok(ModelWithWeights {
+        name: wm.name,
+        model: wm.model,
+        config: wm.config,
+        dataset: None,
+        epoch: None,
+        class_names: wm.file.class_names,
+    })
+}
+
 /// The dataset a checkpoint was trained on, if it names one.
 pub fn checkpoint_dataset(ck: &Checkpoint) -> Option<DatasetKind> {
     ck.header.dataset.parse().ok()
 }
 
-/// Evaluates a checkpoint on the test split of `dataset` (default: the one
-/// it was trained on); prints accuracy, top-5, per-class accuracy and the
-/// confusion matrix, and draws the heat map to `plot_path` if given.
+/// Evaluates a checkpoint (or any weight file, with `model`) on the test
+/// split of `dataset` (default: the one it was trained on); prints accuracy,
+/// top-5, per-class accuracy and the confusion matrix, and draws the heat
+/// map to `plot_path` if given.
+#[allow(clippy::too_many_arguments)]
 pub fn run_eval(
     checkpoint: &Path,
+    model: Option<&str>,
     dataset: Option<DatasetKind>,
     data_dir: Option<&Path>,
     offline: bool,
@@ -61,14 +120,14 @@ pub fn run_eval(
     if batch_size == 0 {
         return Err(AppError::Usage("--batch-size must be >= 1".into()));
     }
-    let loaded = load_model(checkpoint)?;
-    let kind = match dataset.or_else(|| checkpoint_dataset(&loaded.checkpoint)) {
+    let loaded = load_with_weights(model, checkpoint)?;
+    let kind = match dataset.or(loaded.dataset) {
         Some(k) => k,
         None => {
-            return Err(AppError::Usage(
-                "the checkpoint does not say which dataset it was trained on: pass --dataset"
-                    .into(),
-            ))
+            return Err(AppError::Usage(format!(
+                "{} does not say which dataset it was trained on: pass --dataset",
+                checkpoint.display()
+            )))
         }
     };
     let dir = ensure_data(kind, data_dir, offline)?;
@@ -77,12 +136,14 @@ pub fn run_eval(
     let loader = test_loader(test, batch_size)?;
     let classes: Vec<String> = kind.class_names().iter().map(|s| s.to_string()).collect();
     let report = evaluate(&loaded.model, &loader, classes.len())?;
-    let h = &loaded.checkpoint.header;
+    let epoch = loaded
+        .epoch
+        .map(|e| format!(", epoch {e}"))
+        .unwrap_or_default();
     println!(
-        "{} ({}, epoch {}) on the {} test set ({} images):",
-        h.model,
+        "{} ({}{epoch}) on the {} test set ({} images):",
+        loaded.name,
         checkpoint.display(),
-        h.epoch,
         kind.title(),
         n
     );
@@ -101,7 +162,7 @@ pub fn run_eval(
         plot::plot_confusion(
             &report.confusion,
             &classes,
-            &format!("{} on {} test set", h.model, kind.title()),
+            &format!("{} on {} test set", loaded.name, kind.title()),
             p,
         )?;
         println!("heat map written to {}", p.display());

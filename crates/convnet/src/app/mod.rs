@@ -8,6 +8,7 @@ pub mod eval;
 pub mod predict;
 pub mod summary;
 pub mod train;
+pub mod weights;
 
 use std::path::PathBuf;
 
@@ -28,6 +29,9 @@ pub enum AppError {
     /// A layer failed.
     #[error(transparent)]
     Layer(#[from] convnet_layers::LayerError),
+    /// A weight file cannot be read, written or loaded.
+    #[error(transparent)]
+    Weights(#[from] convnet_weights::WeightsError),
     /// A flag or a combination of flags is invalid.
     #[error("{0}")]
     Usage(String),

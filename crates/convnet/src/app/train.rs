@@ -18,6 +18,45 @@ use super::{AppError, ProgressMode, Result};
 /// The file names inside a run folder.
 pub const CHECKPOINT_FILE: &str = "checkpoint.ckpt";
 
+/// Loads initial weights into a freshly built model (fine-tuning) and prints
+/// what was loaded; in non-strict mode the tensors that did not fit keep
+/// their initialisation and are listed.
+pub fn load_initial_weights(
+    model: &mut Box<dyn convnet_layers::Layer>,
+    path: &Path,
+    non_strict: bool,
+) -> Result<convnet_weights::LoadReport> {
+    let file = super::weights::read_weights(path)?;
+    let mode = if non_strict {
+        convnet_weights::LoadMode::NonStrict
+    } else {
+        convnet_weights::LoadMode::Strict
+    };
+    let report = file.state.load_into(model.as_mut(), mode).map_err(|e| {
+        AppError::Usage(format!(
+            "{}: {e}\n(give --weights-non-strict to load what fits and re-initialise the rest)",
+            path.display()
+        ))
+    })?;
+    println!(
+        "initial weights: {} tensors loaded from {} ({} file)",
+        report.loaded.len(),
+        path.display(),
+        file.kind.name()
+    );
+    if !report.is_exact() {
+        println!("{report}");
+        let fresh = report.not_loaded();
+        if !fresh.is_empty() {
+            println!(
+                "re-initialised (trained from scratch): {}",
+                fresh.join(", ")
+            );
+        }
+    }
+    Ok(report)
+}
+
 /// Everything that defines a training run. Saved in the checkpoint, so that
 /// `--resume` continues with the same settings.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -76,6 +115,15 @@ pub struct TrainOptions {
     /// `epochs`; `--resume` continues exactly).
     #[serde(default)]
     pub stop_after: Option<usize>,
+    /// Initial weights (fine-tuning): a PyTorch, safetensors or convnet
+    /// checkpoint file loaded into the model before the first step.
+    #[serde(default)]
+    pub weights: Option<PathBuf>,
+    /// Load the initial weights non-strictly: tensors whose key or shape do
+    /// not match the model (a head of another size) keep their fresh
+    /// initialisation, and are reported.
+    #[serde(default)]
+    pub weights_non_strict: bool,
 }
 
 impl TrainOptions {
@@ -108,6 +156,8 @@ impl TrainOptions {
             seed: 42,
             out_dir: None,
             runs_dir: PathBuf::from("runs"),
+            weights: None,
+            weights_non_strict: false,
             limit_train: None,
             limit_test: None,
             eval_batch_size: 1000,
@@ -317,6 +367,9 @@ pub fn run_train(opts: &TrainOptions, resume: Option<&Path>) -> Result<TrainOutc
     let model_config = opts.model_config();
     let mut rng = Rng::seed_from(opts.seed);
     let mut model = convnet_zoo::build(&opts.model, &model_config, &mut rng)?;
+    if let (Some(path), None) = (&opts.weights, &checkpoint) {
+        load_initial_weights(&mut model, path, opts.weights_non_strict)?;
+    }
     let class_names: Vec<String> = opts
         .dataset
         .class_names()
