@@ -24,6 +24,10 @@ mod system;
 mod torch;
 mod train;
 
+pub(crate) use suite::workspace_root;
+pub(crate) use system::header as machine_header;
+pub(crate) use torch::TORCHVISION_MODELS;
+
 use std::path::PathBuf;
 use std::time::Instant;
 

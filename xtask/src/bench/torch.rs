@@ -18,7 +18,7 @@
 //! busy machine. Export `OMP_WAIT_POLICY=ACTIVE` to measure the default.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 
 use anyhow::{bail, Context};
 
@@ -27,6 +27,7 @@ use super::json::{TorchRecord, TorchRun};
 use super::plan::{self, Job};
 use super::report::rate;
 use super::Row;
+use crate::python::omp_wait_policy;
 
 /// The torchvision models that have a zoo model of the same name.
 pub const TORCHVISION_MODELS: &[&str] = &[
@@ -51,14 +52,6 @@ pub const TORCHVISION_MODELS: &[&str] = &[
     "vit_b_16",
 ];
 
-/// The OpenMP variable set for PyTorch (see the module docs).
-const OMP_WAIT_POLICY: &str = "OMP_WAIT_POLICY";
-
-/// `OMP_WAIT_POLICY` as PyTorch runs with it.
-pub fn omp_wait_policy() -> String {
-    std::env::var(OMP_WAIT_POLICY).unwrap_or_else(|_| "PASSIVE".to_string())
-}
-
 /// The PyTorch side of a run.
 #[derive(Debug)]
 pub struct Torch {
@@ -75,19 +68,7 @@ impl Torch {
     /// Finds the Python with torch and the scripts; `Err` says what is
     /// missing (printed as a note: the bench goes on without PyTorch).
     pub fn locate(threads: usize, quick: bool) -> anyhow::Result<Torch> {
-        let python = match std::env::var_os("CONVNET_TORCH_PYTHON") {
-            Some(p) if !p.is_empty() => PathBuf::from(p),
-            _ => {
-                let home = std::env::var_os("HOME").context("$HOME is not set")?;
-                Path::new(&home).join("torchenv/bin/python")
-            }
-        };
-        if !python.exists() {
-            bail!(
-                "no PyTorch Python at {} (set $CONVNET_TORCH_PYTHON, or see ../shared/bench/README.md)",
-                python.display()
-            );
-        }
+        let python = crate::python::torch_python()?;
         let scripts = super::suite::workspace_root().join("../shared/bench");
         for script in ["torch_lenet.py", "torch_infer.py"] {
             if !scripts.join(script).exists() {
@@ -150,14 +131,11 @@ impl Torch {
     }
 
     fn run(&mut self, script: &str, args: &[String]) -> anyhow::Result<String> {
-        let mut cmd = Command::new(&self.python);
+        let mut cmd = crate::python::command(&self.python);
         cmd.arg(self.scripts.join(script))
             .args(args)
             .args(["--threads".to_string(), self.threads.to_string()])
             .stdin(Stdio::null());
-        if std::env::var_os(OMP_WAIT_POLICY).is_none() {
-            cmd.env(OMP_WAIT_POLICY, "PASSIVE");
-        }
         let out = cmd
             .output()
             .with_context(|| format!("running {}", self.python.display()))?;
