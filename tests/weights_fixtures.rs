@@ -268,6 +268,7 @@ fn predict_with_imagenet_weights_uses_torchvision_preprocessing_and_names() {
             model: Some("resnet18"),
             dataset: None,
             top_k: None,
+            preprocess: None,
         },
         &[&photo, &missing],
     )

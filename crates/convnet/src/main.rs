@@ -81,6 +81,14 @@ struct InferArgs {
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
+enum PreprocessArg {
+    /// MNIST's recipe for handwritten digits.
+    Digit,
+    /// The whole image resized.
+    Whole,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
 enum ProgressArg {
     /// A bar on a terminal, plain lines otherwise.
     Auto,
@@ -270,6 +278,11 @@ struct PredictArgs {
     /// How many classes to show per image [default: 5 for ImageNet models, 3 otherwise].
     #[arg(long)]
     top: Option<usize>,
+    /// How a 28x28 model's images are prepared: `digit` (MNIST's recipe: ink
+    /// cropped, fitted in 20x20, centred by mass) or `whole` (the whole image
+    /// resized) [default: digit for MNIST, whole otherwise].
+    #[arg(long, value_enum)]
+    preprocess: Option<PreprocessArg>,
     /// PNG or JPEG images.
     #[arg(required = true)]
     images: Vec<PathBuf>,
@@ -388,6 +401,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 model: a.model.as_deref(),
                 dataset: a.dataset,
                 top_k: a.top,
+                preprocess: a.preprocess.map(|p| match p {
+                    PreprocessArg::Digit => app::predict::Preprocess::Digit,
+                    PreprocessArg::Whole => app::predict::Preprocess::WholeImage,
+                }),
             };
             let report = app::predict::predict(&opts, &a.images)?;
             if !report.failures.is_empty() {

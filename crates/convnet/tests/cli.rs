@@ -188,7 +188,15 @@ fn train_stop_resume_eval_predict() {
     });
     let png = out.path().join("bar.png");
     img.save(&png).unwrap();
-    let o = convnet(&["predict", "--checkpoint", ck_s, png.to_str().unwrap()]);
+    // The classes are bar positions: the whole image, not MNIST's centring.
+    let o = convnet(&[
+        "predict",
+        "--checkpoint",
+        ck_s,
+        "--preprocess",
+        "whole",
+        png.to_str().unwrap(),
+    ]);
     assert!(o.status.success(), "{}", text(&o));
     let t = text(&o);
     assert!(t.contains("28x28 greyscale"), "{t}");

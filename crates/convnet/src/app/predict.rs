@@ -61,6 +61,9 @@ pub struct PredictOptions<'a> {
     /// How many classes to show per image (default: 5 for ImageNet models,
     /// 3 otherwise).
     pub top_k: Option<usize>,
+    /// How a 28×28 model's images are prepared (default: the dataset's
+    /// recipe, [`Preprocess::for_dataset`]).
+    pub preprocess: Option<Preprocess>,
 }
 
 /// Classifies each image with the checkpoint's model and prints the `top_k`
@@ -81,6 +84,7 @@ pub fn run_predict(
             model: None,
             dataset: None,
             top_k: Some(top_k),
+            preprocess: None,
         },
         images,
     )
@@ -123,7 +127,9 @@ pub fn predict(opts: &PredictOptions<'_>, images: &[impl AsRef<Path>]) -> Result
     }
     let top_k = opts.top_k.unwrap_or(3);
     let kind = opts.dataset.or(loaded.dataset);
-    let preprocess = Preprocess::for_dataset(kind);
+    let preprocess = opts
+        .preprocess
+        .unwrap_or_else(|| Preprocess::for_dataset(kind));
     let names: Vec<String> = if loaded.class_names.is_empty() {
         kind.map(|k| k.class_names().iter().map(|s| s.to_string()).collect())
             .unwrap_or_default()
