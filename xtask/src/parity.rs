@@ -29,127 +29,78 @@ use anyhow::{bail, Context};
 
 use crate::bench::{machine_header, workspace_root, TORCHVISION_MODELS};
 
-/// Command-line options.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Options {
-    /// The models, in order (default: every torchvision model of the zoo).
-    pub models: Vec<String>,
-    /// Images in the input batch.
-    pub batch: usize,
-    /// Threads of PyTorch and of `convnet infer`.
-    pub threads: usize,
-    /// Seed of the weights and the input.
-    pub seed: u64,
-    /// Keep every file, in `DIR/NAME`, instead of `target/parity/NAME`
-    /// without its weight files.
-    pub keep: Option<PathBuf>,
-    /// The largest error relative to the largest logit that passes.
-    pub tolerance: f64,
-    /// The `convnet` binary to run instead of building `-p convnet`.
-    pub convnet: Option<PathBuf>,
-}
-
-impl Default for Options {
-    fn default() -> Self {
-        Options {
-            models: TORCHVISION_MODELS.iter().map(|s| s.to_string()).collect(),
-            batch: 2,
-            threads: 2,
-            seed: 0,
-            keep: None,
-            tolerance: 1e-4,
-            convnet: None,
-        }
+fn parse_model(s: &str) -> Result<String, String> {
+    if TORCHVISION_MODELS.contains(&s) {
+        Ok(s.to_string())
+    } else {
+        Err(format!(
+            "`{s}` is not a zoo model that torchvision has ({})",
+            TORCHVISION_MODELS.join(", ")
+        ))
     }
 }
 
-const USAGE: &str =
-    "usage: cargo xtask parity [--models a,b,...] [--batch N] [--threads N] [--seed S]
-                          [--keep DIR] [--tolerance T] [--convnet PATH]
+fn positive(s: &str) -> Result<usize, String> {
+    s.parse()
+        .ok()
+        .filter(|&n| n > 0)
+        .ok_or_else(|| format!("expected a positive integer, got `{s}`"))
+}
 
-  --models a,b,...  torchvision models to check (default: all 19 that the zoo has)
-  --batch N         images per input batch (default 2)
-  --threads N       threads of PyTorch and of `convnet infer` (default 2)
-  --seed S          seed of the perturbed weights and of the input (default 0)
-  --keep DIR        keep every file in DIR/NAME (default: target/parity/NAME, weights deleted)
-  --tolerance T     largest max|got - expected| / max|expected| that passes (default 1e-4)
-  --convnet PATH    run this convnet binary instead of building `cargo build --release -p convnet`
+fn parse_tolerance(s: &str) -> Result<f64, String> {
+    s.parse()
+        .ok()
+        .filter(|t: &f64| t.is_finite() && *t >= 0.0)
+        .ok_or_else(|| format!("expected a non-negative number, got `{s}`"))
+}
 
-Needs a Python with torch, torchvision, numpy and safetensors: $CONVNET_TORCH_PYTHON,
-else ~/torchenv/bin/python.";
+/// Command-line options.
+#[derive(Debug, Clone, PartialEq, clap::Parser)]
+#[command(
+    name = "cargo xtask parity",
+    about = "convnet's logits against PyTorch's for every zoo model that torchvision has",
+    after_help = "Needs a Python with torch, torchvision, numpy and safetensors: \
+                  $CONVNET_TORCH_PYTHON, else ~/torchenv/bin/python."
+)]
+pub struct Options {
+    /// Torchvision models to check, comma-separated [default: all 19 that the zoo has].
+    #[arg(long, value_delimiter = ',', value_parser = parse_model, default_values_t = TORCHVISION_MODELS.iter().map(|m| m.to_string()))]
+    pub models: Vec<String>,
+    /// Images in the input batch.
+    #[arg(long, default_value_t = 2, value_parser = positive)]
+    pub batch: usize,
+    /// Threads of PyTorch and of `convnet infer`.
+    #[arg(long, default_value_t = 2, value_parser = positive)]
+    pub threads: usize,
+    /// Seed of the perturbed weights and of the input.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Keep every file in DIR/NAME [default: target/parity/NAME, weights deleted].
+    #[arg(long, value_name = "DIR")]
+    pub keep: Option<PathBuf>,
+    /// Largest max|got - expected| / max|expected| that passes.
+    #[arg(long, default_value_t = 1e-4, value_parser = parse_tolerance)]
+    pub tolerance: f64,
+    /// Run this convnet binary instead of building `cargo build --release -p convnet`.
+    #[arg(long, value_name = "PATH")]
+    pub convnet: Option<PathBuf>,
+}
 
 impl Options {
-    /// Parses the arguments after `parity`. `Ok(None)` means `--help`.
+    /// Parses the arguments after `parity`. `Ok(None)` means help was
+    /// asked for (and printed).
     pub fn parse(args: &[String]) -> anyhow::Result<Option<Options>> {
-        let mut opts = Options::default();
-        let mut it = args.iter();
-        while let Some(arg) = it.next() {
-            let (flag, inline) = match arg.split_once('=') {
-                Some((f, v)) if f.starts_with("--") => (f, Some(v.to_string())),
-                _ => (arg.as_str(), None),
-            };
-            let mut value = |name: &str| -> anyhow::Result<String> {
-                match inline.clone() {
-                    Some(v) => Ok(v),
-                    None => it
-                        .next()
-                        .cloned()
-                        .with_context(|| format!("{name} needs a value\n\n{USAGE}")),
-                }
-            };
-            let positive = |name: &str, v: String| -> anyhow::Result<usize> {
-                v.parse()
-                    .ok()
-                    .filter(|&n| n > 0)
-                    .with_context(|| format!("{name}: expected a positive integer, got `{v}`"))
-            };
-            match flag {
-                "-h" | "--help" => return Ok(None),
-                "--models" => {
-                    let v = value("--models")?;
-                    let models: Vec<String> = v
-                        .split(',')
-                        .map(str::trim)
-                        .filter(|m| !m.is_empty())
-                        .map(String::from)
-                        .collect();
-                    for m in &models {
-                        if !TORCHVISION_MODELS.contains(&m.as_str()) {
-                            bail!(
-                                "--models: `{m}` is not a zoo model that torchvision has ({})",
-                                TORCHVISION_MODELS.join(", ")
-                            );
-                        }
-                    }
-                    if models.is_empty() {
-                        bail!("--models: no model given");
-                    }
-                    opts.models = models;
-                }
-                "--batch" => opts.batch = positive("--batch", value("--batch")?)?,
-                "--threads" => opts.threads = positive("--threads", value("--threads")?)?,
-                "--seed" => {
-                    let v = value("--seed")?;
-                    opts.seed = v
-                        .parse()
-                        .with_context(|| format!("--seed: expected an integer, got `{v}`"))?;
-                }
-                "--keep" => opts.keep = Some(PathBuf::from(value("--keep")?)),
-                "--tolerance" => {
-                    let v = value("--tolerance")?;
-                    opts.tolerance = v
-                        .parse()
-                        .ok()
-                        .filter(|t: &f64| t.is_finite() && *t >= 0.0)
-                        .with_context(|| {
-                            format!("--tolerance: expected a non-negative number, got `{v}`")
-                        })?;
-                }
-                "--convnet" => opts.convnet = Some(PathBuf::from(value("--convnet")?)),
-                other => bail!("unknown option `{other}`\n\n{USAGE}"),
+        use clap::Parser;
+        match Options::try_parse_from(
+            std::iter::once("parity".to_string()).chain(args.iter().cloned()),
+        ) {
+            Ok(o) => Ok(Some(o)),
+            Err(e) if e.kind() == clap::error::ErrorKind::DisplayHelp => {
+                print!("{e}");
+                Ok(None)
             }
+            Err(e) => bail!("{}", e.to_string().trim_start_matches("error: ").trim_end()),
         }
-        Ok(Some(opts))
     }
 }
 
@@ -196,7 +147,6 @@ impl Row {
 /// Runs `cargo xtask parity`.
 pub fn run(args: &[String]) -> anyhow::Result<()> {
     let Some(opts) = Options::parse(args)? else {
-        println!("{USAGE}");
         return Ok(());
     };
     let python = crate::python::torch_python()?;
