@@ -64,7 +64,7 @@ fn parse_tolerance(s: &str) -> Result<f64, String> {
 )]
 pub struct Options {
     /// Torchvision models to check, comma-separated [default: all 19 that the zoo has].
-    #[arg(long, value_delimiter = ',', value_parser = parse_model, default_values_t = TORCHVISION_MODELS.iter().map(|m| m.to_string()))]
+    #[arg(long, value_delimiter = ',', value_parser = parse_model, hide_default_value = true, default_values_t = TORCHVISION_MODELS.iter().map(|m| m.to_string()))]
     pub models: Vec<String>,
     /// Images in the input batch.
     #[arg(long, default_value_t = 2, value_parser = positive)]
@@ -92,7 +92,7 @@ impl Options {
     pub fn parse(args: &[String]) -> anyhow::Result<Option<Options>> {
         use clap::Parser;
         match Options::try_parse_from(
-            std::iter::once("parity".to_string()).chain(args.iter().cloned()),
+            std::iter::once("cargo xtask parity".to_string()).chain(args.iter().cloned()),
         ) {
             Ok(o) => Ok(Some(o)),
             Err(e) if e.kind() == clap::error::ErrorKind::DisplayHelp => {
