@@ -41,6 +41,19 @@ pub enum TrainError {
         /// The value.
         loss: f32,
     },
+    /// The evaluation after an epoch gave a NaN or infinite test loss: the
+    /// model diverged, so its accuracy means nothing.
+    #[error(
+        "non-finite test loss ({loss}) after epoch {epoch}: training stopped (try a smaller \
+         learning rate or gradient clipping); the checkpoint of epoch {epoch} was not saved, the \
+         last one with a finite evaluation, if any, is kept"
+    )]
+    NonFiniteTestLoss {
+        /// 1-based epoch.
+        epoch: usize,
+        /// The value.
+        loss: f64,
+    },
     /// A checkpoint file is unusable (not a checkpoint, truncated, corrupted,
     /// for another model...).
     #[error("checkpoint {path}: {msg}")]
@@ -68,6 +81,14 @@ pub enum TrainError {
         /// The file.
         path: PathBuf,
         /// What went wrong.
+        msg: String,
+    },
+    /// A run folder is locked by another run.
+    #[error("{path}: {msg}")]
+    Locked {
+        /// The lock file.
+        path: PathBuf,
+        /// Who holds it, or what to do.
         msg: String,
     },
     /// The data loader failed.

@@ -1,7 +1,7 @@
-//! Crash-safe file writing.
+//! Crash-safe file writing, and the lock and clean-up of a run folder.
 
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use crate::error::{Result, TrainError};
 
@@ -42,9 +42,190 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     Ok(())
 }
 
+/// The name of the lock file inside a locked folder.
+pub const LOCK_FILE: &str = ".convnet.lock";
+
+/// An exclusive lock on a run folder, so that two trainings cannot write into
+/// the same folder at once. Released (the lock file removed) when dropped.
+///
+/// The lock is the file [`LOCK_FILE`], created with `create_new` (so only one
+/// process can create it) and holding the owner's process id. A process that
+/// is killed cannot remove it: a lock whose process id is no longer running
+/// is *stale* and is taken over. Liveness is read from `/proc/<pid>` where
+/// the system has `/proc` (Linux); elsewhere a lock is always taken as held,
+/// and the error says which file to remove. A lock file without a readable
+/// process id (a run killed between creating and writing it) is also taken
+/// as held, for the same reason.
+#[derive(Debug)]
+pub struct FolderLock {
+    path: PathBuf,
+}
+
+impl FolderLock {
+    /// Locks `dir` (which must exist) for this process, taking over a stale
+    /// lock; an error names the process that holds it.
+    pub fn acquire(dir: &Path) -> Result<FolderLock> {
+        let path = dir.join(LOCK_FILE);
+        // Two attempts: the second after removing a stale lock.
+        for _ in 0..2 {
+            match std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&path)
+            {
+                Ok(mut f) => {
+                    let lock = FolderLock { path };
+                    writeln!(f, "{}", std::process::id())
+                        .and_then(|_| f.sync_all())
+                        .map_err(|e| TrainError::io(&lock.path, e))?;
+                    return Ok(lock);
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                    let owner = std::fs::read_to_string(&path)
+                        .ok()
+                        .and_then(|s| s.trim().parse::<u32>().ok());
+                    match owner {
+                        Some(pid) if !process_is_running(pid) => {
+                            // Stale: its process is gone. Take it over.
+                            match std::fs::remove_file(&path) {
+                                Ok(()) => continue,
+                                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                                Err(e) => return Err(TrainError::io(&path, e)),
+                            }
+                        }
+                        Some(pid) => {
+                            return Err(TrainError::Locked {
+                                path,
+                                msg: format!("another run (process {pid}) is using this folder"),
+                            })
+                        }
+                        None => {
+                            return Err(TrainError::Locked {
+                                path,
+                                msg: "the lock file holds no process id; if no run is using \
+                                      this folder, remove the file"
+                                    .into(),
+                            })
+                        }
+                    }
+                }
+                Err(e) => return Err(TrainError::io(&path, e)),
+            }
+        }
+        Err(TrainError::Locked {
+            path,
+            msg: "another run took the lock while a stale one was being replaced".into(),
+        })
+    }
+
+    /// The lock file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl Drop for FolderLock {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+/// Whether process `pid` is running: read from `/proc` where it exists;
+/// without `/proc`, every process is taken as running (never steal a lock
+/// that may be live).
+fn process_is_running(pid: u32) -> bool {
+    if pid == std::process::id() {
+        return true;
+    }
+    let proc_root = Path::new("/proc");
+    if !proc_root.join("self").exists() {
+        return true;
+    }
+    proc_root.join(pid.to_string()).exists()
+}
+
+/// Whether `name` is a temporary file of an atomic write: `.tmp-*` (this
+/// crate's [`write_atomic`]) or `.<file>.tmp-*` (the weights crate's).
+pub fn is_temporary_name(name: &str) -> bool {
+    name.starts_with(".tmp-") || (name.starts_with('.') && name.contains(".tmp-"))
+}
+
+/// Removes the temporary files that atomic writes killed half-way left in
+/// `dir` (not in its sub-folders) and returns them. Call it only while
+/// holding the folder's [`FolderLock`], so that no live write loses its file.
+pub fn remove_temporaries(dir: &Path) -> Result<Vec<PathBuf>> {
+    let mut removed = Vec::new();
+    for entry in std::fs::read_dir(dir).map_err(|e| TrainError::io(dir, e))? {
+        let entry = entry.map_err(|e| TrainError::io(dir, e))?;
+        let name = entry.file_name();
+        let is_file = entry.file_type().map(|t| t.is_file()).unwrap_or(false);
+        if is_file && is_temporary_name(&name.to_string_lossy()) {
+            let path = entry.path();
+            std::fs::remove_file(&path).map_err(|e| TrainError::io(&path, e))?;
+            removed.push(path);
+        }
+    }
+    removed.sort();
+    Ok(removed)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn folder_lock_is_exclusive_released_and_stale_ones_taken_over() {
+        let dir = tempfile::tempdir().unwrap();
+        let lock = FolderLock::acquire(dir.path()).unwrap();
+        let held = std::fs::read_to_string(lock.path()).unwrap();
+        assert_eq!(held.trim(), std::process::id().to_string());
+        let e = FolderLock::acquire(dir.path()).unwrap_err().to_string();
+        assert!(e.contains("another run") && e.contains(LOCK_FILE), "{e}");
+        drop(lock);
+        assert!(!dir.path().join(LOCK_FILE).exists(), "removed on drop");
+        // A lock left by a process that has exited is stale.
+        if Path::new("/proc/self").exists() {
+            let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+                .arg("--list")
+                .stdout(std::process::Stdio::null())
+                .spawn()
+                .unwrap();
+            let dead = child.id();
+            child.wait().unwrap();
+            std::fs::write(dir.path().join(LOCK_FILE), format!("{dead}\n")).unwrap();
+            let lock = FolderLock::acquire(dir.path()).unwrap();
+            let held = std::fs::read_to_string(lock.path()).unwrap();
+            assert_eq!(held.trim(), std::process::id().to_string());
+        }
+        // No process id: taken as held, and the message says what to do.
+        let other = tempfile::tempdir().unwrap();
+        std::fs::write(other.path().join(LOCK_FILE), "").unwrap();
+        let e = FolderLock::acquire(other.path()).unwrap_err().to_string();
+        assert!(e.contains("remove the file"), "{e}");
+    }
+
+    #[test]
+    fn temporaries_of_killed_writes_are_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        for name in [
+            ".tmp-AbC123",
+            ".checkpoint.ckpt.tmp-4242",
+            "keep.csv",
+            ".hidden",
+        ] {
+            std::fs::write(dir.path().join(name), b"x").unwrap();
+        }
+        std::fs::create_dir(dir.path().join(".tmp-dir")).unwrap();
+        let removed = remove_temporaries(dir.path()).unwrap();
+        let names: Vec<_> = removed
+            .iter()
+            .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(names, [".checkpoint.ckpt.tmp-4242", ".tmp-AbC123"]);
+        assert!(dir.path().join("keep.csv").exists());
+        assert!(dir.path().join(".hidden").exists());
+        assert!(dir.path().join(".tmp-dir").is_dir());
+    }
 
     #[test]
     fn replaces_whole_file_and_leaves_no_temporary() {

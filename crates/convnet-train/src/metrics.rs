@@ -11,7 +11,9 @@ use crate::loss::check_logits;
 
 /// How many rows of `logits` (`[N, C]`) have their label among the `k`
 /// highest scores. Ties are broken by the lower class index, as a stable sort
-/// would, so the count never depends on luck.
+/// would, so the count never depends on luck. A row with a NaN score
+/// anywhere has no ranking and is never counted correct (a diverged model
+/// must not score 100%).
 ///
 /// ```
 /// use convnet_tensor::Tensor;
@@ -30,13 +32,16 @@ pub fn topk_correct(logits: &Tensor, labels: &[usize], k: usize) -> Result<usize
         .chunks_exact(c)
         .zip(labels)
         .filter(|(row, &label)| {
+            if row.iter().any(|v| v.is_nan()) {
+                return false;
+            }
             let x = row[label];
             // Classes ranked before the label: higher scores, or equal scores
-            // at a lower index. NaN scores rank after everything.
+            // at a lower index.
             let ahead = row
                 .iter()
                 .enumerate()
-                .filter(|&(j, &v)| v > x || (v == x && j < label) || (x.is_nan() && !v.is_nan()))
+                .filter(|&(j, &v)| v > x || (v == x && j < label))
                 .count();
             ahead < k
         })
@@ -44,7 +49,9 @@ pub fn topk_correct(logits: &Tensor, labels: &[usize], k: usize) -> Result<usize
 }
 
 /// A confusion matrix: `count(t, p)` is the number of samples of true class
-/// `t` predicted as `p`.
+/// `t` predicted as `p`. Samples whose logits hold a NaN have no prediction:
+/// they are counted apart ([`ConfusionMatrix::unpredicted`]), in the totals
+/// and as wrong, never on the diagonal.
 ///
 /// ```
 /// use convnet_train::metrics::ConfusionMatrix;
@@ -60,6 +67,9 @@ pub fn topk_correct(logits: &Tensor, labels: &[usize], k: usize) -> Result<usize
 pub struct ConfusionMatrix {
     classes: usize,
     counts: Vec<u64>,
+    /// Per true class, the samples without a prediction (NaN logits).
+    #[serde(default)]
+    unpredicted: Vec<u64>,
 }
 
 impl ConfusionMatrix {
@@ -68,6 +78,7 @@ impl ConfusionMatrix {
         ConfusionMatrix {
             classes,
             counts: vec![0; classes * classes],
+            unpredicted: vec![0; classes],
         }
     }
 
@@ -85,7 +96,30 @@ impl ConfusionMatrix {
         }
     }
 
-    /// Counts a batch: the prediction of each row is its arg-max.
+    /// Counts a sample of class `truth` that has no prediction (its logits
+    /// hold a NaN): it counts as wrong.
+    pub fn add_unpredicted(&mut self, truth: usize) {
+        debug_assert!(truth < self.classes);
+        if self.unpredicted.len() != self.classes {
+            self.unpredicted.resize(self.classes, 0);
+        }
+        if let Some(n) = self.unpredicted.get_mut(truth) {
+            *n += 1;
+        }
+    }
+
+    /// Samples of class `truth` without a prediction (NaN logits).
+    pub fn unpredicted(&self, truth: usize) -> u64 {
+        self.unpredicted.get(truth).copied().unwrap_or(0)
+    }
+
+    /// All samples without a prediction (NaN logits).
+    pub fn total_unpredicted(&self) -> u64 {
+        self.unpredicted.iter().sum()
+    }
+
+    /// Counts a batch: the prediction of each row is its arg-max; a row
+    /// holding a NaN has none and counts as wrong.
     pub fn add_batch(&mut self, logits: &Tensor, labels: &[usize]) -> Result<()> {
         let (_, c) = check_logits("ConfusionMatrix::add_batch", logits, labels)?;
         if c != self.classes {
@@ -94,8 +128,13 @@ impl ConfusionMatrix {
                 format!("logits have {c} classes, the matrix {}", self.classes),
             ));
         }
-        for (p, &t) in logits.argmax_last().into_iter().zip(labels) {
-            self.add(t, p);
+        let rows = logits.as_slice().chunks_exact(c);
+        for ((p, &t), row) in logits.argmax_last().into_iter().zip(labels).zip(rows) {
+            if row.iter().any(|v| v.is_nan()) {
+                self.add_unpredicted(t);
+            } else {
+                self.add(t, p);
+            }
         }
         Ok(())
     }
@@ -106,6 +145,11 @@ impl ConfusionMatrix {
         for (a, b) in self.counts.iter_mut().zip(&other.counts) {
             *a += b;
         }
+        for t in 0..other.classes {
+            for _ in 0..other.unpredicted(t) {
+                self.add_unpredicted(t);
+            }
+        }
     }
 
     /// Samples of class `truth` predicted as `predicted`.
@@ -113,9 +157,9 @@ impl ConfusionMatrix {
         self.counts[truth * self.classes + predicted]
     }
 
-    /// All samples counted.
+    /// All samples counted, with those without a prediction.
     pub fn total(&self) -> u64 {
-        self.counts.iter().sum()
+        self.counts.iter().sum::<u64>() + self.total_unpredicted()
     }
 
     /// Correct predictions (the diagonal).
@@ -138,7 +182,8 @@ impl ConfusionMatrix {
     pub fn per_class_accuracy(&self) -> Vec<Option<f64>> {
         (0..self.classes)
             .map(|t| {
-                let row: u64 = (0..self.classes).map(|p| self.count(t, p)).sum();
+                let row: u64 =
+                    (0..self.classes).map(|p| self.count(t, p)).sum::<u64>() + self.unpredicted(t);
                 (row > 0).then(|| self.count(t, t) as f64 / row as f64)
             })
             .collect()
@@ -182,6 +227,13 @@ impl ConfusionMatrix {
                 }
             }
         }
+        let none = self.total_unpredicted();
+        if none > 0 {
+            let _ = writeln!(
+                s,
+                "{none} sample(s) had NaN logits: no prediction, counted as wrong"
+            );
+        }
         s
     }
 }
@@ -201,6 +253,29 @@ mod tests {
         assert!(topk_correct(&x, &[4], 1).is_err());
         let nan = Tensor::from_vec(&[1, 2], vec![f32::NAN, 1.0]).unwrap();
         assert_eq!(topk_correct(&nan, &[0], 1).unwrap(), 0);
+    }
+
+    #[test]
+    fn nan_logits_never_count_as_correct() {
+        // All NaN: used to rank every label first (100% accuracy).
+        let all_nan = Tensor::from_vec(&[2, 3], vec![f32::NAN; 6]).unwrap();
+        assert_eq!(topk_correct(&all_nan, &[0, 2], 1).unwrap(), 0);
+        assert_eq!(topk_correct(&all_nan, &[0, 2], 3).unwrap(), 0);
+        // One NaN beside a winning label: no ranking either.
+        let one_nan = Tensor::from_vec(&[1, 3], vec![5.0, f32::NAN, 1.0]).unwrap();
+        assert_eq!(topk_correct(&one_nan, &[0], 1).unwrap(), 0);
+        let mut m = ConfusionMatrix::new(3);
+        m.add_batch(&all_nan, &[0, 2]).unwrap();
+        m.add_batch(&one_nan, &[0]).unwrap();
+        assert_eq!(m.correct(), 0);
+        assert_eq!(m.total(), 3);
+        assert_eq!(m.total_unpredicted(), 3);
+        assert_eq!(m.accuracy(), 0.0);
+        assert_eq!(m.per_class_accuracy(), vec![Some(0.0), None, Some(0.0)]);
+        assert!(m.render(&[]).contains("3 sample(s) had NaN logits"));
+        let mut merged = ConfusionMatrix::new(3);
+        merged.merge(&m);
+        assert_eq!(merged.total_unpredicted(), 3);
     }
 
     #[test]

@@ -320,6 +320,12 @@ impl<'m> Trainer<'m> {
             )
         })?;
         let saved = Self::config_from_state(state)?;
+        if self.config.epochs < state.epochs_done {
+            return Err(TrainError::Config(format!(
+                "the run asks for {} epochs, but the checkpoint has already done {}",
+                self.config.epochs, state.epochs_done
+            )));
+        }
         if saved.optimizer.kind() != self.config.optimizer.kind() {
             return Err(TrainError::Mismatch(format!(
                 "the checkpoint was trained with `{}`, this run uses `{}`",
@@ -339,8 +345,9 @@ impl<'m> Trainer<'m> {
     /// after each, and returns the history.
     ///
     /// A non-finite loss stops training with [`TrainError::NonFiniteLoss`]
-    /// naming the epoch and batch; the checkpoint of the last finished epoch
-    /// is left as it was.
+    /// naming the epoch and batch, a non-finite test loss with
+    /// [`TrainError::NonFiniteTestLoss`] before that epoch is checkpointed:
+    /// the checkpoint left is the last one whose evaluation was finite.
     pub fn fit(
         &mut self,
         train: &dyn BatchSource,
@@ -359,6 +366,11 @@ impl<'m> Trainer<'m> {
         test: Option<&dyn BatchSource>,
         until: usize,
     ) -> Result<&History> {
+        if until == 0 {
+            return Err(TrainError::Config(
+                "stopping after epoch 0 trains nothing: stop after epoch 1 or later".into(),
+            ));
+        }
         let steps_per_epoch = train.num_batches();
         if steps_per_epoch == 0 {
             return Err(TrainError::Data(
@@ -439,6 +451,14 @@ impl<'m> Trainer<'m> {
                 Some(t) => Some(evaluate(&*self.model, t, self.num_classes)?),
                 None => None,
             };
+            // A diverged model is not checkpointed: the file on disk stays
+            // the last one whose evaluation was finite.
+            if let Some(e) = eval.as_ref().filter(|e| !e.loss.is_finite()) {
+                return Err(TrainError::NonFiniteTestLoss {
+                    epoch,
+                    loss: e.loss,
+                });
+            }
             let record = EpochRecord {
                 epoch,
                 train_loss: loss_sum / batches as f64,
@@ -691,6 +711,88 @@ mod tests {
             std::fs::read(&path).unwrap(),
             good,
             "the good checkpoint stays"
+        );
+    }
+
+    #[test]
+    fn non_finite_test_loss_stops_and_keeps_last_finite_checkpoint() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("run.ckpt");
+        let (train, test) = (Blobs::new(96, 3, true), Blobs::new(24, 4, false));
+        let mut model = TinyNet::new(6, 3, 1);
+        let target = CheckpointTarget {
+            path: path.clone(),
+            info: info(),
+            run_settings: String::new(),
+        };
+        {
+            let mut t = Trainer::new(&mut model, config(3), 3).unwrap();
+            t.checkpoint_to(target.clone());
+            t.fit_until(&train, Some(&test), 1).unwrap();
+        }
+        let good = std::fs::read(&path).unwrap();
+        // The test images are NaN: training stays finite, evaluation does not.
+        struct NanImages<'a>(&'a Blobs);
+        impl BatchSource for NanImages<'_> {
+            fn num_samples(&self) -> usize {
+                self.0.num_samples()
+            }
+            fn num_batches(&self) -> usize {
+                self.0.num_batches()
+            }
+            fn batches(&self, epoch: usize) -> Box<dyn Iterator<Item = Result<Batch>> + '_> {
+                Box::new(self.0.batches(epoch).map(|b| {
+                    b.map(|b| Batch {
+                        images: b.images.map(|_| f32::NAN),
+                        labels: b.labels,
+                    })
+                }))
+            }
+        }
+        let report = evaluate(&model, &NanImages(&test), 3).unwrap();
+        assert_eq!(report.accuracy, 0.0, "NaN logits never count as correct");
+        assert_eq!(report.top5, 0.0);
+        assert!(!report.loss.is_finite());
+        let ck = Checkpoint::load(&path).unwrap();
+        let mut t = Trainer::new(&mut model, config(3), 3).unwrap();
+        t.resume(&ck).unwrap();
+        t.checkpoint_to(target);
+        let e = t.fit(&train, Some(&NanImages(&test))).unwrap_err();
+        assert!(
+            matches!(e, TrainError::NonFiniteTestLoss { epoch: 2, .. }),
+            "{e}"
+        );
+        assert_eq!(t.epochs_done(), 1);
+        assert_eq!(
+            std::fs::read(&path).unwrap(),
+            good,
+            "epoch 1's checkpoint stays"
+        );
+    }
+
+    #[test]
+    fn resume_below_epochs_done_and_stop_at_zero_are_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("run.ckpt");
+        let train = Blobs::new(48, 3, true);
+        let mut model = TinyNet::new(6, 3, 1);
+        {
+            let mut t = Trainer::new(&mut model, config(3), 3).unwrap();
+            t.checkpoint_to(CheckpointTarget {
+                path: path.clone(),
+                info: info(),
+                run_settings: String::new(),
+            });
+            let e = t.fit_until(&train, None, 0).unwrap_err().to_string();
+            assert!(e.contains("epoch 0"), "{e}");
+            t.fit_until(&train, None, 2).unwrap();
+        }
+        let ck = Checkpoint::load(&path).unwrap();
+        let mut t = Trainer::new(&mut model, config(1), 3).unwrap();
+        let e = t.resume(&ck).unwrap_err().to_string();
+        assert!(
+            e.contains("1 epochs") && e.contains("already done 2"),
+            "{e}"
         );
     }
 

@@ -1,6 +1,6 @@
 //! The `convnet` command: train, evaluate, inspect and run CNNs on the CPU.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -19,7 +19,8 @@ use convnet::zoo::ModelConfig;
 )]
 struct Cli {
     /// Worker threads for the compute kernels (default: all cores, or
-    /// $RAYON_NUM_THREADS).
+    /// $RAYON_NUM_THREADS). More than 4 per core only slows the kernels down:
+    /// such a count is capped at 4 per core, with a warning.
     #[arg(long, global = true, value_parser = clap::value_parser!(u64).range(1..=1024))]
     threads: Option<u64>,
     #[command(subcommand)]
@@ -125,15 +126,15 @@ fn parse_optimizer(s: &str) -> Result<String, String> {
 
 #[derive(Args, Debug)]
 struct TrainArgs {
-    /// Model from the zoo (see `convnet zoo`).
-    #[arg(long, default_value = "lenet5", value_parser = parse_model)]
-    model: String,
+    /// Model from the zoo (see `convnet zoo`) [default: lenet5].
+    #[arg(long, value_parser = parse_model)]
+    model: Option<String>,
     /// Model variant (lenet5: `modern` = ReLU + max-pooling, `1998` = tanh + average pooling).
     #[arg(long)]
     variant: Option<String>,
-    /// Dataset: mnist or fashion-mnist (downloaded on first use).
-    #[arg(long, default_value = "mnist", value_parser = parse_dataset)]
-    dataset: DatasetKind,
+    /// Dataset: mnist or fashion-mnist (downloaded on first use) [default: mnist].
+    #[arg(long, value_parser = parse_dataset)]
+    dataset: Option<DatasetKind>,
     /// Data folder (default: $CONVNET_DATA, else ./data).
     #[arg(long)]
     data_dir: Option<PathBuf>,
@@ -182,12 +183,18 @@ struct TrainArgs {
     /// Seed of weights, shuffling, dropout and augmentation [default: 42].
     #[arg(long)]
     seed: Option<u64>,
-    /// Output folder [default: <runs-dir>/<model>-<dataset>-<time>].
+    /// Output folder [default: <runs-dir>/<model>-<dataset>-<time>]. Locked
+    /// while a run uses it; a folder holding another run's checkpoint is
+    /// refused unless --overwrite (or --resume).
     #[arg(long)]
     out_dir: Option<PathBuf>,
-    /// Parent folder of the run folders.
-    #[arg(long, default_value = "runs")]
-    runs_dir: PathBuf,
+    /// Start a new run in an --out-dir that holds another run's checkpoint,
+    /// replacing it.
+    #[arg(long, conflicts_with = "resume")]
+    overwrite: bool,
+    /// Parent folder of the run folders [default: runs].
+    #[arg(long)]
+    runs_dir: Option<PathBuf>,
     /// Train on the first N training images only.
     #[arg(long)]
     limit_train: Option<usize>,
@@ -200,7 +207,9 @@ struct TrainArgs {
     /// Stop after epoch K as if interrupted (resume later with --resume).
     #[arg(long, value_name = "K")]
     stop_after_epoch: Option<usize>,
-    /// Resume a run from its checkpoint (its settings are reused; --epochs may extend it).
+    /// Resume a run from its checkpoint: its settings are reused, and flags
+    /// that contradict them are an error; --epochs may extend it,
+    /// --stop-after-epoch stop it again.
     #[arg(long, value_name = "CHECKPOINT")]
     resume: Option<PathBuf>,
     /// Initial weights (fine-tuning): .pth/.pt, .safetensors or a convnet checkpoint.
@@ -288,14 +297,125 @@ struct PredictArgs {
     images: Vec<PathBuf>,
 }
 
+/// The flags of `a` that contradict the settings `saved` of the run being
+/// resumed from a checkpoint in `run_dir`, each with the run's value.
+fn resume_conflicts(a: &TrainArgs, saved: &TrainOptions, run_dir: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut check = |flag: &str, given: Option<String>, kept: String| {
+        if let Some(g) = given {
+            if g != kept {
+                out.push(format!("--{flag} {g} (the run has {kept})"));
+            }
+        }
+    };
+    fn show<T: ToString>(v: Option<T>) -> Option<String> {
+        v.map(|v| v.to_string())
+    }
+    let saved_lr = saved
+        .optimizer_config()
+        .map(|c| c.lr().to_string())
+        .unwrap_or_else(|_| "?".into());
+    let or = |v: Option<String>, none: &str| v.unwrap_or_else(|| none.to_string());
+    check("model", a.model.clone(), saved.model.clone());
+    check(
+        "variant",
+        a.variant.clone(),
+        or(saved.variant.clone(), "none"),
+    );
+    check(
+        "dataset",
+        a.dataset.map(|d| d.name().to_string()),
+        saved.dataset.name().to_string(),
+    );
+    check(
+        "batch-size",
+        show(a.batch_size),
+        saved.batch_size.to_string(),
+    );
+    check("optimizer", a.optimizer.clone(), saved.optimizer.clone());
+    check("lr", show(a.lr), saved_lr);
+    check("momentum", show(a.momentum), saved.momentum.to_string());
+    check(
+        "weight-decay",
+        show(a.weight_decay),
+        saved.weight_decay.to_string(),
+    );
+    check("schedule", show(a.schedule), saved.schedule.to_string());
+    check(
+        "warmup-steps",
+        show(a.warmup_steps),
+        saved.warmup_steps.to_string(),
+    );
+    check(
+        "clip-grad-norm",
+        show(a.clip_grad_norm),
+        or(show(saved.clip_grad_norm), "none"),
+    );
+    check(
+        "label-smoothing",
+        show(a.label_smoothing),
+        saved.label_smoothing.to_string(),
+    );
+    check("translate", show(a.translate), saved.translate.to_string());
+    check("hflip", show(a.hflip), saved.hflip.to_string());
+    check("seed", show(a.seed), saved.seed.to_string());
+    check(
+        "limit-train",
+        show(a.limit_train),
+        or(show(saved.limit_train), "none"),
+    );
+    check(
+        "limit-test",
+        show(a.limit_test),
+        or(show(saved.limit_test), "none"),
+    );
+    check(
+        "runs-dir",
+        a.runs_dir.as_ref().map(|p| p.display().to_string()),
+        saved.runs_dir.display().to_string(),
+    );
+    if a.no_nesterov && saved.nesterov {
+        out.push("--no-nesterov (the run has Nesterov momentum)".into());
+    }
+    if let Some(dir) = &a.out_dir {
+        let same = match (dir.canonicalize(), run_dir.canonicalize()) {
+            (Ok(x), Ok(y)) => x == y,
+            _ => false,
+        };
+        if !same {
+            out.push(format!(
+                "--out-dir {} (the run's folder is {})",
+                dir.display(),
+                run_dir.display()
+            ));
+        }
+    }
+    out
+}
+
 fn train_options(a: &TrainArgs) -> anyhow::Result<TrainOptions> {
     let mut o = match &a.resume {
         Some(path) => {
             let ck = Checkpoint::load(path)?;
-            app::train::resume_options(&ck, a.epochs)?
+            let mut o = app::train::resume_options(&ck, a.epochs)?;
+            let run_dir = match path.parent() {
+                Some(p) if !p.as_os_str().is_empty() => p,
+                _ => Path::new("."),
+            };
+            let conflicts = resume_conflicts(a, &o, run_dir);
+            if !conflicts.is_empty() {
+                bail!(
+                    "--resume continues a run with its own settings, and these flags contradict \
+                     them: {} (drop them to resume, or start a new run)",
+                    conflicts.join(", ")
+                );
+            }
+            o.stop_after = a.stop_after_epoch;
+            o
         }
         None => {
-            let mut o = TrainOptions::new(&a.model, a.dataset);
+            let model = a.model.as_deref().unwrap_or("lenet5");
+            let mut o = TrainOptions::new(model, a.dataset.unwrap_or(DatasetKind::Mnist));
             o.variant = a.variant.clone();
             o.offline = a.offline;
             macro_rules! set {
@@ -318,7 +438,10 @@ fn train_options(a: &TrainArgs) -> anyhow::Result<TrainOptions> {
             o.clip_grad_norm = a.clip_grad_norm;
             o.nesterov = !a.no_nesterov;
             o.out_dir = a.out_dir.clone();
-            o.runs_dir = a.runs_dir.clone();
+            if let Some(dir) = &a.runs_dir {
+                o.runs_dir = dir.clone();
+            }
+            o.overwrite = a.overwrite;
             o.limit_train = a.limit_train;
             o.limit_test = a.limit_test;
             o.stop_after = a.stop_after_epoch;
@@ -343,8 +466,13 @@ fn train_options(a: &TrainArgs) -> anyhow::Result<TrainOptions> {
 
 fn run(cli: Cli) -> anyhow::Result<()> {
     if let Some(n) = cli.threads {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let (n, warning) = app::cap_threads(n as usize, cores);
+        if let Some(w) = warning {
+            eprintln!("warning: {w}");
+        }
         rayon::ThreadPoolBuilder::new()
-            .num_threads(n as usize)
+            .num_threads(n)
             .build_global()
             .context("starting the thread pool")?;
     }

@@ -218,3 +218,185 @@ fn train_stop_resume_eval_predict() {
     assert!(!o.status.success());
     assert!(text(&o).contains("corrupt"), "{}", text(&o));
 }
+
+/// Fake MNIST in a fresh folder: `n_train` training and `n_test` test images.
+fn fake_mnist(n_train: usize, n_test: usize) -> tempfile::TempDir {
+    let data = tempfile::tempdir().unwrap();
+    let mnist = data.path().join("mnist");
+    std::fs::create_dir_all(&mnist).unwrap();
+    write_split(&mnist, "train", n_train, 1);
+    write_split(&mnist, "t10k", n_test, 2);
+    data
+}
+
+#[test]
+fn eval_of_nan_weights_is_zero_percent_not_a_hundred() {
+    use convnet::layers::Layer;
+    let data = fake_mnist(32, 20);
+    let config = convnet::zoo::ModelConfig::mnist();
+    let mut model = convnet::zoo::build("lenet5", &config, &mut Rng::seed_from(0)).unwrap();
+    model.visit_params_mut("", &mut |_, p| {
+        p.value
+            .as_slice_mut()
+            .iter_mut()
+            .for_each(|v| *v = f32::NAN)
+    });
+    let info = convnet::train::ModelInfo {
+        model: "lenet5".into(),
+        model_config: serde_json::to_string(&config).unwrap(),
+        dataset: "mnist".into(),
+        class_names: (0..10).map(|c| c.to_string()).collect(),
+    };
+    let ck = data.path().join("nan.ckpt");
+    Checkpoint::capture(model.as_mut(), &info, 1, None)
+        .save(&ck)
+        .unwrap();
+    let o = convnet(&[
+        "eval",
+        "--checkpoint",
+        ck.to_str().unwrap(),
+        "--data-dir",
+        data.path().to_str().unwrap(),
+        "--offline",
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    let t = text(&o);
+    assert!(t.contains("accuracy 0.00% (0 / 20)"), "{t}");
+    assert!(t.contains("20 sample(s) had NaN logits"), "{t}");
+}
+
+#[test]
+fn run_folders_are_locked_cleaned_and_not_overwritten_and_resume_flags_checked() {
+    let data = fake_mnist(64, 20);
+    let out = tempfile::tempdir().unwrap();
+    let run = out.path().join("run");
+    let (d, r) = (data.path().to_str().unwrap(), run.to_str().unwrap());
+    let new_run = |extra: &[&str]| {
+        let mut args = vec![
+            "--threads",
+            "2",
+            "train",
+            "--offline",
+            "--data-dir",
+            d,
+            "--out-dir",
+            r,
+            "--epochs",
+            "3",
+            "--batch-size",
+            "32",
+            "--warmup-steps",
+            "0",
+            "--progress",
+            "quiet",
+        ];
+        args.extend_from_slice(extra);
+        convnet(&args)
+    };
+    let o = new_run(&["--stop-after-epoch", "0"]);
+    assert!(!o.status.success());
+    assert!(text(&o).contains("--stop-after-epoch 0"), "{}", text(&o));
+    assert!(!run.exists(), "nothing written");
+
+    let o = new_run(&["--stop-after-epoch", "2"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let ck = run.join("checkpoint.ckpt");
+    let ck_s = ck.to_str().unwrap();
+    assert!(!run.join(".convnet.lock").exists(), "lock released");
+
+    // A second new run in the same folder would overwrite the first.
+    let before = std::fs::read(&ck).unwrap();
+    let o = new_run(&["--stop-after-epoch", "1"]);
+    assert!(!o.status.success());
+    let t = text(&o);
+    assert!(t.contains("--resume") && t.contains("--overwrite"), "{t}");
+    assert_eq!(std::fs::read(&ck).unwrap(), before, "checkpoint untouched");
+
+    // Flags that contradict the run are named; agreeing ones are fine.
+    let resume = |extra: &[&str]| {
+        let mut args = vec![
+            "--threads",
+            "2",
+            "train",
+            "--resume",
+            ck_s,
+            "--progress",
+            "quiet",
+        ];
+        args.extend_from_slice(extra);
+        convnet(&args)
+    };
+    let o = resume(&[
+        "--model",
+        "lenet5",
+        "--lr",
+        "0.5",
+        "--seed",
+        "7",
+        "--batch-size",
+        "32",
+        "--optimizer",
+        "adam",
+        "--out-dir",
+        out.path().to_str().unwrap(),
+    ]);
+    assert!(!o.status.success());
+    let t = text(&o);
+    for flag in ["--lr 0.5", "--seed 7", "--optimizer adam", "--out-dir"] {
+        assert!(t.contains(flag), "{flag} not named:\n{t}");
+    }
+    assert!(!t.contains("--model") && !t.contains("--batch-size"), "{t}");
+    let o = resume(&["--epochs", "1"]);
+    assert!(!o.status.success());
+    assert!(
+        text(&o).contains("--epochs 1 is below the 2 epochs"),
+        "{}",
+        text(&o)
+    );
+
+    // A live run holds the folder (this test's process stands in for it).
+    let lock = run.join(".convnet.lock");
+    std::fs::write(&lock, format!("{}\n", std::process::id())).unwrap();
+    let o = resume(&[]);
+    assert!(!o.status.success());
+    assert!(text(&o).contains("another run"), "{}", text(&o));
+    assert_eq!(std::fs::read(&ck).unwrap(), before, "checkpoint untouched");
+    std::fs::remove_file(&lock).unwrap();
+
+    // Temporaries of a killed write are removed by the next use.
+    for name in [".tmp-kIlLeD", ".checkpoint.ckpt.tmp-12345"] {
+        std::fs::write(run.join(name), b"half").unwrap();
+    }
+    let o = resume(&["--out-dir", r]);
+    assert!(o.status.success(), "{}", text(&o));
+    let t = text(&o);
+    assert!(t.contains("removed 2 temporary file(s)"), "{t}");
+    assert!(t.contains("epoch 3/3"), "{t}");
+    assert!(!run.join(".tmp-kIlLeD").exists());
+    assert!(!run.join(".checkpoint.ckpt.tmp-12345").exists());
+    assert_eq!(Checkpoint::read_header(&ck).unwrap().epoch, 3);
+
+    // --overwrite starts afresh.
+    let o = new_run(&["--stop-after-epoch", "1", "--overwrite"]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(Checkpoint::read_header(&ck).unwrap().epoch, 1);
+}
+
+#[test]
+fn threads_far_above_the_cores_are_capped_with_a_warning() {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let requested = 4 * cores + 1;
+    if requested > 1024 {
+        return; // the flag's own range already stops it
+    }
+    let o = convnet(&["--threads", &requested.to_string(), "summary", "lenet5"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains(&format!("warning: --threads {requested}"))
+            && err.contains(&format!("using {}", 4 * cores)),
+        "{err}"
+    );
+    let o = convnet(&["--threads", "1", "summary", "lenet5"]);
+    assert!(!String::from_utf8_lossy(&o.stderr).contains("warning"));
+}

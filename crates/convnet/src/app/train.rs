@@ -124,6 +124,10 @@ pub struct TrainOptions {
     /// initialisation, and are reported.
     #[serde(default)]
     pub weights_non_strict: bool,
+    /// Start a new run in a folder that holds another run's checkpoint,
+    /// replacing it (`--overwrite`). Not a setting of the run: never saved.
+    #[serde(skip)]
+    pub overwrite: bool,
 }
 
 impl TrainOptions {
@@ -163,6 +167,7 @@ impl TrainOptions {
             eval_batch_size: 1000,
             progress: ProgressMode::Auto,
             stop_after: None,
+            overwrite: false,
         }
     }
 
@@ -231,6 +236,11 @@ impl TrainOptions {
                 }));
             }
         }
+        if self.stop_after == Some(0) {
+            return Err(AppError::Usage(
+                "--stop-after-epoch 0 trains nothing: give 1 or more".into(),
+            ));
+        }
         if self.batch_size == 0 || self.eval_batch_size == 0 {
             return Err(AppError::Usage("batch sizes must be >= 1".into()));
         }
@@ -297,7 +307,8 @@ fn create_dir(dir: &Path) -> Result<()> {
     std::fs::create_dir_all(dir).map_err(|e| AppError::io(dir, e))
 }
 
-/// Options of a resumed run: the saved ones, with `epochs` replaced if given.
+/// Options of a resumed run: the saved ones, with `epochs` replaced if given
+/// (it may not be below the epochs already done).
 pub fn resume_options(checkpoint: &Checkpoint, epochs: Option<usize>) -> Result<TrainOptions> {
     let state = checkpoint.payload.train.as_ref().ok_or_else(|| {
         AppError::Usage(
@@ -311,10 +322,60 @@ pub fn resume_options(checkpoint: &Checkpoint, epochs: Option<usize>) -> Result<
         ))
     })?;
     if let Some(e) = epochs {
+        if e < state.epochs_done {
+            return Err(AppError::Usage(format!(
+                "--epochs {e} is below the {} epochs this checkpoint has already done",
+                state.epochs_done
+            )));
+        }
         opts.epochs = e;
     }
     opts.stop_after = None;
+    opts.overwrite = false;
     Ok(opts)
+}
+
+/// Prepares a run folder for writing: creates it, locks it against other
+/// runs (the lock is released when the returned guard is dropped, see
+/// [`convnet_train::fsutil::FolderLock`] for stale locks), removes the
+/// temporary files a killed run left, and, for a new run (`resuming` false),
+/// refuses a folder that holds another run's checkpoint unless `overwrite`.
+pub fn prepare_run_folder(
+    out_dir: &Path,
+    resuming: bool,
+    overwrite: bool,
+) -> Result<convnet_train::fsutil::FolderLock> {
+    create_dir(out_dir)?;
+    let lock = convnet_train::fsutil::FolderLock::acquire(out_dir)?;
+    let removed = convnet_train::fsutil::remove_temporaries(out_dir)?;
+    if !removed.is_empty() {
+        println!(
+            "removed {} temporary file(s) left by an interrupted run in {}",
+            removed.len(),
+            out_dir.display()
+        );
+    }
+    let checkpoint = out_dir.join(CHECKPOINT_FILE);
+    if !resuming && overwrite && checkpoint.exists() {
+        // The old run's checkpoint must not pass for this run's.
+        std::fs::remove_file(&checkpoint).map_err(|e| AppError::io(&checkpoint, e))?;
+    }
+    if !resuming && !overwrite && checkpoint.exists() {
+        let what = match Checkpoint::read_header(&checkpoint) {
+            Ok(h) => format!(
+                "a checkpoint of another run ({}, epoch {})",
+                h.model, h.epoch
+            ),
+            Err(_) => "a checkpoint of another run".to_string(),
+        };
+        return Err(AppError::Usage(format!(
+            "{} holds {what}: give --resume {} to continue it, --overwrite to replace it, or \
+             another --out-dir",
+            out_dir.display(),
+            checkpoint.display()
+        )));
+    }
+    Ok(lock)
 }
 
 /// Runs `convnet train`: finds (or downloads) the dataset, builds the model,
@@ -345,6 +406,16 @@ pub fn run_train(opts: &TrainOptions, resume: Option<&Path>) -> Result<TrainOutc
             timestamp()
         )),
     };
+    // Held until the run ends, whichever way.
+    let _lock = prepare_run_folder(&out_dir, resume.is_some(), opts.overwrite)?;
+    if let (Some(stop), Some(ck)) = (opts.stop_after, &checkpoint) {
+        if stop <= ck.header.epoch {
+            return Err(AppError::Usage(format!(
+                "--stop-after-epoch {stop}: the checkpoint has already done {} epochs",
+                ck.header.epoch
+            )));
+        }
+    }
 
     let data_dir = ensure_data(opts.dataset, opts.data_dir.as_deref(), opts.offline)?;
     let train_set = load_split(opts.dataset, Split::Train, &data_dir, opts.limit_train)?;
@@ -383,7 +454,6 @@ pub fn run_train(opts: &TrainOptions, resume: Option<&Path>) -> Result<TrainOutc
         dataset: opts.dataset.name().to_string(),
         class_names: class_names.clone(),
     };
-    create_dir(&out_dir)?;
     let checkpoint_path = out_dir.join(CHECKPOINT_FILE);
     let settings = serde_json::to_string(opts).map_err(|e| AppError::Usage(e.to_string()))?;
     let threads = rayon::current_num_threads();
@@ -454,7 +524,24 @@ pub fn run_train(opts: &TrainOptions, resume: Option<&Path>) -> Result<TrainOutc
     trainer.add_callback(progress);
     let writer = HistoryWriter::new(&out_dir, title.clone());
     trainer.add_callback(Box::new(writer.clone()));
-    trainer.fit_until(&loader, Some(&test), opts.stop_after.unwrap_or(opts.epochs))?;
+    if let Err(e) = trainer.fit_until(&loader, Some(&test), opts.stop_after.unwrap_or(opts.epochs))
+    {
+        if matches!(
+            e,
+            convnet_train::TrainError::NonFiniteLoss { .. }
+                | convnet_train::TrainError::NonFiniteTestLoss { .. }
+        ) {
+            match Checkpoint::read_header(&checkpoint_path) {
+                Ok(h) => eprintln!(
+                    "the checkpoint kept is {} (epoch {}, its evaluation was finite)",
+                    checkpoint_path.display(),
+                    h.epoch
+                ),
+                Err(_) => eprintln!("no checkpoint was saved (no epoch evaluated finite)"),
+            }
+        }
+        return Err(e.into());
+    }
     let history = trainer.history().clone();
     drop(trainer);
     writer.write(&history)?;
