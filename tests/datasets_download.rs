@@ -245,8 +245,7 @@ fn without_network_the_error_explains_from() {
         err.contains("cargo xtask download fashion-mnist --from FOLDER"),
         "{err}"
     );
-    assert_eq!(
-        names_in(&data.path().join("fashion-mnist")),
-        Vec::<String>::new()
-    );
+    // Nothing left behind: not even the empty folder the download created.
+    assert!(!data.path().join("fashion-mnist").exists());
+    assert_eq!(names_in(data.path()), Vec::<String>::new());
 }

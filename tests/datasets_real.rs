@@ -176,3 +176,30 @@ fn decompressed(path: &std::path::Path) -> impl std::io::Read {
     let bytes = convnet::datasets::idx::write_idx_to(Vec::new(), &array, path).unwrap();
     std::io::Cursor::new(bytes)
 }
+
+/// MNIST's files placed in `fashion-mnist/` have the right counts and
+/// shapes: they used to train as Fashion-MNIST. The checksum on load
+/// rejects them and says what they are and how to fix it.
+#[test]
+fn mnist_files_in_the_fashion_folder_are_rejected_on_load() {
+    let data = tempfile::tempdir().unwrap();
+    let fashion = data.path().join("fashion-mnist");
+    std::fs::create_dir(&fashion).unwrap();
+    let mnist = shared_datasets().join("mnist");
+    for entry in std::fs::read_dir(&mnist).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        if name.starts_with("t10k-") {
+            std::fs::copy(&path, fashion.join(&name)).unwrap();
+        }
+    }
+    let err = Dataset::load(DatasetKind::FashionMnist, Split::Test, data.path())
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("fashion-mnist/t10k-"), "{err}");
+    assert!(err.contains("it is MNIST's t10k-"), "{err}");
+    assert!(
+        err.contains("cargo xtask download fashion-mnist --from"),
+        "{err}"
+    );
+}

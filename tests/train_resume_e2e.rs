@@ -8,7 +8,7 @@ use std::path::Path;
 use convnet::app::train::{run_train, TrainOptions};
 use convnet::app::ProgressMode;
 use convnet::datasets::idx::{write_idx, IdxArray};
-use convnet::datasets::DatasetKind;
+use convnet::datasets::{DatasetKind, ALLOW_SYNTHETIC_ENV};
 use convnet::tensor::Rng;
 use convnet::train::Checkpoint;
 
@@ -36,6 +36,9 @@ fn write_split(dir: &Path, prefix: &str, n: usize, seed: u64) {
 }
 
 fn options(data: &Path, out: &Path) -> TrainOptions {
+    // The splits these tests write are synthetic (few images): the binary's
+    // code loads them only on request.
+    std::env::set_var(ALLOW_SYNTHETIC_ENV, "1");
     let mut o = TrainOptions::new("lenet5", DatasetKind::Mnist);
     o.epochs = 3;
     o.batch_size = 32;

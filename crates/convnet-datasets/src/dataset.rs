@@ -14,7 +14,7 @@ use convnet_tensor::Tensor;
 use rayon::prelude::*;
 
 use crate::error::{DatasetError, Result};
-use crate::idx::{IdxData, IdxReader, IdxType};
+use crate::idx::{IdxData, IdxHeader, IdxReader, IdxType};
 use crate::kind::{DatasetKind, FileSpec, Part, Split, IMAGE_SIDE, NUM_CLASSES};
 use crate::locate::candidate_files;
 
@@ -33,6 +33,36 @@ pub(crate) enum Pixels {
     Bytes(Vec<u8>),
     /// Values in [0, 1] (what [`Dataset::from_parts`] is given).
     Floats(Tensor),
+}
+
+/// The environment variable that lets the `convnet` binary load synthetic
+/// splits (fewer images than the publisher's, unverified): set it to `1`.
+/// See [`LoadOptions::from_env`].
+pub const ALLOW_SYNTHETIC_ENV: &str = "CONVNET_ALLOW_SYNTHETIC_DATA";
+
+/// How [`Dataset::load_with`] checks the files.
+///
+/// ```
+/// use convnet_datasets::dataset::LoadOptions;
+/// assert!(!LoadOptions::default().allow_synthetic);
+/// ```
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LoadOptions {
+    /// Accept a split with fewer images than the publisher's (synthetic data
+    /// written by tests or experiments), without checksum. A split with the
+    /// publisher's count is verified whatever this says; one with more is
+    /// always rejected.
+    pub allow_synthetic: bool,
+}
+
+impl LoadOptions {
+    /// The default options, with [`LoadOptions::allow_synthetic`] set if
+    /// the environment variable [`ALLOW_SYNTHETIC_ENV`] is `1`.
+    pub fn from_env() -> LoadOptions {
+        LoadOptions {
+            allow_synthetic: std::env::var_os(ALLOW_SYNTHETIC_ENV).is_some_and(|v| v == "1"),
+        }
+    }
 }
 
 /// One split of a dataset, in memory.
@@ -66,30 +96,79 @@ pub struct Dataset {
 
 impl Dataset {
     /// Loads a split from `dir`, which is either a data folder holding
-    /// `mnist/` and `fashion-mnist/` or the dataset's own folder. Each file
-    /// may be gzip-compressed (`train-images-idx3-ubyte.gz`) or plain.
-    ///
-    /// The files' structure is checked (u8 images of `[N, 28, 28]`, u8 labels
-    /// of `[N]`, equal counts, labels in `0..=9`); their checksums are not
-    /// (that is the job of [`crate::download`], once, when they arrive).
+    /// `mnist/` and `fashion-mnist/` or the dataset's own folder, with the
+    /// default [`LoadOptions`]: only the publisher's files are accepted.
     pub fn load(kind: DatasetKind, split: Split, dir: impl AsRef<Path>) -> Result<Dataset> {
+        Dataset::load_with(kind, split, dir, &LoadOptions::default())
+    }
+
+    /// Loads a split from `dir` (a data folder or the dataset's own folder).
+    /// Each file may be gzip-compressed (`train-images-idx3-ubyte.gz`) or
+    /// plain.
+    ///
+    /// The headers are checked before any data is read: u8 images of
+    /// `[N, 28, 28]`, u8 labels of `[N]`, the same `N` in both, and `N` at
+    /// most the publisher's count (60,000 train, 10,000 test), so reading
+    /// never goes past the size of the real files. A split with the
+    /// publisher's count is then verified against the publisher's SHA-256
+    /// while it is read (MNIST files in `fashion-mnist/` are rejected). A
+    /// split with fewer images is synthetic data or a truncated copy: it is
+    /// loaded only with [`LoadOptions::allow_synthetic`], unverified.
+    /// Labels must be in `0..=9`. Temporary files (`.*.part`) an interrupted
+    /// transfer left in the folder are removed.
+    pub fn load_with(
+        kind: DatasetKind,
+        split: Split,
+        dir: impl AsRef<Path>,
+        opts: &LoadOptions,
+    ) -> Result<Dataset> {
         let dir = dir.as_ref();
         let images_path = locate(kind, split, Part::Images, dir)?;
         let labels_path = locate(kind, split, Part::Labels, dir)?;
-        let (images, labels) =
-            rayon::join(|| read_images(&images_path), || read_labels(&labels_path));
-        let (bytes, labels) = (images?, labels?);
-        let n = bytes.len() / IMAGE_PIXELS;
-        if n != labels.len() {
+        if let Some(folder) = images_path.parent() {
+            crate::files::remove_leftover_parts(folder);
+        }
+        let images = IdxReader::open(&images_path)?;
+        let labels = IdxReader::open(&labels_path)?;
+        let n = check_images_header(&images_path, images.header())?;
+        let count = check_labels_header(&labels_path, labels.header())?;
+        if n != count {
             return Err(DatasetError::content(
                 &labels_path,
                 format!(
-                    "{} labels, but {} holds {n} images: the counts must match",
-                    labels.len(),
+                    "{count} labels, but {} holds {n} images: the counts must match",
                     images_path.display()
                 ),
             ));
         }
+        let expected = split.expected_len();
+        if n > expected {
+            return Err(DatasetError::content(
+                &images_path,
+                format!(
+                    "its header announces {n} images, more than the {expected} of {} {split}:                      this is not the publisher's file. {}",
+                    kind.title(),
+                    fix_hint(kind)
+                ),
+            ));
+        }
+        let verify = n == expected;
+        if !verify && !opts.allow_synthetic {
+            return Err(DatasetError::content(
+                &images_path,
+                format!(
+                    "{n} images, but {} {split} has {expected}: a truncated copy or synthetic                      data, not the publisher's file. {} (Synthetic data is loaded only on                      request: `LoadOptions::allow_synthetic` in the library,                      ${ALLOW_SYNTHETIC_ENV}=1 for the convnet binary.)",
+                    kind.title(),
+                    fix_hint(kind)
+                ),
+            ));
+        }
+        let check = |part| verify.then(|| kind.file(split, part));
+        let (images, labels) = rayon::join(
+            || read_images(images, check(Part::Images), kind),
+            || read_labels(labels, check(Part::Labels), kind),
+        );
+        let (bytes, labels) = (images?, labels?);
         Ok(Dataset {
             kind,
             split,
@@ -369,10 +448,18 @@ fn byte_mean_std(bytes: &[u8]) -> (f64, f64) {
     (mean, var.sqrt())
 }
 
-/// The bytes of an IDX file of u8 images `[N, 28, 28]`.
-fn read_images(path: &Path) -> Result<Vec<u8>> {
-    let reader = IdxReader::open(path)?;
-    let header = reader.header();
+/// How to put the publisher's files in place, for errors.
+fn fix_hint(kind: DatasetKind) -> String {
+    format!(
+        "Re-import verified files with `cargo xtask download {name} --from FOLDER --data-dir \
+         DIR`, or delete the folder's files and download them again with `cargo xtask download \
+         {name} --data-dir DIR`.",
+        name = kind.name()
+    )
+}
+
+/// The number of images of an IDX header of u8 images `[N, 28, 28]`.
+fn check_images_header(path: &Path, header: &IdxHeader) -> Result<usize> {
     if header.elem_type != IdxType::U8
         || header.dims.len() != 3
         || header.dims[1..] != [IMAGE_SIDE, IMAGE_SIDE]
@@ -382,26 +469,99 @@ fn read_images(path: &Path) -> Result<Vec<u8>> {
             format!("expected u8 images of shape [N, 28, 28], found {header}"),
         ));
     }
-    let n = header.dims[0];
-    let IdxData::U8(bytes) = reader.read_all()?.into_data() else {
-        return Err(DatasetError::content(path, "expected u8 images"));
-    };
-    debug_assert_eq!(bytes.len(), n * IMAGE_PIXELS);
-    Ok(bytes)
+    Ok(header.dims[0])
 }
 
-fn read_labels(path: &Path) -> Result<Vec<u8>> {
-    let reader = IdxReader::open(path)?;
-    let header = reader.header();
+/// The number of labels of an IDX header of u8 labels `[N]`.
+fn check_labels_header(path: &Path, header: &IdxHeader) -> Result<usize> {
     if header.elem_type != IdxType::U8 || header.dims.len() != 1 {
         return Err(DatasetError::content(
             path,
             format!("expected u8 labels of shape [N], found {header}"),
         ));
     }
-    let IdxData::U8(labels) = reader.read_all()?.into_data() else {
-        return Err(DatasetError::content(path, "expected u8 labels"));
+    Ok(header.dims[0])
+}
+
+/// Reads the data of `reader`, a u8 file whose header was checked; with a
+/// `spec`, checks the SHA-256 of the whole content (header and data).
+fn read_checked<R: std::io::Read>(
+    reader: IdxReader<R>,
+    spec: Option<&FileSpec>,
+    kind: DatasetKind,
+) -> Result<Vec<u8>> {
+    let path = reader.path().to_path_buf();
+    let header = reader.header().to_bytes();
+    let IdxData::U8(bytes) = reader.read_all()?.into_data() else {
+        return Err(DatasetError::content(&path, "expected u8 elements"));
     };
+    if let Some(spec) = spec {
+        let found = sha256_hex(&[&header, &bytes]);
+        if found != spec.sha256 {
+            let other = DatasetKind::ALL
+                .into_iter()
+                .filter(|&k| k != kind)
+                .flat_map(|k| k.files())
+                .find(|f| f.sha256 == found)
+                .map(|f| format!(" (it is {}'s {})", title_of(f.dataset), f.name))
+                .unwrap_or_default();
+            return Err(DatasetError::content(
+                &path,
+                format!(
+                    "not the publisher's {}: its content has sha256 {found}{other}, expected \
+                     {}. {}",
+                    spec.display_name(),
+                    spec.sha256,
+                    fix_hint(kind)
+                ),
+            ));
+        }
+    }
+    Ok(bytes)
+}
+
+/// `"MNIST"` for the folder name `"mnist"`.
+fn title_of(dataset: &str) -> &str {
+    dataset
+        .parse::<DatasetKind>()
+        .map(DatasetKind::title)
+        .unwrap_or(dataset)
+}
+
+/// SHA-256 of the concatenated `parts`, lowercase hex.
+fn sha256_hex(parts: &[&[u8]]) -> String {
+    use sha2::{Digest as _, Sha256};
+    let mut hasher = Sha256::new();
+    for part in parts {
+        hasher.update(part);
+    }
+    hasher
+        .finalize()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// The bytes of an IDX file of u8 images `[N, 28, 28]` (header checked).
+fn read_images<R: std::io::Read>(
+    reader: IdxReader<R>,
+    spec: Option<&FileSpec>,
+    kind: DatasetKind,
+) -> Result<Vec<u8>> {
+    let n = reader.header().dims[0];
+    let bytes = read_checked(reader, spec, kind)?;
+    debug_assert_eq!(bytes.len(), n * IMAGE_PIXELS);
+    Ok(bytes)
+}
+
+/// The labels of an IDX file of u8 labels `[N]` (header checked), each in `0..=9`.
+fn read_labels<R: std::io::Read>(
+    reader: IdxReader<R>,
+    spec: Option<&FileSpec>,
+    kind: DatasetKind,
+) -> Result<Vec<u8>> {
+    let path = reader.path().to_path_buf();
+    let labels = read_checked(reader, spec, kind)?;
     if let Some(i) = labels.iter().position(|&l| l as usize >= NUM_CLASSES) {
         return Err(DatasetError::content(
             path,

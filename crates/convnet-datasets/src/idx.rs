@@ -318,6 +318,17 @@ impl IdxHeader {
     pub fn data_len(&self) -> u64 {
         self.num_elements() as u64 * self.elem_type.size() as u64
     }
+
+    /// The header as it is stored: the magic number, then the dimensions as
+    /// big-endian `u32` (each fits: the reader and writer check it).
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut bytes = Vec::with_capacity(self.header_len() as usize);
+        bytes.extend_from_slice(&[0, 0, self.elem_type.code(), self.dims.len() as u8]);
+        for &d in &self.dims {
+            bytes.extend_from_slice(&(d as u32).to_be_bytes());
+        }
+        bytes
+    }
 }
 
 impl fmt::Display for IdxHeader {
@@ -660,7 +671,18 @@ impl<R: Read> IdxReader<R> {
                 .min(len.saturating_mul(4)),
             SizeBound::Unknown => total.min(MAX_UNVERIFIED_RESERVATION),
         };
-        let mut bytes = Vec::with_capacity(reserve as usize);
+        let mut bytes = Vec::new();
+        // A sparse file can be as long as a lying header claims: fail
+        // cleanly rather than abort when that much memory is not there.
+        bytes.try_reserve_exact(reserve as usize).map_err(|e| {
+            DatasetError::idx(
+                &self.path,
+                format!(
+                    "its header ({}) describes {total} bytes of data, which cannot be                      allocated: {e}",
+                    self.header
+                ),
+            )
+        })?;
         let read = (&mut self.inner)
             .take(total)
             .read_to_end(&mut bytes)
@@ -975,10 +997,7 @@ pub fn write_idx(path: impl AsRef<Path>, array: &IdxArray) -> Result<()> {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
     };
-    let tmp = tempfile::Builder::new()
-        .prefix(".idx-")
-        .suffix(".part")
-        .tempfile_in(dir)
+    let tmp = crate::files::temp_file_in(dir, ".idx-")
         .map_err(|e| DatasetError::io(dir, "creating a temporary file in", e))?;
     let file = BufWriter::new(
         tmp.as_file()

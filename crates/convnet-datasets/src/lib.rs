@@ -44,17 +44,19 @@ pub mod augment;
 pub mod dataset;
 pub mod download;
 pub mod error;
+mod files;
 pub mod idx;
 pub mod kind;
 pub mod loader;
 pub mod locate;
 
 pub use augment::Augment;
-pub use dataset::{Dataset, IMAGE_PIXELS};
+pub use dataset::{Dataset, LoadOptions, ALLOW_SYNTHETIC_ENV, IMAGE_PIXELS};
 pub use download::{
     ensure_dataset, import_from, DatasetReport, DownloadOptions, FileAction, ImportReport, Progress,
 };
 pub use error::{DatasetError, Result};
+pub use files::remove_leftover_parts;
 pub use kind::{DatasetKind, FileSpec, Part, Split, IMAGE_SIDE, NUM_CLASSES};
 pub use loader::{Batch, DataLoader, Epoch, LoaderConfig, Normalize};
 pub use locate::{find_dataset, resolve_data_dir, DATA_DIR_ENV};

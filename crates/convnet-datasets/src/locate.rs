@@ -53,10 +53,29 @@ pub fn data_dir_candidates(flag: Option<&Path>) -> Vec<PathBuf> {
     dirs
 }
 
-/// The folder holding the four files of `kind` (`<data dir>/mnist`), searched
-/// in [`data_dir_candidates`] order; `None` if no folder has all four.
+/// The folder holding the four files of `kind`; `None` if none has all four.
+///
+/// An explicit folder (`flag`, from `--data-dir`) is the only place looked
+/// at: `<flag>/<name>`, or `flag` itself if it is the dataset's own folder;
+/// a dataset elsewhere is never used silently instead. Without one, the
+/// folders are searched in [`data_dir_candidates`] order (`<dir>/<name>`).
 pub fn find_dataset(kind: DatasetKind, flag: Option<&Path>) -> Option<PathBuf> {
-    find_dataset_in(kind, &data_dir_candidates(flag))
+    match flag {
+        Some(dir) => [dir.join(kind.name()), dir.to_path_buf()]
+            .into_iter()
+            .find(|d| has_all_files(kind, d)),
+        None => find_dataset_in(kind, &data_dir_candidates(None)),
+    }
+}
+
+/// The files of `kind` missing from `dataset_dir` (each named by its `.gz`
+/// path; the plain name is accepted too).
+pub fn missing_files(kind: DatasetKind, dataset_dir: &Path) -> Vec<PathBuf> {
+    kind.files()
+        .iter()
+        .filter(|spec| existing_file(dataset_dir, spec).is_none())
+        .map(|spec| dataset_dir.join(spec.gz_name()))
+        .collect()
 }
 
 /// Like [`find_dataset`], over the given data folders (each holding
@@ -97,6 +116,28 @@ mod tests {
         assert_eq!(dirs[0], Path::new("/x/flag"));
         assert_eq!(dirs.last().unwrap(), Path::new(SYSTEM_DATASETS_DIR));
         assert!(dirs.contains(&PathBuf::from(DEFAULT_DATA_DIR)));
+    }
+
+    #[test]
+    fn an_explicit_folder_never_falls_back_to_another() {
+        // `./data` and `$CONVNET_DATA` may hold MNIST on this machine: an
+        // explicit folder without it must still find nothing.
+        let root = tempfile::tempdir().unwrap();
+        let kind = DatasetKind::Mnist;
+        assert_eq!(find_dataset(kind, Some(root.path())), None);
+        let dir = root.path().join(kind.name());
+        std::fs::create_dir(&dir).unwrap();
+        let labels = kind.file(Split::Test, Part::Labels);
+        for spec in kind.files().iter().filter(|s| *s != labels) {
+            std::fs::write(dir.join(spec.name), b"x").unwrap();
+        }
+        assert_eq!(find_dataset(kind, Some(root.path())), None);
+        assert_eq!(missing_files(kind, &dir), vec![dir.join(labels.gz_name())]);
+        std::fs::write(dir.join(labels.name), b"x").unwrap();
+        assert_eq!(find_dataset(kind, Some(root.path())), Some(dir.clone()));
+        // The dataset's own folder works as well.
+        assert_eq!(find_dataset(kind, Some(&dir)), Some(dir.clone()));
+        assert!(missing_files(kind, &dir).is_empty());
     }
 
     #[test]

@@ -6,6 +6,7 @@ use std::path::Path;
 use std::process::{Command, Output};
 
 use convnet::datasets::idx::{write_idx, IdxArray};
+use convnet::datasets::ALLOW_SYNTHETIC_ENV;
 use convnet::tensor::Rng;
 use convnet::train::Checkpoint;
 
@@ -13,6 +14,8 @@ fn convnet(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_convnet"))
         .args(args)
         .env_remove("CONVNET_DATA")
+        // The split files these tests write are synthetic (few images).
+        .env(ALLOW_SYNTHETIC_ENV, "1")
         .output()
         .expect("the convnet binary runs")
 }
@@ -80,6 +83,66 @@ fn invalid_flags_list_the_valid_values() {
     assert!(!o.status.success());
     let o = convnet(&["summary", "alexnet9"]);
     assert!(text(&o).contains("lenet5"), "{}", text(&o));
+}
+
+#[test]
+fn an_explicit_data_dir_without_the_dataset_never_falls_back() {
+    // $CONVNET_DATA holds a (synthetic) MNIST; --data-dir names a folder
+    // with only three of its four files: the run must stop and name the
+    // missing one, not train on the other folder's data.
+    let other = tempfile::tempdir().unwrap();
+    let mnist = other.path().join("mnist");
+    std::fs::create_dir_all(&mnist).unwrap();
+    write_split(&mnist, "train", 20, 1);
+    write_split(&mnist, "t10k", 10, 2);
+    let given = tempfile::tempdir().unwrap();
+    let partial = given.path().join("mnist");
+    std::fs::create_dir_all(&partial).unwrap();
+    write_split(&partial, "train", 20, 1);
+    std::fs::copy(
+        mnist.join("t10k-images-idx3-ubyte"),
+        partial.join("t10k-images-idx3-ubyte"),
+    )
+    .unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_convnet"))
+        .args(["train", "--offline", "--epochs", "1", "--data-dir"])
+        .arg(given.path())
+        .current_dir(given.path())
+        .env("CONVNET_DATA", other.path())
+        .env(ALLOW_SYNTHETIC_ENV, "1")
+        .output()
+        .unwrap();
+    let t = text(&o);
+    assert!(!o.status.success(), "{t}");
+    // Only the missing file is named as missing.
+    let missing = partial.join("t10k-labels-idx1-ubyte.gz");
+    assert!(
+        t.contains(&format!("missing {} (", missing.display())),
+        "{t}"
+    );
+    assert!(t.contains("--data-dir"), "{t}");
+}
+
+#[test]
+fn synthetic_data_is_refused_unless_asked_for() {
+    let data = tempfile::tempdir().unwrap();
+    let mnist = data.path().join("mnist");
+    std::fs::create_dir_all(&mnist).unwrap();
+    write_split(&mnist, "train", 20, 1);
+    write_split(&mnist, "t10k", 10, 2);
+    let o = Command::new(env!("CARGO_BIN_EXE_convnet"))
+        .args(["train", "--offline", "--epochs", "1", "--data-dir"])
+        .arg(data.path())
+        .current_dir(data.path())
+        .env_remove("CONVNET_DATA")
+        .env_remove(ALLOW_SYNTHETIC_ENV)
+        .output()
+        .unwrap();
+    let t = text(&o);
+    assert!(!o.status.success(), "{t}");
+    assert!(t.contains("train-images-idx3-ubyte"), "{t}");
+    assert!(t.contains("20 images") && t.contains("60000"), "{t}");
+    assert!(t.contains(ALLOW_SYNTHETIC_ENV), "{t}");
 }
 
 #[test]

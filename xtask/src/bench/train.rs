@@ -114,10 +114,14 @@ pub fn model_row(
     row
 }
 
-/// The MNIST folder: `--data-dir`, `$CONVNET_DATA`, `./data`,
-/// `/usr/share/datasets`, then `../shared/datasets` beside the workspace.
+/// The MNIST folder: `--data-dir` alone when given (never another folder
+/// instead), else `$CONVNET_DATA`, `./data`, `/usr/share/datasets`, then
+/// `../shared/datasets` beside the workspace.
 pub fn find_mnist(flag: Option<&Path>) -> Option<PathBuf> {
-    find_dataset(DatasetKind::Mnist, flag).or_else(|| {
+    if flag.is_some() {
+        return find_dataset(DatasetKind::Mnist, flag);
+    }
+    find_dataset(DatasetKind::Mnist, None).or_else(|| {
         let shared = super::suite::workspace_root().join("../shared/datasets");
         find_dataset_in(DatasetKind::Mnist, &[shared])
     })
@@ -125,7 +129,7 @@ pub fn find_mnist(flag: Option<&Path>) -> Option<PathBuf> {
 
 /// Where [`find_mnist`] looked, for the note printed when it finds nothing.
 pub const MNIST_PLACES: &str =
-    "--data-dir, $CONVNET_DATA, ./data, /usr/share/datasets and ../shared/datasets";
+    "--data-dir if given, else $CONVNET_DATA, ./data, /usr/share/datasets and ../shared/datasets";
 
 /// Epochs of real training on the 60,000 MNIST images (batch `batch`, last
 /// partial batch dropped, shuffled, prefetching as `convnet train` does),

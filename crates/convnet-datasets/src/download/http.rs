@@ -39,10 +39,7 @@ pub(crate) fn fetch_to_temp(
     }
     let mut body = response.body_mut().with_config().limit(max_len).reader();
 
-    let mut tmp = tempfile::Builder::new()
-        .prefix(&format!(".{label}."))
-        .suffix(".part")
-        .tempfile_in(dir)
+    let mut tmp = crate::files::temp_file_in(dir, &format!(".{label}."))
         .map_err(|e| format!("cannot create a temporary file in {}: {e}", dir.display()))?;
     let bar = progress_bar(label, total, opts.progress);
     if let Report::Log = bar {

@@ -25,7 +25,7 @@ mod http;
 mod verify;
 
 use std::fmt;
-use std::io::{BufReader, BufWriter, Write};
+use std::io::{BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -165,11 +165,45 @@ pub fn offline_hint(kind: DatasetKind) -> String {
     )
 }
 
-/// The folder of `kind` inside `data_dir`, created if needed.
-fn dataset_dir(kind: DatasetKind, data_dir: &Path) -> Result<PathBuf> {
-    let dir = data_dir.join(kind.name());
-    std::fs::create_dir_all(&dir).map_err(|e| DatasetError::io(&dir, "creating the folder", e))?;
-    Ok(dir)
+/// The folder of `kind` inside `data_dir`, created if needed, and cleared
+/// of the temporary files an interrupted transfer left there.
+struct DatasetDir {
+    /// `<data_dir>/<name>`.
+    path: PathBuf,
+    /// The folders this call created, deepest first.
+    created: Vec<PathBuf>,
+}
+
+impl DatasetDir {
+    fn prepare(kind: DatasetKind, data_dir: &Path) -> Result<DatasetDir> {
+        let path = data_dir.join(kind.name());
+        let mut created = Vec::new();
+        let mut missing = Some(path.as_path());
+        while let Some(dir) = missing.filter(|d| !d.as_os_str().is_empty() && !d.exists()) {
+            created.push(dir.to_path_buf());
+            missing = dir.parent();
+        }
+        std::fs::create_dir_all(&path)
+            .map_err(|e| DatasetError::io(&path, "creating the folder", e))?;
+        crate::files::remove_leftover_parts(&path);
+        Ok(DatasetDir { path, created })
+    }
+
+    /// Runs `fill` on the folder; if it fails, removes the folders
+    /// [`DatasetDir::prepare`] created, if they are still empty, so that a
+    /// failed first download leaves no empty `data/mnist/` behind.
+    fn fill<T>(self, fill: impl FnOnce(&Path) -> Result<T>) -> Result<T> {
+        let result = fill(&self.path);
+        if result.is_err() {
+            for dir in &self.created {
+                // `remove_dir` removes only empty folders.
+                if std::fs::remove_dir(dir).is_err() {
+                    break;
+                }
+            }
+        }
+        result
+    }
 }
 
 /// The valid file of `spec` already in `dir`, if any; invalid ones are
@@ -206,13 +240,18 @@ pub fn ensure_dataset(
     data_dir: &Path,
     opts: &DownloadOptions,
 ) -> Result<DatasetReport> {
-    let dir = dataset_dir(kind, data_dir)?;
     let mirrors = opts.mirrors_for(kind);
-    let mut files = Vec::new();
-    for spec in kind.files() {
-        files.push(download_file(spec, &mirrors, &dir, opts)?);
-    }
-    Ok(DatasetReport { kind, dir, files })
+    DatasetDir::prepare(kind, data_dir)?.fill(|dir| {
+        let mut files = Vec::new();
+        for spec in kind.files() {
+            files.push(download_file(spec, &mirrors, dir, opts)?);
+        }
+        Ok(DatasetReport {
+            kind,
+            dir: dir.to_path_buf(),
+            files,
+        })
+    })
 }
 
 /// Makes sure the file of `spec` is in `dir`, valid: keeps a present valid
@@ -250,8 +289,7 @@ pub fn download_file(
     let mut failures = Vec::new();
     for base in mirrors {
         let url = join_url(base, &spec.gz_name());
-        // A gzip file is smaller than its content; a plain one as large.
-        let max_len = spec.len + (1 << 20);
+        let max_len = max_source_len(spec);
         let label = format!("{}-{}", spec.dataset, spec.gz_name());
         let tmp = match http::fetch_to_temp(&url, dir, &label, max_len, opts) {
             Ok(tmp) => tmp,
@@ -293,6 +331,12 @@ pub fn download_file(
     )))
 }
 
+/// The most bytes a faithful copy of `spec` can have: a gzip file is
+/// smaller than its content (give or take a header), a plain one as large.
+fn max_source_len(spec: &FileSpec) -> u64 {
+    spec.len + (1 << 20)
+}
+
 fn join_url(base: &str, name: &str) -> String {
     if base.ends_with('/') {
         format!("{base}{name}")
@@ -321,12 +365,17 @@ pub fn import_from(kind: DatasetKind, from: &Path, data_dir: &Path) -> Result<Im
             hint: String::new(),
         });
     }
-    let dir = dataset_dir(kind, data_dir)?;
-    let mut files = Vec::new();
-    for spec in kind.files() {
-        files.push(import_file(spec, &src_dir, &dir)?);
-    }
-    Ok(DatasetReport { kind, dir, files })
+    DatasetDir::prepare(kind, data_dir)?.fill(|dir| {
+        let mut files = Vec::new();
+        for spec in kind.files() {
+            files.push(import_file(spec, &src_dir, dir)?);
+        }
+        Ok(DatasetReport {
+            kind,
+            dir: dir.to_path_buf(),
+            files,
+        })
+    })
 }
 
 fn import_file(spec: &FileSpec, src_dir: &Path, dir: &Path) -> Result<FileReport> {
@@ -356,17 +405,34 @@ fn import_file(spec: &FileSpec, src_dir: &Path, dir: &Path) -> Result<FileReport
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(spec.gz_name()));
     let dest = dir.join(file_name);
-    let mut tmp = tempfile::Builder::new()
-        .prefix(&format!(".{}.", spec.name))
-        .suffix(".part")
-        .tempfile_in(dir)
+    let max_len = max_source_len(spec);
+    let too_long = |found: String| DatasetError::Verification {
+        path: source.clone(),
+        name: spec.display_name(),
+        expected_len: spec.len,
+        expected_sha256: spec.sha256.to_string(),
+        found: format!("{found}, more than a copy of it (plain or gzip) can hold"),
+    };
+    let source_len = std::fs::metadata(&source)
+        .map_err(|e| DatasetError::io(&source, "reading the size of", e))?
+        .len();
+    if source_len > max_len {
+        return Err(too_long(format!("{source_len} bytes")));
+    }
+    let mut tmp = crate::files::temp_file_in(dir, &format!(".{}.", spec.name))
         .map_err(|e| DatasetError::io(dir, "creating a temporary file in", e))?;
     {
         let mut input = BufReader::new(
             std::fs::File::open(&source).map_err(|e| DatasetError::io(&source, "opening", e))?,
         );
         let mut out = BufWriter::new(tmp.as_file_mut());
-        std::io::copy(&mut input, &mut out).map_err(|e| DatasetError::io(&source, "copying", e))?;
+        // Stop one byte past the most a valid copy can hold, so that a huge
+        // (or sparse, or growing) source is rejected without being copied.
+        let copied = std::io::copy(&mut (&mut input).take(max_len + 1), &mut out)
+            .map_err(|e| DatasetError::io(&source, "copying", e))?;
+        if copied > max_len {
+            return Err(too_long(format!("more than {max_len} bytes")));
+        }
         out.flush()
             .map_err(|e| DatasetError::io(dir, "writing a temporary file in", e))?;
     }

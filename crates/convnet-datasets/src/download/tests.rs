@@ -410,3 +410,100 @@ fn the_publishers_mirrors_are_used_unless_overridden() {
     assert_eq!(join_url("http://h/x", "f.gz"), "http://h/x/f.gz");
     assert_eq!(http::human_bytes(9_912_422), "9.5 MiB");
 }
+
+#[test]
+fn import_rejects_a_huge_sparse_source_without_copying_it() {
+    let (plain, _gz, spec) = sample("train-images-idx3-ubyte", 5);
+    let src = tempfile::tempdir().unwrap();
+    let dst = tempfile::tempdir().unwrap();
+    // The real content followed by 3 GB of holes.
+    let source = src.path().join("train-images-idx3-ubyte");
+    std::fs::write(&source, &plain).unwrap();
+    std::fs::File::options()
+        .write(true)
+        .open(&source)
+        .unwrap()
+        .set_len(3 << 30)
+        .unwrap();
+    let start = std::time::Instant::now();
+    let err = import_file(&spec, src.path(), dst.path())
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains(&source.display().to_string()), "{err}");
+    assert!(err.contains(&format!("{} bytes", 3u64 << 30)), "{err}");
+    assert!(
+        start.elapsed() < std::time::Duration::from_secs(2),
+        "took {:?}: the source was read",
+        start.elapsed()
+    );
+    assert_eq!(names_in(dst.path()), Vec::<String>::new());
+}
+
+#[cfg(unix)]
+#[test]
+fn imported_and_downloaded_files_get_the_usual_permissions() {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    let (plain, gz, spec) = sample("t10k-labels-idx1-ubyte", 3);
+    let src = tempfile::tempdir().unwrap();
+    let dst = tempfile::tempdir().unwrap();
+    // What an ordinary new file gets under this process's umask.
+    let usual_path = src.path().join("usual");
+    std::fs::write(&usual_path, b"x").unwrap();
+    let usual = mode(&usual_path);
+    std::fs::write(src.path().join("t10k-labels-idx1-ubyte"), &plain).unwrap();
+    let r = import_file(&spec, src.path(), dst.path()).unwrap();
+    assert_eq!(mode(&r.path), usual, "imported");
+    let path = "/data/t10k-labels-idx1-ubyte.gz".to_string();
+    let server = Server::start(HashMap::from([(path, Reply::Ok(gz))]));
+    let dl = tempfile::tempdir().unwrap();
+    let r = download_file(
+        &spec,
+        std::slice::from_ref(&server.base),
+        dl.path(),
+        &quiet(),
+    )
+    .unwrap();
+    assert_eq!(mode(&r.path), usual, "downloaded");
+}
+
+#[test]
+fn a_failed_first_download_leaves_no_empty_folder() {
+    let root = tempfile::tempdir().unwrap();
+    let data = root.path().join("data");
+    let opts = DownloadOptions {
+        offline: true,
+        ..quiet()
+    };
+    assert!(ensure_dataset(DatasetKind::Mnist, &data, &opts).is_err());
+    assert!(
+        !data.exists(),
+        "data/ created by the failed download is gone"
+    );
+    // A folder that existed before stays.
+    std::fs::create_dir(&data).unwrap();
+    assert!(ensure_dataset(DatasetKind::Mnist, &data, &opts).is_err());
+    assert!(data.is_dir() && !data.join("mnist").exists());
+}
+
+#[test]
+fn leftover_part_files_are_removed_when_the_folder_is_used() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("mnist");
+    std::fs::create_dir(&dir).unwrap();
+    let part = dir.join(".mnist-train-images-idx3-ubyte.gz.Ab12Cd.part");
+    std::fs::write(&part, b"half a download").unwrap();
+    std::fs::File::options()
+        .write(true)
+        .open(&part)
+        .unwrap()
+        .set_modified(std::time::SystemTime::now() - std::time::Duration::from_secs(600))
+        .unwrap();
+    let opts = DownloadOptions {
+        offline: true,
+        ..quiet()
+    };
+    assert!(ensure_dataset(DatasetKind::Mnist, root.path(), &opts).is_err());
+    assert!(!part.exists(), "the killed download's part file is removed");
+    assert!(dir.is_dir(), "a folder that existed is kept");
+}

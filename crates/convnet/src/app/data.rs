@@ -4,20 +4,38 @@ use std::path::{Path, PathBuf};
 
 use convnet_datasets::download::{ensure_dataset, offline_hint, DownloadOptions};
 use convnet_datasets::{
-    find_dataset, resolve_data_dir, DataLoader, Dataset, DatasetKind, LoaderConfig, Split,
+    find_dataset, locate::missing_files, resolve_data_dir, DataLoader, Dataset, DatasetKind,
+    LoadOptions, LoaderConfig, Split,
 };
 
 use super::{AppError, Result};
 
-/// The folder holding `kind`'s four files: found in `--data-dir`,
-/// `$CONVNET_DATA`, `./data` or `/usr/share/datasets`, else downloaded into
-/// the data folder and verified (as `cargo xtask download`) unless
-/// `offline`. When that fails, the error says how to import the files.
+/// The folder holding `kind`'s four files: found in `--data-dir` if given
+/// (and nowhere else), else in `$CONVNET_DATA`, `./data` or
+/// `/usr/share/datasets`; else downloaded into the data folder and verified
+/// (as `cargo xtask download`) unless `offline`. When that fails, the error
+/// names the missing files and says how to import them.
 pub fn ensure_data(kind: DatasetKind, data_dir: Option<&Path>, offline: bool) -> Result<PathBuf> {
     if let Some(dir) = find_dataset(kind, data_dir) {
         return Ok(dir);
     }
     let target = resolve_data_dir(data_dir);
+    if let (Some(flag), true) = (data_dir, offline) {
+        let missing = missing_files(kind, &flag.join(kind.name()));
+        return Err(AppError::Usage(format!(
+            "--data-dir {} does not hold {}: missing {} (the plain names without .gz are \
+             accepted too). Other data folders are not searched when --data-dir is given, and \
+             --offline forbids downloading. {}",
+            flag.display(),
+            kind.title(),
+            missing
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", "),
+            offline_hint(kind)
+        )));
+    }
     if offline {
         return Err(AppError::Usage(format!(
             "{} is not in {} (nor in $CONVNET_DATA, ./data or /usr/share/datasets) and \
@@ -43,14 +61,17 @@ pub fn ensure_data(kind: DatasetKind, data_dir: Option<&Path>, offline: bool) ->
     Ok(report.dir)
 }
 
-/// Loads a split, keeping only its first `limit` images if given.
+/// Loads a split, verified against the publisher's checksums (a split with
+/// fewer images only with `$CONVNET_ALLOW_SYNTHETIC_DATA=1`), keeping only
+/// its first `limit` images if given.
 pub fn load_split(
     kind: DatasetKind,
     split: Split,
     dir: &Path,
     limit: Option<usize>,
 ) -> Result<Dataset> {
-    let ds = Dataset::load(kind, split, dir)?;
+    // Synthetic splits (tests) only with $CONVNET_ALLOW_SYNTHETIC_DATA=1.
+    let ds = Dataset::load_with(kind, split, dir, &LoadOptions::from_env())?;
     match limit {
         Some(n) if n < ds.len() => {
             if n == 0 {
