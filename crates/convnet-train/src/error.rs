@@ -75,6 +75,16 @@ pub enum TrainError {
         #[source]
         source: std::io::Error,
     },
+    /// An output path that must not be replaced: something other than a
+    /// regular file (a device, a folder, a FIFO), or a file the same command
+    /// reads.
+    #[error("{path}: refusing to write there: {msg}")]
+    Output {
+        /// The output path.
+        path: PathBuf,
+        /// Why it is refused.
+        msg: String,
+    },
     /// Writing a plot failed.
     #[error("plot {path}: {msg}")]
     Plot {

@@ -1,5 +1,6 @@
 //! The `convnet` command: train, evaluate, inspect and run CNNs on the CPU.
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
@@ -8,6 +9,7 @@ use convnet::app::{self, train::TrainOptions, ProgressMode};
 use convnet::datasets::DatasetKind;
 use convnet::train::{Checkpoint, ScheduleKind};
 use convnet::zoo::ModelConfig;
+use convnet::{out, outln};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -506,7 +508,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             if let Some(v) = a.num_classes {
                 cfg.num_classes = v;
             }
-            print!("{}", app::summary::model_summary(&a.model, Some(&cfg))?);
+            out!("{}", app::summary::model_summary(&a.model, Some(&cfg))?)?;
             if let Some(w) = &a.weights {
                 let wm = app::weights::build_with_weights(
                     Some(&a.model),
@@ -515,12 +517,12 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     convnet::weights::LoadMode::Strict,
                     0,
                 )?;
-                println!(
+                outln!(
                     "weights: {} ({} file): {}",
                     w.display(),
                     wm.file.kind.name(),
                     wm.report
-                );
+                )?;
             }
         }
         Command::Predict(a) => {
@@ -543,26 +545,67 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 );
             }
         }
-        Command::Zoo => print!("{}", app::summary::zoo_table()?),
+        Command::Zoo => out!("{}", app::summary::zoo_table()?)?,
         Command::Infer(a) => {
             let shape = app::weights::infer(a.model.as_deref(), &a.weights, &a.input, &a.output)?;
-            println!("logits {shape:?} written to {}", a.output.display());
+            outln!("logits {shape:?} written to {}", a.output.display())?;
         }
         Command::Weights(WeightsCommand::Inspect { file, model }) => {
-            print!("{}", app::weights::inspect(&file, model.as_deref())?);
+            out!("{}", app::weights::inspect(&file, model.as_deref())?)?;
         }
         Command::Weights(WeightsCommand::Convert { input, output }) => {
             let n = app::weights::convert(&input, &output)?;
-            println!("{n} tensors written to {}", output.display());
+            outln!("{n} tensors written to {}", output.display())?;
         }
     }
     Ok(())
 }
 
+/// The exit status when standard output is a pipe its reader closed: what a
+/// shell reports for a program killed by SIGPIPE (128 + 13), without the
+/// signal (which the standard library ignores and `unsafe` would restore).
+const EXIT_BROKEN_PIPE: i32 = 141;
+
+/// Turns the panic of a `println!` whose standard output failed (left in
+/// library code, e.g. training progress lines) into what a failed
+/// [`convnet::app::write_stdout`] does: a quiet exit on a broken pipe, a
+/// one-line error otherwise. Every other panic keeps the default report.
+fn stdout_failures_are_not_panics() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let payload = info.payload();
+        let msg = payload
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| payload.downcast_ref::<&str>().copied())
+            .unwrap_or("");
+        // The standard library's message: "failed printing to stdout: {io error}".
+        if let Some(cause) = msg.strip_prefix("failed printing to stdout: ") {
+            if cause.starts_with("Broken pipe") {
+                std::process::exit(EXIT_BROKEN_PIPE);
+            }
+            eprintln!("error: standard output: {cause}");
+            std::process::exit(1);
+        }
+        default(info)
+    }));
+}
+
 fn main() {
+    stdout_failures_are_not_panics();
     let cli = Cli::parse();
-    if let Err(e) = run(cli) {
-        eprintln!("error: {e:#}");
+    // Output still buffered is written now, so that its failure is reported.
+    let result = run(cli).and_then(|()| {
+        std::io::stdout()
+            .flush()
+            .map_err(|e| app::AppError::io("standard output", e).into())
+    });
+    if let Err(e) = result {
+        let e: &(dyn std::error::Error + 'static) = &*e;
+        if app::is_broken_pipe(e) {
+            std::process::exit(EXIT_BROKEN_PIPE);
+        }
+        eprintln!("error: {}", app::error_message(e));
         std::process::exit(1);
     }
 }

@@ -45,11 +45,11 @@ pub fn ensure_data(kind: DatasetKind, data_dir: Option<&Path>, offline: bool) ->
             offline_hint(kind)
         )));
     }
-    println!(
+    crate::outln!(
         "{} is not there yet: downloading it into {} (verified by SHA-256)...",
         kind.title(),
         target.join(kind.name()).display()
-    );
+    )?;
     let report = ensure_dataset(kind, &target, &DownloadOptions::default()).map_err(|e| {
         let msg = e.to_string();
         if msg.contains("--from") {

@@ -120,6 +120,10 @@ pub fn run_eval(
     if batch_size == 0 {
         return Err(AppError::Usage("--batch-size must be >= 1".into()));
     }
+    if let Some(p) = plot_path {
+        // Before the evaluation: a refused path should not cost its minutes.
+        convnet_train::fsutil::check_output(p, &[checkpoint])?;
+    }
     let loaded = load_with_weights(model, checkpoint)?;
     let kind = match dataset.or(loaded.dataset) {
         Some(k) => k,
@@ -140,14 +144,14 @@ pub fn run_eval(
         .epoch
         .map(|e| format!(", epoch {e}"))
         .unwrap_or_default();
-    println!(
+    crate::outln!(
         "{} ({}{epoch}) on the {} test set ({} images):",
         loaded.name,
         checkpoint.display(),
         kind.title(),
         n
-    );
-    println!(
+    )?;
+    crate::outln!(
         "accuracy {:.2}% ({} / {}), top-5 {:.2}%, loss {:.4}, {:.1} s",
         100.0 * report.accuracy,
         report.confusion.correct(),
@@ -155,9 +159,9 @@ pub fn run_eval(
         100.0 * report.top5,
         report.loss,
         report.seconds
-    );
-    println!("\nconfusion matrix (rows: true class, columns: predicted class):");
-    print!("{}", report.confusion.render(&classes));
+    )?;
+    crate::outln!("\nconfusion matrix (rows: true class, columns: predicted class):")?;
+    crate::out!("{}", report.confusion.render(&classes))?;
     if let Some(p) = plot_path {
         plot::plot_confusion(
             &report.confusion,
@@ -165,7 +169,7 @@ pub fn run_eval(
             &format!("{} on {} test set", loaded.name, kind.title()),
             p,
         )?;
-        println!("heat map written to {}", p.display());
+        crate::outln!("heat map written to {}", p.display())?;
     }
     Ok(report)
 }

@@ -93,6 +93,80 @@ pub fn cap_threads(requested: usize, cores: usize) -> (usize, Option<String>) {
     }
 }
 
+/// Writes `args` to standard output. Unlike `print!`, which panics when the
+/// reader has gone (`convnet zoo | head -1`) or the disk is full, the failure
+/// is returned as an [`AppError::Io`] on "standard output"; the binary exits
+/// quietly on a broken pipe ([`is_broken_pipe`]) and reports anything else.
+/// Use it through [`out!`](crate::out) and [`outln!`](crate::outln).
+pub fn write_stdout(args: std::fmt::Arguments<'_>) -> Result<()> {
+    use std::io::Write;
+    std::io::stdout()
+        .lock()
+        .write_fmt(args)
+        .map_err(|e| AppError::io("standard output", e))
+}
+
+/// `print!` that returns a [`Result`] instead of panicking on a write
+/// failure (see [`write_stdout`]).
+#[macro_export]
+macro_rules! out {
+    ($($arg:tt)*) => {
+        $crate::app::write_stdout(format_args!($($arg)*))
+    };
+}
+
+/// `println!` that returns a [`Result`] instead of panicking on a write
+/// failure (see [`write_stdout`]).
+#[macro_export]
+macro_rules! outln {
+    () => {
+        $crate::app::write_stdout(format_args!("\n"))
+    };
+    ($($arg:tt)*) => {
+        $crate::app::write_stdout(format_args!("{}\n", format_args!($($arg)*)))
+    };
+}
+
+/// Whether `error`, or any error it wraps, is a write to a closed pipe: the
+/// reader stopped reading, which is no failure of the command.
+pub fn is_broken_pipe(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cause = Some(error);
+    while let Some(e) = cause {
+        if let Some(io) = e.downcast_ref::<std::io::Error>() {
+            if io.kind() == std::io::ErrorKind::BrokenPipe {
+                return true;
+            }
+        }
+        cause = e.source();
+    }
+    false
+}
+
+/// The message of `error` and of the errors it wraps, joined by `": "`, each
+/// said once: an error whose text already includes its cause (`"file: Is a
+/// directory (os error 21)"` over the I/O error) or that is a transparent
+/// wrapper of it does not repeat it.
+///
+/// ```
+/// use convnet::app::{error_message, AppError};
+///
+/// let e = AppError::io("runs", std::io::Error::from(std::io::ErrorKind::NotFound));
+/// assert_eq!(error_message(&e), "runs: entity not found");
+/// ```
+pub fn error_message(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut msg = error.to_string();
+    let mut cause = error.source();
+    while let Some(e) = cause {
+        let text = e.to_string();
+        if !text.is_empty() && !msg.contains(&text) {
+            msg.push_str(": ");
+            msg.push_str(&text);
+        }
+        cause = e.source();
+    }
+    msg
+}
+
 /// How a command reports progress.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 pub enum ProgressMode {

@@ -137,12 +137,12 @@ pub fn predict(opts: &PredictOptions<'_>, images: &[impl AsRef<Path>]) -> Result
         loaded.class_names.clone()
     };
     let (mean, std) = kind.map(DatasetKind::mean_std).unwrap_or((0.0, 1.0));
-    println!(
+    crate::outln!(
         "images are prepared as {} expects: {} (light strokes on a dark background), then \
          normalised with mean {mean} and std {std}",
         kind.map(|k| k.title()).unwrap_or("the model"),
         preprocess.describe(cfg.image_size),
-    );
+    )?;
     let mut report = PredictReport::default();
     for path in images {
         let path = path.as_ref();
@@ -163,12 +163,12 @@ pub fn predict(opts: &PredictOptions<'_>, images: &[impl AsRef<Path>]) -> Result
             .ink_box
             .map(|b| format!(", ink {}x{} at ({}, {})", b.width, b.height, b.x, b.y))
             .unwrap_or_default();
-        println!(
+        crate::outln!(
             "{} ({w}x{h}{}{ink}):",
             path.display(),
             if image.inverted { ", inverted" } else { "" }
-        );
-        print_top(&top);
+        )?;
+        print_top(&top)?;
         report.predictions.push(Prediction {
             path: path.to_path_buf(),
             top,
@@ -180,7 +180,7 @@ pub fn predict(opts: &PredictOptions<'_>, images: &[impl AsRef<Path>]) -> Result
 
 impl PredictReport {
     fn fail(&mut self, path: &Path, error: AppError) {
-        let msg = error.to_string();
+        let msg = super::error_message(&error);
         if msg.contains(&*path.to_string_lossy()) {
             eprintln!("error: {msg}");
         } else {
@@ -207,15 +207,16 @@ fn top_classes(
         .collect()
 }
 
-fn print_top(top: &[(usize, String, f32)]) {
+fn print_top(top: &[(usize, String, f32)]) -> Result<()> {
     for (rank, (c, name, p)) in top.iter().enumerate() {
         let class = if *name == c.to_string() {
             String::new()
         } else {
             format!("(class {c})")
         };
-        println!("  {}. {name:<24} {class:<11} {:6.2}%", rank + 1, 100.0 * p);
+        crate::outln!("  {}. {name:<24} {class:<11} {:6.2}%", rank + 1, 100.0 * p)?;
     }
+    Ok(())
 }
 
 /// Classifies images with an ImageNet model: torchvision's preprocessing
@@ -227,11 +228,11 @@ fn predict_imagenet(
     images: &[impl AsRef<Path>],
 ) -> Result<PredictReport> {
     let names = super::imagenet::imagenet_classes();
-    println!(
+    crate::outln!(
         "images are prepared as torchvision's {} weights expect: {}",
         loaded.name,
         pre.describe()
-    );
+    )?;
     let mut report = PredictReport::default();
     for path in images {
         let path = path.as_ref();
@@ -247,8 +248,8 @@ fn predict_imagenet(
             }
         };
         let top = top_classes(&probs, top_k, |c| names.get(c).map(|s| s.to_string()));
-        println!("{}:", path.display());
-        print_top(&top);
+        crate::outln!("{}:", path.display())?;
+        print_top(&top)?;
         report.predictions.push(Prediction {
             path: path.to_path_buf(),
             top,

@@ -232,8 +232,8 @@ pub fn inspect(path: &Path, model: Option<&str>) -> Result<String> {
 }
 
 /// `convnet weights convert IN OUT`: any weight file convnet reads to
-/// safetensors (`OUT` must end in `.safetensors`). Returns the number of
-/// tensors written.
+/// safetensors (`OUT` must end in `.safetensors`, and be a new path or a
+/// regular file other than `IN`). Returns the number of tensors written.
 pub fn convert(input: &Path, output: &Path) -> Result<usize> {
     let ext = output.extension().and_then(|e| e.to_str()).unwrap_or("");
     if ext != "safetensors" {
@@ -243,6 +243,7 @@ pub fn convert(input: &Path, output: &Path) -> Result<usize> {
             output.display()
         )));
     }
+    convnet_train::fsutil::check_output(output, &[input])?;
     let file = read_weights(input)?;
     let mut meta = HashMap::from([("format".to_string(), "pt".to_string())]);
     if let Some(m) = &file.model {
@@ -262,13 +263,15 @@ pub fn convert(input: &Path, output: &Path) -> Result<usize> {
 
 /// `convnet infer`: model `model` with `weights`, in evaluation mode, on the
 /// NCHW float32 batch of `input` (`.npy`); writes the logits to `output`
-/// (`.npy`, float32). Returns the logits' shape.
+/// (`.npy`, float32; a new path or a regular file that is neither `input`
+/// nor `weights`). Returns the logits' shape.
 pub fn infer(
     model: Option<&str>,
     weights: &Path,
     input: &Path,
     output: &Path,
 ) -> Result<Vec<usize>> {
+    convnet_train::fsutil::check_output(output, &[input, weights])?;
     let x = convnet_weights::npy::read(input)?;
     if x.ndim() != 4 {
         return Err(AppError::Usage(format!(
