@@ -96,8 +96,10 @@ pub fn prepare_image(path: &Path, side: u32, preprocess: Preprocess) -> Result<P
 /// Reads and decodes a PNG or JPEG file (told by content); errors name the
 /// file.
 pub fn decode_image(path: &Path) -> Result<image::DynamicImage> {
-    image::ImageReader::open(path)
-        .map_err(|e| AppError::io(path, e))?
+    // A FIFO would block, /dev/zero never end: refused before any read.
+    let (file, _) =
+        convnet_tensor::fileio::open_regular(path).map_err(|e| AppError::io(path, e))?;
+    image::ImageReader::new(std::io::BufReader::new(file))
         .with_guessed_format()
         .map_err(|e| AppError::io(path, e))?
         .decode()
@@ -437,6 +439,28 @@ fn fit_and_centre(ink: &[f32], width: u32, bbox: InkBox, side: u32) -> Vec<f32> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn decode_image_refuses_what_is_not_a_regular_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let e = decode_image(dir.path()).unwrap_err().to_string();
+        assert!(e.contains("not a regular file: it is a directory"), "{e}");
+        if cfg!(target_os = "linux") {
+            let e = decode_image(Path::new("/dev/zero"))
+                .unwrap_err()
+                .to_string();
+            assert!(
+                e.contains("/dev/zero") && e.contains("character device"),
+                "{e}"
+            );
+            let fifo = dir.path().join("digit.png");
+            let made = std::process::Command::new("mkfifo").arg(&fifo).status();
+            if made.map(|s| s.success()).unwrap_or(false) {
+                let e = decode_image(&fifo).unwrap_err().to_string();
+                assert!(e.contains("digit.png") && e.contains("a FIFO"), "{e}");
+            }
+        }
+    }
 
     /// A light `w`×`h` sheet (grey 240) with dark ink (grey 20) where
     /// `ink(x, y)` is true.
