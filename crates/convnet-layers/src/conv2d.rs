@@ -117,8 +117,9 @@ impl Conv2dConfig {
         ]
     }
 
-    /// Errors on zero channels, kernel, stride, dilation or groups, or groups
-    /// that do not divide both channel counts.
+    /// Errors on zero channels, kernel, stride, dilation or groups, groups
+    /// that do not divide both channel counts, or a weight of more than
+    /// [`crate::param::MAX_PARAM_ELEMENTS`] elements.
     pub fn validate(&self) -> Result<()> {
         let c = self;
         let err = |msg: String| Err(LayerError::config(NAME, msg));
@@ -143,7 +144,7 @@ impl Conv2dConfig {
                 c.groups, c.in_channels, c.out_channels
             ));
         }
-        Ok(())
+        crate::param::check_param_size(NAME, &c.weight_shape())
     }
 }
 

@@ -85,7 +85,9 @@ pub struct Linear {
 }
 
 impl Linear {
-    /// A layer with PyTorch's default initialisation. Errors on zero features.
+    /// A layer with PyTorch's default initialisation. Errors on zero features
+    /// or a weight of more than [`crate::param::MAX_PARAM_ELEMENTS`] elements
+    /// (checked before allocating).
     pub fn new(config: LinearConfig, rng: &mut Rng) -> Result<Self> {
         let LinearConfig {
             in_features,
@@ -100,6 +102,7 @@ impl Linear {
                 ),
             ));
         }
+        crate::param::check_param_size(NAME, &[out_features, in_features])?;
         let weight = pytorch_default_weight(&[out_features, in_features], rng);
         let bias = bias.then(|| Param::new(pytorch_default_bias(out_features, in_features, rng)));
         Ok(Linear {

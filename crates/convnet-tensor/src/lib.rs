@@ -25,6 +25,7 @@
 #![warn(missing_docs)]
 
 pub mod error;
+pub mod fileio;
 pub mod geometry;
 pub mod gradcheck;
 pub mod init;

@@ -17,12 +17,24 @@
 //! size first (a truncated file says so), then each checksum (a flipped byte
 //! says which part is corrupt). Files are written with
 //! [`crate::fsutil::write_atomic`]: temporary file, `fsync`, rename.
+//!
+//! # Hostile files
+//!
+//! Sizes in a file are never trusted. Only regular files are read (a FIFO or
+//! `/dev/zero` is refused before any read), and never more bytes than the
+//! preamble announces. Each part is decoded with a bincode byte limit tied
+//! to its real length ([`decode_limit`]): a string or sequence whose declared
+//! length (say 2^40) cannot fit in the bytes that hold it is an error, not an
+//! allocation that aborts the process.
 
 use std::collections::BTreeMap;
+use std::io::Read;
 use std::path::Path;
 
 use convnet_layers::Layer;
+use convnet_tensor::fileio::open_regular;
 use convnet_tensor::Rng;
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Result, TrainError};
@@ -149,6 +161,58 @@ pub struct ModelInfo {
 
 fn bincode_config() -> bincode::config::Configuration {
     bincode::config::standard()
+}
+
+/// The most bytes bincode claims against its limit per encoded byte for the
+/// checkpoint's types: a number claims its in-memory size (at most 8 bytes:
+/// `u64`, `usize`, `f64`) for an encoding of at least one byte, a string its
+/// length for at least as many bytes.
+const CLAIMS_PER_BYTE: usize = 8;
+
+/// The bincode byte limit used to decode `len` encoded bytes: the smallest
+/// power of two (at least 4 KiB) that is at least [`CLAIMS_PER_BYTE`] times
+/// `len`. Bincode checks a declared string length against it *before*
+/// allocating, so no part of a checkpoint can make the decoder allocate more
+/// than 16 times its own length (plus 4 KiB) at once.
+pub fn decode_limit(len: usize) -> usize {
+    len.saturating_mul(CLAIMS_PER_BYTE)
+        .max(1 << 12)
+        .checked_next_power_of_two()
+        .unwrap_or(usize::MAX)
+}
+
+/// Decodes `bytes` as a `T` with the byte limit [`decode_limit`] of their
+/// length. Bincode's limit is a const generic, so the limit is chosen among
+/// the powers of two from 2^12 to 2^46 (a 8 TiB part is refused).
+fn decode_limited<T: DeserializeOwned>(
+    bytes: &[u8],
+) -> std::result::Result<(T, usize), bincode::error::DecodeError> {
+    let limit = decode_limit(bytes.len());
+    macro_rules! with_limit_tiers {
+        ($($bits:literal)*) => {
+            $(
+                if limit <= 1usize << $bits {
+                    let config = bincode_config().with_limit::<{ 1usize << $bits }>();
+                    return bincode::serde::decode_from_slice(bytes, config);
+                }
+            )*
+        };
+    }
+    with_limit_tiers!(12 13 14 15 16 17 18 19 20 21 22 23 24 25 26 27 28 29 30 31 32 33 34
+        35 36 37 38 39 40 41 42 43 44 45 46);
+    Err(bincode::error::DecodeError::LimitExceeded)
+}
+
+/// The message of a decoding error of the checkpoint's `part`.
+fn decode_error(part: &str, len: usize, e: bincode::error::DecodeError) -> String {
+    match e {
+        bincode::error::DecodeError::LimitExceeded => format!(
+            "cannot decode the {part}: it declares a string or sequence longer than its {len} \
+             bytes can hold (limit {} bytes)",
+            decode_limit(len)
+        ),
+        e => format!("cannot decode the {part}: {e}"),
+    }
 }
 
 impl Checkpoint {
@@ -295,8 +359,8 @@ impl Checkpoint {
         let (header, payload_bytes) = split(bytes, path)?;
         let header = decode_header(header, path)?;
         let (payload, used): (CheckpointPayload, usize) =
-            bincode::serde::decode_from_slice(payload_bytes, bincode_config()).map_err(|e| {
-                TrainError::checkpoint(path, format!("cannot decode the payload: {e}"))
+            decode_limited(payload_bytes).map_err(|e| {
+                TrainError::checkpoint(path, decode_error("payload", payload_bytes.len(), e))
             })?;
         if used != payload_bytes.len() {
             return Err(TrainError::checkpoint(
@@ -315,16 +379,20 @@ impl Checkpoint {
         write_atomic(path, &self.to_bytes()?)
     }
 
-    /// Reads and verifies a checkpoint file.
+    /// Reads and verifies a checkpoint file. Anything but a regular file is
+    /// refused, and no more bytes are read than the preamble announces, after
+    /// checking that the file is exactly that long.
     pub fn load(path: &Path) -> Result<Self> {
-        let bytes = std::fs::read(path).map_err(|e| TrainError::io(path, e))?;
+        let (_, bytes) = read_announced(path, true)?;
         Self::from_bytes(&bytes, path)
     }
 
-    /// Reads and verifies only the header of a checkpoint file.
+    /// Reads and verifies only the header of a checkpoint file: the
+    /// preamble and the header are read, the payload is not.
     pub fn read_header(path: &Path) -> Result<CheckpointHeader> {
-        let bytes = std::fs::read(path).map_err(|e| TrainError::io(path, e))?;
-        let (header, _) = split(&bytes, path)?;
+        let (preamble, bytes) = read_announced(path, false)?;
+        let header = &bytes[PREAMBLE..];
+        check_crc(header, preamble.header_crc, HEADER_CORRUPT, path)?;
         decode_header(header, path)
     }
 
@@ -352,60 +420,120 @@ impl Checkpoint {
     }
 }
 
+const HEADER_CORRUPT: &str = "the header is corrupt (checksum mismatch)";
+const PAYLOAD_CORRUPT: &str = "the weights are corrupt (payload checksum mismatch)";
+
+/// The lengths and checksums of the preamble.
+struct Preamble {
+    header_len: u64,
+    header_crc: u32,
+    payload_len: u64,
+    payload_crc: u32,
+}
+
+impl Preamble {
+    /// Checks magic and version of `bytes` (the file's first bytes) and
+    /// that the lengths they announce add up to `file_len`.
+    fn parse(bytes: &[u8], file_len: u64, path: &Path) -> Result<Self> {
+        let bad = |msg: String| Err(TrainError::checkpoint(path, msg));
+        if bytes.len() < 8 || &bytes[..8] != MAGIC {
+            return bad(format!(
+                "not a convnet checkpoint (the file does not start with {:?})",
+                String::from_utf8_lossy(MAGIC)
+            ));
+        }
+        if bytes.len() < PREAMBLE {
+            return bad(format!(
+                "truncated: {file_len} bytes, shorter than the {PREAMBLE}-byte preamble"
+            ));
+        }
+        let u32_at = |o: usize| u32::from_le_bytes(bytes[o..o + 4].try_into().expect("4 bytes"));
+        let u64_at = |o: usize| u64::from_le_bytes(bytes[o..o + 8].try_into().expect("8 bytes"));
+        let version = u32_at(8);
+        if version != FORMAT_VERSION {
+            return bad(format!(
+                "format version {version}, this program reads version {FORMAT_VERSION}"
+            ));
+        }
+        let p = Preamble {
+            header_len: u64_at(12),
+            header_crc: u32_at(20),
+            payload_len: u64_at(24),
+            payload_crc: u32_at(32),
+        };
+        let expected = (PREAMBLE as u128) + p.header_len as u128 + p.payload_len as u128;
+        if (file_len as u128) < expected {
+            return bad(format!(
+                "truncated: {file_len} bytes, the header announces {expected}"
+            ));
+        }
+        if (file_len as u128) > expected {
+            return bad(format!(
+                "{} unexpected bytes after the end of the checkpoint ({expected} bytes)",
+                file_len as u128 - expected
+            ));
+        }
+        Ok(p)
+    }
+}
+
+/// Reads the regular file `path`: its preamble, then, once the lengths it
+/// announces are checked against the file's size, the header and (if
+/// `with_payload`) the payload. Returns the preamble and the bytes read.
+fn read_announced(path: &Path, with_payload: bool) -> Result<(Preamble, Vec<u8>)> {
+    let (file, file_len) = open_regular(path).map_err(|e| TrainError::io(path, e))?;
+    let mut reader = file.take(file_len);
+    let mut bytes = Vec::with_capacity(PREAMBLE);
+    (&mut reader)
+        .take(PREAMBLE as u64)
+        .read_to_end(&mut bytes)
+        .map_err(|e| TrainError::io(path, e))?;
+    let preamble = Preamble::parse(&bytes, file_len, path)?;
+    let wanted = preamble.header_len
+        + if with_payload {
+            preamble.payload_len
+        } else {
+            0
+        };
+    bytes.reserve_exact(wanted as usize);
+    reader
+        .take(wanted)
+        .read_to_end(&mut bytes)
+        .map_err(|e| TrainError::io(path, e))?;
+    if (bytes.len() as u64) < PREAMBLE as u64 + wanted {
+        return Err(TrainError::checkpoint(
+            path,
+            format!(
+                "the file shrank while being read ({} bytes read)",
+                bytes.len()
+            ),
+        ));
+    }
+    Ok((preamble, bytes))
+}
+
 /// Checks magic, version, lengths and checksums; returns the header and
 /// payload bytes.
 fn split<'a>(bytes: &'a [u8], path: &Path) -> Result<(&'a [u8], &'a [u8])> {
-    let bad = |msg: String| Err(TrainError::checkpoint(path, msg));
-    if bytes.len() < 8 || &bytes[..8] != MAGIC {
-        return bad(format!(
-            "not a convnet checkpoint (the file does not start with {:?})",
-            String::from_utf8_lossy(MAGIC)
-        ));
-    }
-    if bytes.len() < PREAMBLE {
-        return bad(format!(
-            "truncated: {} bytes, shorter than the {PREAMBLE}-byte preamble",
-            bytes.len()
-        ));
-    }
-    let u32_at = |o: usize| u32::from_le_bytes(bytes[o..o + 4].try_into().expect("4 bytes"));
-    let u64_at = |o: usize| u64::from_le_bytes(bytes[o..o + 8].try_into().expect("8 bytes"));
-    let version = u32_at(8);
-    if version != FORMAT_VERSION {
-        return bad(format!(
-            "format version {version}, this program reads version {FORMAT_VERSION}"
-        ));
-    }
-    let (header_len, header_crc) = (u64_at(12), u32_at(20));
-    let (payload_len, payload_crc) = (u64_at(24), u32_at(32));
-    let expected = (PREAMBLE as u128) + header_len as u128 + payload_len as u128;
-    if (bytes.len() as u128) < expected {
-        return bad(format!(
-            "truncated: {} bytes, the header announces {expected}",
-            bytes.len()
-        ));
-    }
-    if (bytes.len() as u128) > expected {
-        return bad(format!(
-            "{} unexpected bytes after the end of the checkpoint ({expected} bytes)",
-            bytes.len() as u128 - expected
-        ));
-    }
-    let header = &bytes[PREAMBLE..PREAMBLE + header_len as usize];
-    let payload = &bytes[PREAMBLE + header_len as usize..];
-    if crc32fast::hash(header) != header_crc {
-        return bad("the header is corrupt (checksum mismatch)".into());
-    }
-    if crc32fast::hash(payload) != payload_crc {
-        return bad("the weights are corrupt (payload checksum mismatch)".into());
-    }
+    let p = Preamble::parse(bytes, bytes.len() as u64, path)?;
+    let header = &bytes[PREAMBLE..PREAMBLE + p.header_len as usize];
+    let payload = &bytes[PREAMBLE + p.header_len as usize..];
+    check_crc(header, p.header_crc, HEADER_CORRUPT, path)?;
+    check_crc(payload, p.payload_crc, PAYLOAD_CORRUPT, path)?;
     Ok((header, payload))
 }
 
+/// An error with `msg` unless `bytes` have the checksum `crc`.
+fn check_crc(bytes: &[u8], crc: u32, msg: &str, path: &Path) -> Result<()> {
+    if crc32fast::hash(bytes) != crc {
+        return Err(TrainError::checkpoint(path, msg.to_string()));
+    }
+    Ok(())
+}
+
 fn decode_header(bytes: &[u8], path: &Path) -> Result<CheckpointHeader> {
-    let (header, _): (CheckpointHeader, usize) =
-        bincode::serde::decode_from_slice(bytes, bincode_config())
-            .map_err(|e| TrainError::checkpoint(path, format!("cannot decode the header: {e}")))?;
+    let (header, _): (CheckpointHeader, usize) = decode_limited(bytes)
+        .map_err(|e| TrainError::checkpoint(path, decode_error("header", bytes.len(), e)))?;
     Ok(header)
 }
 
@@ -547,5 +675,140 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("/nonexistent/x.ckpt"), "{e}");
+    }
+
+    /// A checkpoint file around `header` and `payload`, with valid checksums
+    /// so that decoding is reached.
+    fn assemble(header: &[u8], payload: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        out.extend_from_slice(MAGIC);
+        out.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
+        out.extend_from_slice(&(header.len() as u64).to_le_bytes());
+        out.extend_from_slice(&crc32fast::hash(header).to_le_bytes());
+        out.extend_from_slice(&(payload.len() as u64).to_le_bytes());
+        out.extend_from_slice(&crc32fast::hash(payload).to_le_bytes());
+        out.extend_from_slice(header);
+        out.extend_from_slice(payload);
+        out
+    }
+
+    /// Bincode's varint for a length above `u32::MAX`: 0xFD, then 8 bytes.
+    fn huge_len(len: u64) -> Vec<u8> {
+        let mut v = vec![0xFD];
+        v.extend_from_slice(&len.to_le_bytes());
+        v
+    }
+
+    #[test]
+    fn declared_lengths_beyond_the_bytes_are_errors_not_allocations() {
+        let mut a = TinyNet::new(4, 2, 1);
+        let ck = Checkpoint::capture(&mut a, &info(), 1, None);
+        let header = bincode::serde::encode_to_vec(&ck.header, bincode_config()).unwrap();
+        let payload = bincode::serde::encode_to_vec(&ck.payload, bincode_config()).unwrap();
+        assert_eq!(
+            Checkpoint::from_bytes(&assemble(&header, &payload), Path::new("ok.ckpt")).unwrap(),
+            ck
+        );
+        let dir = tempfile::tempdir().unwrap();
+
+        // The model name declares 2^40 bytes: once a 1 TiB allocation.
+        let mut bomb = huge_len(1 << 40);
+        bomb.extend_from_slice(&[0; 16]);
+        let file = dir.path().join("header.ckpt");
+        std::fs::write(&file, assemble(&bomb, &payload)).unwrap();
+        for e in [
+            Checkpoint::load(&file).unwrap_err(),
+            Checkpoint::read_header(&file).unwrap_err(),
+        ] {
+            let e = e.to_string();
+            assert!(
+                e.contains("header.ckpt")
+                    && e.contains("cannot decode the header")
+                    && e.contains("string or sequence longer than its 25 bytes"),
+                "{e}"
+            );
+        }
+
+        // The payload's first generator name declares 2^40 bytes.
+        let mut bomb = vec![0, 0, 1]; // no params, no buffers, one generator
+        bomb.extend(huge_len(1 << 40));
+        let file = dir.path().join("payload.ckpt");
+        std::fs::write(&file, assemble(&header, &bomb)).unwrap();
+        let e = Checkpoint::load(&file).unwrap_err().to_string();
+        assert!(e.contains("cannot decode the payload"), "{e}");
+        assert_eq!(Checkpoint::read_header(&file).unwrap(), ck.header);
+
+        // Sequences of 2^40 elements: errors once the bytes run out.
+        let mut bomb = vec![0, 0, 0]; // empty model, model_config, dataset
+        bomb.extend(huge_len(1 << 40)); // class_names
+        bomb.extend_from_slice(&[0; 8]);
+        let e = Checkpoint::from_bytes(&assemble(&bomb, &payload), Path::new("s.ckpt"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("cannot decode the header"), "{e}");
+        let bomb = [vec![0, 1, 0], huge_len(1 << 40)].concat(); // params: [[f32; 2^40]]
+        let e = Checkpoint::from_bytes(&assemble(&header, &bomb), Path::new("s.ckpt"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("cannot decode the payload"), "{e}");
+    }
+
+    #[test]
+    fn decode_limit_grows_with_the_length() {
+        assert_eq!(decode_limit(0), 4096);
+        assert_eq!(decode_limit(512), 4096);
+        assert_eq!(decode_limit(513), 8192);
+        assert_eq!(decode_limit(1 << 30), 1 << 33);
+        assert_eq!(decode_limit(usize::MAX), usize::MAX);
+    }
+
+    #[test]
+    fn only_regular_files_are_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let e = Checkpoint::load(dir.path()).unwrap_err().to_string();
+        assert!(e.contains("not a regular file: it is a directory"), "{e}");
+        if cfg!(target_os = "linux") {
+            let zero = Path::new("/dev/zero");
+            for e in [
+                Checkpoint::load(zero).unwrap_err(),
+                Checkpoint::read_header(zero).unwrap_err(),
+            ] {
+                let e = e.to_string();
+                assert!(
+                    e.contains("/dev/zero") && e.contains("character device"),
+                    "{e}"
+                );
+            }
+            let fifo = dir.path().join("pipe.ckpt");
+            let made = std::process::Command::new("mkfifo").arg(&fifo).status();
+            if made.map(|s| s.success()).unwrap_or(false) {
+                // Checked before opening: no writer is needed, nothing blocks.
+                let e = Checkpoint::load(&fifo).unwrap_err().to_string();
+                assert!(e.contains("pipe.ckpt") && e.contains("FIFO"), "{e}");
+            }
+        }
+    }
+
+    #[test]
+    fn read_header_reads_no_payload_and_checks_the_size() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m.ckpt");
+        let mut a = TinyNet::new(4, 2, 1);
+        let mut bytes = Checkpoint::capture(&mut a, &info(), 2, None)
+            .to_bytes()
+            .unwrap();
+        // A corrupt payload does not stop the header from being read...
+        let last = bytes.len() - 1;
+        bytes[last] ^= 1;
+        std::fs::write(&path, &bytes).unwrap();
+        assert_eq!(Checkpoint::read_header(&path).unwrap().epoch, 2);
+        assert!(Checkpoint::load(&path)
+            .unwrap_err()
+            .to_string()
+            .contains("corrupt"));
+        // ... but a file shorter than announced does.
+        std::fs::write(&path, &bytes[..last]).unwrap();
+        let e = Checkpoint::read_header(&path).unwrap_err().to_string();
+        assert!(e.contains("truncated"), "{e}");
     }
 }

@@ -60,11 +60,12 @@ pub fn detect(prefix: &[u8]) -> Option<FileKind> {
 }
 
 /// Reads the first bytes of `path` and tells its kind; an unknown kind is an
-/// error naming the formats convnet reads.
+/// error naming the formats convnet reads. Anything but a regular file (a
+/// FIFO, `/dev/zero`, a directory) is refused before any read.
 pub fn detect_file(path: &Path) -> Result<FileKind> {
     let mut prefix = Vec::with_capacity(16);
-    std::fs::File::open(path)
-        .and_then(|f| f.take(16).read_to_end(&mut prefix))
+    convnet_tensor::fileio::open_regular(path)
+        .and_then(|(f, _)| f.take(16).read_to_end(&mut prefix))
         .map_err(|e| WeightsError::io(path, e))?;
     detect(&prefix).ok_or_else(|| {
         let what = if prefix.is_empty() {
@@ -135,5 +136,47 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(msg.contains("none"), "{msg}");
+    }
+
+    /// Every reader of the crate on a path that is not a regular file.
+    fn every_reader(path: &Path) -> Vec<String> {
+        vec![
+            detect_file(path).unwrap_err().to_string(),
+            read_state_dict(path).unwrap_err().to_string(),
+            crate::npy::read(path).unwrap_err().to_string(),
+            crate::safetensors_io::read(path).unwrap_err().to_string(),
+            crate::pth::read(path).unwrap_err().to_string(),
+        ]
+    }
+
+    #[test]
+    fn directories_devices_and_fifos_are_refused_before_any_read() {
+        let dir = tempfile::tempdir().unwrap();
+        for msg in every_reader(dir.path()) {
+            assert!(
+                msg.contains("not a regular file: it is a directory"),
+                "{msg}"
+            );
+        }
+        if cfg!(target_os = "linux") {
+            // Read, /dev/zero never ends.
+            for msg in every_reader(Path::new("/dev/zero")) {
+                assert!(
+                    msg.contains("/dev/zero: not a regular file: it is a character device"),
+                    "{msg}"
+                );
+            }
+            // Opened for reading, a FIFO blocks until a writer comes.
+            let fifo = dir.path().join("weights.pth");
+            let made = std::process::Command::new("mkfifo").arg(&fifo).status();
+            if made.map(|s| s.success()).unwrap_or(false) {
+                for msg in every_reader(&fifo) {
+                    assert!(
+                        msg.contains("weights.pth") && msg.contains("a FIFO"),
+                        "{msg}"
+                    );
+                }
+            }
+        }
     }
 }

@@ -1,9 +1,22 @@
-//! Atomic file writes.
+//! Atomic file writes, and the one way input files are read.
 
 use std::io::Write;
 use std::path::Path;
 
 use crate::error::{Result, WeightsError};
+
+/// Reads the whole regular file `path` (a FIFO, a device or a directory is
+/// refused before any read; see [`convnet_tensor::fileio`]).
+pub(crate) fn read_input(path: &Path) -> Result<Vec<u8>> {
+    convnet_tensor::fileio::read_regular(path, u64::MAX).map_err(|e| WeightsError::io(path, e))
+}
+
+/// Checks that `path` is a regular file, for readers that open it themselves.
+pub(crate) fn check_regular(path: &Path) -> Result<()> {
+    convnet_tensor::fileio::open_regular(path)
+        .map(drop)
+        .map_err(|e| WeightsError::io(path, e))
+}
 
 /// Writes `bytes` to a temporary file beside `path`, syncs it and renames it
 /// over `path`: a crash leaves either the old file or the new one, never a

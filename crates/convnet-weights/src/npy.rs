@@ -107,8 +107,10 @@ impl NpyHeader {
 }
 
 /// Reads a `.npy` file into an `f32` tensor (any shape, including 0-d).
+/// Only a regular file is read (a FIFO, a device or a directory is refused
+/// before any read), and its shape must account for its size exactly.
 pub fn read(path: &Path) -> Result<Tensor> {
-    let bytes = fs::read(path).map_err(|e| WeightsError::io(path, e))?;
+    let bytes = crate::fsutil::read_input(path)?;
     from_bytes(&bytes, path)
 }
 

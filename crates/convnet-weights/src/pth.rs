@@ -178,6 +178,7 @@ fn reader_error(path: &Path, e: pytorch_reader::PytorchError) -> WeightsError {
 /// model, an object of any other class, code) is refused with
 /// [`WeightsError::Refused`].
 pub fn read(path: &Path) -> Result<StateDict> {
+    crate::fsutil::check_regular(path)?;
     let root = PytorchReader::read_pickle_data(path, None).map_err(|e| reader_error(path, e))?;
     if let Some((at, ty)) = find_foreign(&root, &mut Vec::new()) {
         let at = if at.is_empty() {

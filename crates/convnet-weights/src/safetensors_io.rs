@@ -59,9 +59,9 @@ pub fn from_bytes(bytes: &[u8], path: &Path) -> Result<StateDict> {
     Ok(sd)
 }
 
-/// Reads a safetensors file.
+/// Reads a safetensors file (a regular file only).
 pub fn read(path: &Path) -> Result<StateDict> {
-    let bytes = std::fs::read(path).map_err(|e| WeightsError::io(path, e))?;
+    let bytes = crate::fsutil::read_input(path)?;
     from_bytes(&bytes, path)
 }
 

@@ -213,6 +213,7 @@ pub fn linear(config: LinearConfig, init: LinearInit, rng: &mut Rng) -> Result<L
         return Ok(Linear::new(config, rng)?);
     }
     let shape = [out_features, in_features];
+    convnet_layers::param::check_param_size("Linear", &shape)?;
     let (weight, b) = match init {
         LinearInit::Default => (
             uniform(&shape, default_bound(in_features), rng),

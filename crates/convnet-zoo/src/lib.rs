@@ -45,6 +45,14 @@ use serde::{Deserialize, Serialize};
 
 pub use error::{Result, ZooError};
 
+/// The most input channels a configuration may ask for (hyperspectral
+/// stacks have a few hundred).
+pub const MAX_IN_CHANNELS: usize = 4096;
+/// The largest input side a configuration may ask for, in pixels.
+pub const MAX_IMAGE_SIZE: usize = 4096;
+/// The most classes a configuration may ask for (ImageNet-21k has 21,841).
+pub const MAX_NUM_CLASSES: usize = 1_000_000;
+
 /// What a model is built for: its input and its classes. Each model reads
 /// what it needs and rejects what it cannot do.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -86,15 +94,28 @@ impl ModelConfig {
         vec![n, self.in_channels, self.image_size, self.image_size]
     }
 
-    /// Checks the sizes every model needs (`> 0`).
+    /// Checks the sizes every model needs: at least 1, and at most
+    /// [`MAX_IN_CHANNELS`], [`MAX_IMAGE_SIZE`] and [`MAX_NUM_CLASSES`]. Every
+    /// builder calls it first, so an absurd size (from a command line or a
+    /// checkpoint) is an error naming the value and the limit, never an
+    /// allocation that aborts the process. Within these bounds, a layer whose
+    /// weight would still exceed
+    /// [`convnet_layers::param::MAX_PARAM_ELEMENTS`] (a VGG head for a
+    /// million classes) is refused by the layer before it allocates.
     pub fn check(&self, model: &str) -> Result<()> {
-        for (what, v) in [
-            ("in_channels", self.in_channels),
-            ("image_size", self.image_size),
-            ("num_classes", self.num_classes),
+        for (what, v, max) in [
+            ("in_channels", self.in_channels, MAX_IN_CHANNELS),
+            ("image_size", self.image_size, MAX_IMAGE_SIZE),
+            ("num_classes", self.num_classes, MAX_NUM_CLASSES),
         ] {
             if v == 0 {
                 return Err(ZooError::config(model, format!("{what} must be >= 1")));
+            }
+            if v > max {
+                return Err(ZooError::config(
+                    model,
+                    format!("{what} is {v}, more than the {max} this program accepts"),
+                ));
             }
         }
         Ok(())
@@ -200,5 +221,54 @@ mod tests {
         let mut cfg = ModelConfig::mnist();
         cfg.num_classes = 0;
         assert!(build("lenet5", &cfg, &mut Rng::seed_from(0)).is_err());
+    }
+
+    #[test]
+    fn absurd_sizes_are_errors_naming_value_and_limit() {
+        let mnist = ModelConfig::mnist();
+        for (cfg, what) in [
+            (
+                ModelConfig {
+                    num_classes: 1_000_000_000_000,
+                    ..mnist.clone()
+                },
+                "num_classes is 1000000000000, more than the 1000000",
+            ),
+            (
+                ModelConfig {
+                    image_size: 100_000,
+                    ..mnist.clone()
+                },
+                "image_size is 100000, more than the 4096",
+            ),
+            (
+                ModelConfig {
+                    in_channels: 1_000_000_000,
+                    ..mnist.clone()
+                },
+                "in_channels is 1000000000, more than the 4096",
+            ),
+        ] {
+            for m in MODELS {
+                let e = (m.build)(&cfg, &mut Rng::seed_from(0))
+                    .unwrap_err()
+                    .to_string();
+                assert!(e.contains(m.name) && e.contains(what), "{}: {e}", m.name);
+            }
+        }
+        // Within the bounds, a weight above 4 GiB of f32 is refused by its
+        // layer before anything of that size is allocated: LeNet-5 on
+        // 4096x4096 inputs flattens 16x1022x1022 features into 120 units.
+        let big = ModelConfig {
+            image_size: 4096,
+            ..mnist.clone()
+        };
+        let e = build("lenet5", &big, &mut Rng::seed_from(0))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("[120, 16711744]") && e.contains("more than the 1073741824"),
+            "{e}"
+        );
     }
 }

@@ -463,3 +463,83 @@ fn threads_far_above_the_cores_are_capped_with_a_warning() {
     let o = convnet(&["--threads", "1", "summary", "lenet5"]);
     assert!(!String::from_utf8_lossy(&o.stderr).contains("warning"));
 }
+
+/// Sizes are never trusted: absurd model sizes from flags or from a
+/// checkpoint, and checkpoint paths that are not regular files, are errors
+/// naming the value or the path, never an abort or a hang.
+#[test]
+fn absurd_sizes_and_special_files_are_clear_errors() {
+    for (flag, value, msg) in [
+        (
+            "--num-classes",
+            "1000000000000",
+            "num_classes is 1000000000000, more than the 1000000",
+        ),
+        (
+            "--image-size",
+            "100000",
+            "image_size is 100000, more than the 4096",
+        ),
+        (
+            "--in-channels",
+            "1000000000",
+            "in_channels is 1000000000, more than the 4096",
+        ),
+    ] {
+        let o = convnet(&["summary", "lenet5", flag, value]);
+        let t = text(&o);
+        assert_eq!(o.status.code(), Some(1), "{flag} {value}: {t}");
+        assert!(t.contains(msg) && !t.contains("memory allocation"), "{t}");
+    }
+
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_str().unwrap();
+    // A well-formed checkpoint whose configuration asks for 10^12 classes.
+    let mut net = convnet::layers::Linear::new(
+        convnet::layers::LinearConfig::new(2, 2),
+        &mut Rng::seed_from(0),
+    )
+    .unwrap();
+    let info = convnet::train::ModelInfo {
+        model: "lenet5".into(),
+        model_config:
+            r#"{"in_channels":1,"image_size":1000000,"num_classes":1000000000000,"variant":null}"#
+                .into(),
+        ..Default::default()
+    };
+    let ck = dir.path().join("huge.ckpt");
+    Checkpoint::capture(&mut net, &info, 0, None)
+        .save(&ck)
+        .unwrap();
+    let o = convnet(&[
+        "eval",
+        "--checkpoint",
+        ck.to_str().unwrap(),
+        "--data-dir",
+        d,
+        "--offline",
+    ]);
+    let t = text(&o);
+    assert!(!o.status.success(), "{t}");
+    assert!(
+        t.contains("image_size is 1000000") && !t.contains("memory allocation"),
+        "{t}"
+    );
+
+    // A folder, and on Linux /dev/zero (never ends) and a FIFO (blocks).
+    let mut specials = vec![(d.to_string(), "a directory")];
+    if cfg!(target_os = "linux") {
+        specials.push(("/dev/zero".to_string(), "a character device"));
+        let fifo = dir.path().join("pipe.ckpt");
+        let made = Command::new("mkfifo").arg(&fifo).status();
+        if made.map(|s| s.success()).unwrap_or(false) {
+            specials.push((fifo.to_str().unwrap().to_string(), "a FIFO"));
+        }
+    }
+    for (path, what) in specials {
+        let o = convnet(&["eval", "--checkpoint", &path, "--data-dir", d, "--offline"]);
+        let t = text(&o);
+        assert!(!o.status.success(), "{path}: {t}");
+        assert!(t.contains(&path) && t.contains(what), "{path}: {t}");
+    }
+}

@@ -514,6 +514,28 @@ fn fit_and_centre(ink: &[f32], width: u32, bbox: InkBox, side: u32) -> Vec<f32> 
 mod tests {
     use super::*;
 
+    #[test]
+    fn decode_image_refuses_what_is_not_a_regular_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let e = decode_image(dir.path()).unwrap_err().to_string();
+        assert!(e.contains("not a regular file: it is a directory"), "{e}");
+        if cfg!(target_os = "linux") {
+            let e = decode_image(Path::new("/dev/zero"))
+                .unwrap_err()
+                .to_string();
+            assert!(
+                e.contains("/dev/zero") && e.contains("character device"),
+                "{e}"
+            );
+            let fifo = dir.path().join("digit.png");
+            let made = std::process::Command::new("mkfifo").arg(&fifo).status();
+            if made.map(|s| s.success()).unwrap_or(false) {
+                let e = decode_image(&fifo).unwrap_err().to_string();
+                assert!(e.contains("digit.png") && e.contains("a FIFO"), "{e}");
+            }
+        }
+    }
+
     /// A light `w`×`h` sheet (grey 240) with dark ink (grey 20) where
     /// `ink(x, y)` is true.
     fn sheet(w: u32, h: u32, ink: impl Fn(u32, u32) -> bool) -> GrayImage {
