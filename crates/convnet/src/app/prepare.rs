@@ -114,26 +114,20 @@ pub fn decode_image(path: &Path) -> Result<image::DynamicImage> {
         path: path.to_path_buf(),
         msg,
     };
-    let meta = std::fs::metadata(path).map_err(|e| AppError::io(path, e))?;
-    if !meta.is_file() {
-        let what = if meta.is_dir() {
-            "a folder"
-        } else {
-            "a special file"
-        };
-        return Err(image_err(format!(
-            "it is {what}, not an image file (give PNG or JPEG files)"
-        )));
-    }
-    if meta.len() > MAX_DECODE_BYTES {
+    // A FIFO would block, /dev/zero never end: refused before any read.
+    let (file, len) =
+        convnet_tensor::fileio::open_regular(path).map_err(|e| AppError::io(path, e))?;
+    if len > MAX_DECODE_BYTES {
         return Err(image_err(format!(
             "the file is {} MiB, more than an image predict decodes may take once decoded \
              ({} MiB)",
-            meta.len() >> 20,
+            len >> 20,
             MAX_DECODE_BYTES >> 20
         )));
     }
-    let bytes = std::fs::read(path).map_err(|e| AppError::io(path, e))?;
+    let mut bytes = Vec::with_capacity(len as usize);
+    std::io::Read::read_to_end(&mut std::io::Read::take(file, MAX_DECODE_BYTES), &mut bytes)
+        .map_err(|e| AppError::io(path, e))?;
     let open = || {
         image::ImageReader::new(std::io::Cursor::new(&bytes[..]))
             .with_guessed_format()
