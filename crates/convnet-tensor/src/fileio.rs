@@ -22,8 +22,9 @@ use std::fs::File;
 use std::io::{self, ErrorKind, Read};
 use std::path::Path;
 
-/// What `path`'s file type is, in words, for an error message.
-fn describe(ft: &std::fs::FileType) -> &'static str {
+/// What a file type is, in words, for an error message (`"a FIFO (named
+/// pipe)"`, `"a character device"`, `"a directory"`, ...).
+pub fn describe(ft: &std::fs::FileType) -> &'static str {
     #[cfg(unix)]
     {
         use std::os::unix::fs::FileTypeExt;

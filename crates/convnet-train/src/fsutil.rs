@@ -234,26 +234,10 @@ pub fn check_output(output: &Path, inputs: &[&Path]) -> Result<()> {
 /// What a file that is not a regular file is, in words.
 fn file_kind(meta: &Metadata) -> &'static str {
     if meta.is_dir() {
-        return "a folder";
+        "a folder"
+    } else {
+        convnet_tensor::fileio::describe(&meta.file_type())
     }
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::FileTypeExt;
-        let t = meta.file_type();
-        if t.is_block_device() {
-            return "a block device";
-        }
-        if t.is_char_device() {
-            return "a character device";
-        }
-        if t.is_fifo() {
-            return "a FIFO (named pipe)";
-        }
-        if t.is_socket() {
-            return "a socket";
-        }
-    }
-    "a special file"
 }
 
 /// Whether `a` and `b` (with their metadata, symbolic links followed) are the
