@@ -125,11 +125,7 @@ fn an_explicit_data_dir_without_the_dataset_never_falls_back() {
 
 #[test]
 fn synthetic_data_is_refused_unless_asked_for() {
-    let data = tempfile::tempdir().unwrap();
-    let mnist = data.path().join("mnist");
-    std::fs::create_dir_all(&mnist).unwrap();
-    write_split(&mnist, "train", 20, 1);
-    write_split(&mnist, "t10k", 10, 2);
+    let data = fake_mnist(20, 10);
     let o = Command::new(env!("CARGO_BIN_EXE_convnet"))
         .args(["train", "--offline", "--epochs", "1", "--data-dir"])
         .arg(data.path())
