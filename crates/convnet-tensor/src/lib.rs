@@ -30,6 +30,7 @@ pub mod geometry;
 pub mod gradcheck;
 pub mod init;
 pub mod kernels;
+pub mod memory;
 pub mod rng;
 pub mod tensor;
 

@@ -133,18 +133,4 @@ fn progress_bar(label: &str, total: Option<u64>, mode: Progress) -> Report {
     Report::Bar(bar)
 }
 
-/// `9.9 MiB`, for messages.
-pub(crate) fn human_bytes(n: u64) -> String {
-    const UNITS: [&str; 4] = ["B", "KiB", "MiB", "GiB"];
-    let mut v = n as f64;
-    let mut unit = 0;
-    while v >= 1024.0 && unit < UNITS.len() - 1 {
-        v /= 1024.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{n} B")
-    } else {
-        format!("{v:.1} {}", UNITS[unit])
-    }
-}
+pub(crate) use convnet_tensor::memory::human_bytes;
