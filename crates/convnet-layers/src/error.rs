@@ -40,6 +40,17 @@ pub enum LayerError {
         /// What was wrong.
         msg: String,
     },
+    /// Running the model as asked would need more memory than the machine
+    /// has available (see [`crate::memory`]).
+    #[error("{what} would need {detail}, more than the {available} available: use a smaller batch or image size")]
+    Memory {
+        /// What was asked (`training vgg16 on batches of 64`).
+        what: String,
+        /// The estimate by part.
+        detail: String,
+        /// The memory available, for people.
+        available: String,
+    },
 }
 
 /// `Result` with [`LayerError`].
@@ -90,6 +101,7 @@ impl LayerError {
             | LayerError::InputShape { layer, .. }
             | LayerError::NoCache { layer }
             | LayerError::Config { layer, .. } => layer,
+            LayerError::Memory { what, .. } => what,
         }
     }
 
@@ -113,6 +125,8 @@ impl LayerError {
             | LayerError::InputShape { layer, .. }
             | LayerError::NoCache { layer }
             | LayerError::Config { layer, .. } => layer,
+            // About the whole model, not a child.
+            LayerError::Memory { .. } => return self,
         };
         *slot = if slot.ends_with(')') && slot.contains(" (") {
             format!("{name}.{slot}")

@@ -125,6 +125,7 @@ mod layer_norm2d;
 mod layer_scale;
 mod linear;
 mod max_pool2d;
+pub mod memory;
 #[cfg(test)]
 mod model_tests;
 pub mod param;

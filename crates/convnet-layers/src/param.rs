@@ -26,7 +26,7 @@ pub const MAX_PARAM_ELEMENTS: usize = 1 << 30;
 pub fn check_param_size(layer: &str, shape: &[usize]) -> Result<()> {
     let n = shape.iter().try_fold(1usize, |acc, &d| acc.checked_mul(d));
     match n {
-        Some(n) if n <= MAX_PARAM_ELEMENTS => Ok(()),
+        Some(n) if n <= MAX_PARAM_ELEMENTS => charge_budget(layer, shape, n),
         _ => {
             let count = shape.iter().map(|&d| d as u128).product::<u128>();
             Err(LayerError::config(
@@ -39,6 +39,109 @@ pub fn check_param_size(layer: &str, shape: &[usize]) -> Result<()> {
             ))
         }
     }
+}
+
+/// The parameter budget of the model being built on this thread, if any:
+/// elements used so far and the most allowed.
+#[derive(Debug, Clone, Copy)]
+struct Budget {
+    used: usize,
+    limit: usize,
+}
+
+thread_local! {
+    static BUDGET: std::cell::Cell<Option<Budget>> = const { std::cell::Cell::new(None) };
+}
+
+/// While alive, the weights checked by [`check_param_size`] on this thread
+/// are added up, and a weight that would take the sum above the budget is
+/// refused before it is allocated. Made by [`ParamBudget::enter`]; dropping
+/// it ends the budget.
+///
+/// A model is built layer by layer, so no single weight reveals that the
+/// whole would not fit: `lenet5` at `--image-size 2900` has a first linear
+/// layer of 10^9 weights (4 GiB, 8 GiB with its gradient), each other layer
+/// is small. Builders of whole models (the zoo) enter a budget sized from
+/// the memory the machine has, so such a model is an error naming the
+/// weights asked for and the memory available, never an abort.
+///
+/// ```
+/// use convnet_layers::param::{check_param_size, ParamBudget};
+///
+/// let budget = ParamBudget::enter(1000);
+/// assert!(check_param_size("Linear", &[10, 60]).is_ok()); // 600
+/// let e = check_param_size("Linear", &[10, 60]).unwrap_err(); // 1200 > 1000
+/// assert!(e.to_string().contains("1200"), "{e}");
+/// drop(budget);
+/// assert!(check_param_size("Linear", &[10, 60]).is_ok()); // no budget any more
+/// ```
+#[derive(Debug)]
+#[must_use = "the budget ends when this guard is dropped"]
+pub struct ParamBudget {
+    /// Only the outermost guard of nested builds ends the budget.
+    outermost: bool,
+}
+
+impl ParamBudget {
+    /// Starts a budget of `limit_elements` weight elements on this thread.
+    /// Inside another budget (a model built from other models), the outer
+    /// budget keeps counting and this call changes nothing.
+    pub fn enter(limit_elements: usize) -> ParamBudget {
+        BUDGET.with(|b| {
+            if b.get().is_some() {
+                ParamBudget { outermost: false }
+            } else {
+                b.set(Some(Budget {
+                    used: 0,
+                    limit: limit_elements,
+                }));
+                ParamBudget { outermost: true }
+            }
+        })
+    }
+
+    /// A budget sized from the memory the machine can give
+    /// ([`convnet_tensor::memory::available_bytes`]): every weight needs 4
+    /// bytes for its value and 4 for its gradient. Without a reading (other
+    /// systems than Linux) the budget is unlimited.
+    pub fn from_available_memory() -> ParamBudget {
+        let limit = convnet_tensor::memory::available_bytes()
+            .map_or(usize::MAX, |b| usize::try_from(b / 8).unwrap_or(usize::MAX));
+        ParamBudget::enter(limit)
+    }
+}
+
+impl Drop for ParamBudget {
+    fn drop(&mut self) {
+        if self.outermost {
+            BUDGET.with(|b| b.set(None));
+        }
+    }
+}
+
+/// Adds `n` elements of a weight of `shape` to the running budget, if any.
+fn charge_budget(layer: &str, shape: &[usize], n: usize) -> Result<()> {
+    BUDGET.with(|b| {
+        let Some(mut budget) = b.get() else {
+            return Ok(());
+        };
+        let total = budget.used.saturating_add(n);
+        if total > budget.limit {
+            return Err(LayerError::config(
+                layer,
+                format!(
+                    "a weight of shape {shape:?} would bring the model to {total} weight \
+                     elements ({} with their gradients), more than the {} this machine has \
+                     available: choose smaller sizes",
+                    convnet_tensor::memory::human_bytes((total as u64).saturating_mul(8)),
+                    convnet_tensor::memory::human_bytes((budget.limit as u64).saturating_mul(8)),
+                ),
+            ));
+        }
+        budget.used = total;
+        b.set(Some(budget));
+        Ok(())
+    })
 }
 
 /// A trainable value and the gradient accumulated into it by `backward`.
