@@ -47,7 +47,7 @@ pub const ENTRY: ModelEntry = ModelEntry {
     description: "AlexNet (Krizhevsky 2012), torchvision layout: 5 conv + 3 linear, dropout 0.5",
     variants: &[],
     default_config: ModelConfig::imagenet,
-    build: build_entry,
+    builder: build_entry,
 };
 
 /// AlexNet's configuration.

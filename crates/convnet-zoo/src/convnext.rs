@@ -547,7 +547,7 @@ macro_rules! entry {
             description: $desc,
             variants: &[],
             default_config: $default,
-            build: |model, rng| {
+            builder: |model, rng| {
                 let config = from_model_config($name, ConvNeXtConfig::$variant(), model)?;
                 Ok(Box::new(convnext(&config, rng)?))
             },

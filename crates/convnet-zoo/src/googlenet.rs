@@ -87,7 +87,7 @@ pub const ENTRY: ModelEntry = ModelEntry {
     description: "GoogLeNet / Inception v1 (Szegedy 2014), torchvision layout, no auxiliary heads",
     variants: VARIANTS,
     default_config: ModelConfig::imagenet,
-    build: |config, rng| build_registry(NAME, false, config, rng),
+    builder: |config, rng| build_registry(NAME, false, config, rng),
 };
 
 /// GoogLeNet with its two auxiliary classifiers: 13,004,888 parameters.
@@ -96,7 +96,7 @@ pub const ENTRY_AUX: ModelEntry = ModelEntry {
     description: "GoogLeNet with its two auxiliary classifiers (active in training only)",
     variants: VARIANTS,
     default_config: ModelConfig::imagenet,
-    build: |config, rng| build_registry(NAME_AUX, true, config, rng),
+    builder: |config, rng| build_registry(NAME_AUX, true, config, rng),
 };
 
 /// The convolution of an inception module's third branch.

@@ -41,7 +41,7 @@ pub const ENTRY: ModelEntry = ModelEntry {
     description: "LeNet-5 (LeCun 1998): 2 conv + 3 dense layers, 61,706 parameters on 1x28x28",
     variants: VARIANTS,
     default_config: ModelConfig::mnist,
-    build: build_boxed,
+    builder: build_boxed,
 };
 
 /// The activation and pooling of LeNet-5.

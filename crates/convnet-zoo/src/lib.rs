@@ -134,8 +134,32 @@ pub struct ModelEntry {
     pub variants: &'static [&'static str],
     /// The configuration the model is usually built with.
     pub default_config: fn() -> ModelConfig,
-    /// Builds the model with freshly initialised weights.
-    pub build: fn(&ModelConfig, &mut Rng) -> Result<Box<dyn Layer>>,
+    /// Builds the model with freshly initialised weights (called through
+    /// [`ModelEntry::build`], which bounds the memory it may take).
+    pub(crate) builder: fn(&ModelConfig, &mut Rng) -> Result<Box<dyn Layer>>,
+}
+
+impl ModelEntry {
+    /// Builds the model for `config` with weights initialised from `rng`.
+    ///
+    /// The configuration is checked first ([`ModelConfig::check`]), and the
+    /// weights are counted as the layers are made: a model whose weights and
+    /// their gradients would need more memory than the machine has available
+    /// ([`convnet_layers::param::ParamBudget::from_available_memory`]) is an
+    /// error before the weight that would exceed it is allocated.
+    ///
+    /// ```
+    /// use convnet_tensor::Rng;
+    /// use convnet_zoo::{entry, ModelConfig};
+    ///
+    /// let lenet = entry("lenet5")?.build(&ModelConfig::mnist(), &mut Rng::seed_from(0))?;
+    /// assert_eq!(lenet.num_params(), 61_706);
+    /// # Ok::<(), convnet_zoo::ZooError>(())
+    /// ```
+    pub fn build(&self, config: &ModelConfig, rng: &mut Rng) -> Result<Box<dyn Layer>> {
+        let _budget = convnet_layers::param::ParamBudget::from_available_memory();
+        (self.builder)(config, rng)
+    }
 }
 
 /// Every model, in the order `convnet zoo` lists them.
@@ -190,7 +214,7 @@ pub fn entry(name: &str) -> Result<&'static ModelEntry> {
 
 /// Builds model `name` for `config`, weights initialised from `rng`.
 pub fn build(name: &str, config: &ModelConfig, rng: &mut Rng) -> Result<Box<dyn Layer>> {
-    (entry(name)?.build)(config, rng)
+    entry(name)?.build(config, rng)
 }
 
 #[cfg(test)]
@@ -207,7 +231,7 @@ mod tests {
         for m in MODELS {
             let cfg = (m.default_config)();
             let mut rng = Rng::seed_from(0);
-            let model = (m.build)(&cfg, &mut rng).unwrap();
+            let model = m.build(&cfg, &mut rng).unwrap();
             let out = model.output_shape(&cfg.input_shape(1)).unwrap();
             assert_eq!(out, vec![1, cfg.num_classes], "{}", m.name);
         }
@@ -250,7 +274,8 @@ mod tests {
             ),
         ] {
             for m in MODELS {
-                let e = (m.build)(&cfg, &mut Rng::seed_from(0))
+                let e = m
+                    .build(&cfg, &mut Rng::seed_from(0))
                     .unwrap_err()
                     .to_string();
                 assert!(e.contains(m.name) && e.contains(what), "{}: {e}", m.name);
@@ -270,5 +295,26 @@ mod tests {
             e.contains("[120, 16711744]") && e.contains("more than the 1073741824"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn the_whole_model_is_counted_against_the_budget_as_it_is_built() {
+        use convnet_layers::param::ParamBudget;
+        // LeNet-5's weight matrices: 150 + 2,400 + 48,000 + 10,080 + 840.
+        let cfg = ModelConfig::mnist();
+        let budget = ParamBudget::enter(61_000);
+        let e = build("lenet5", &cfg, &mut Rng::seed_from(0))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("[10, 84]") && e.contains("61470 weight elements"),
+            "the last layer crosses the budget: {e}"
+        );
+        drop(budget);
+        let _budget = ParamBudget::enter(61_470);
+        assert!(build("lenet5", &cfg, &mut Rng::seed_from(0)).is_ok());
+        // The next model starts a budget of its own.
+        drop(_budget);
+        assert!(build("lenet5", &cfg, &mut Rng::seed_from(0)).is_ok());
     }
 }

@@ -76,7 +76,7 @@ pub const LENET1: ModelEntry = ModelEntry {
         "LeNet-1 (LeCun 1989): conv 4@5x5, conv 12@5x5 (2 groups), 10 outputs; 2,646 parameters",
     variants: LENET_VARIANTS,
     default_config: ModelConfig::mnist,
-    build: |config, rng| Ok(Box::new(lenet1(config, rng)?)),
+    builder: |config, rng| Ok(Box::new(lenet1(config, rng)?)),
 };
 
 /// `lenet4`'s registry entry.
@@ -86,7 +86,7 @@ pub const LENET4: ModelEntry = ModelEntry {
         "LeNet-4 (LeCun 1998): conv 4@5x5, conv 16@5x5 (2 groups), 60 hidden; 16,950 parameters",
     variants: LENET_VARIANTS,
     default_config: ModelConfig::mnist,
-    build: |config, rng| Ok(Box::new(lenet4(config, rng)?)),
+    builder: |config, rng| Ok(Box::new(lenet4(config, rng)?)),
 };
 
 /// `resnet20`'s registry entry.
@@ -96,7 +96,9 @@ pub const RESNET20: ModelEntry = ModelEntry {
         "ResNet-20 for 28x28 (He 2015, CIFAR): 3x3 stem, 3x3 basic blocks, widths 16/32/64",
     variants: &[],
     default_config: ModelConfig::mnist,
-    build: |config, rng| resnet::build_registry("resnet20", ResNetConfig::resnet20(), config, rng),
+    builder: |config, rng| {
+        resnet::build_registry("resnet20", ResNetConfig::resnet20(), config, rng)
+    },
 };
 
 /// `resnet18_small`'s registry entry.
@@ -105,7 +107,7 @@ pub const RESNET18_SMALL: ModelEntry = ModelEntry {
     description: "ResNet-18 for 28x28: full width, 3x3 stride-1 stem, no max-pool",
     variants: &[],
     default_config: ModelConfig::mnist,
-    build: |config, rng| {
+    builder: |config, rng| {
         resnet::build_registry(
             "resnet18_small",
             ResNetConfig::resnet18_small(),
@@ -121,7 +123,7 @@ pub const VGG_SMALL: ModelEntry = ModelEntry {
     description: "VGG-style net for 28x28: 3 stages of 2 conv 3x3 + BN (32/64/128), classifier 256",
     variants: &[],
     default_config: ModelConfig::mnist,
-    build: |config, rng| vgg::build_registry("vgg_small", vgg_small_config(), config, rng),
+    builder: |config, rng| vgg::build_registry("vgg_small", vgg_small_config(), config, rng),
 };
 
 /// `vgg_small`: three stages of two 3×3 convolutions with BatchNorm (32, 64,

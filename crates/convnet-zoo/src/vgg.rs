@@ -232,7 +232,7 @@ macro_rules! vgg_entry {
             description: $desc,
             variants: &[],
             default_config: ModelConfig::imagenet,
-            build: |config, rng| build_registry($name, $config, config, rng),
+            builder: |config, rng| build_registry($name, $config, config, rng),
         };
     };
 }

@@ -662,7 +662,7 @@ macro_rules! entry {
             description: $desc,
             variants: &[],
             default_config: $default,
-            build: |model, rng| {
+            builder: |model, rng| {
                 let config = from_model_config($name, ViTConfig::$variant(), model)?;
                 Ok(Box::new(VisionTransformer::new(&config, rng)?))
             },

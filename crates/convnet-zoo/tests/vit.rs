@@ -70,7 +70,7 @@ fn b16_s16_ti16_equal_torchvision() {
         let e = entry(name).unwrap();
         let cfg = (e.default_config)();
         assert_eq!(cfg, ModelConfig::imagenet());
-        let model = (e.build)(&cfg, &mut Rng::seed_from(0)).unwrap();
+        let model = e.build(&cfg, &mut Rng::seed_from(0)).unwrap();
         assert_eq!(model.num_params(), count, "{name}");
         assert_eq!(model.param_shapes(), want, "{name}: names, shapes, order");
         let s = summary(&model, &[2, 3, 224, 224]).unwrap();

@@ -33,7 +33,8 @@ const EVAL_BATCH: usize = 1000;
 pub fn build_default(model: &str) -> anyhow::Result<(Box<dyn Layer>, ModelConfig)> {
     let entry = zoo::entry(model)?;
     let config = (entry.default_config)();
-    let net = (entry.build)(&config, &mut Rng::seed_from(SEED))
+    let net = entry
+        .build(&config, &mut Rng::seed_from(SEED))
         .with_context(|| format!("building {model}"))?;
     Ok((net, config))
 }

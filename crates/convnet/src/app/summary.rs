@@ -12,7 +12,7 @@ use super::Result;
 pub fn model_summary(name: &str, config: Option<&ModelConfig>) -> Result<String> {
     let entry = convnet_zoo::entry(name)?;
     let config = config.cloned().unwrap_or_else(|| (entry.default_config)());
-    let model = (entry.build)(&config, &mut Rng::seed_from(0))?;
+    let model = entry.build(&config, &mut Rng::seed_from(0))?;
     let s = summary(&model, &config.input_shape(1))?;
     let mut text = format!("{name}: {}\n{s}", entry.description);
     if !text.ends_with('\n') {
@@ -29,7 +29,7 @@ pub fn zoo_table() -> Result<String> {
     let mut rows = Vec::new();
     for m in MODELS {
         let cfg = (m.default_config)();
-        let model = (m.build)(&cfg, &mut Rng::seed_from(0))?;
+        let model = m.build(&cfg, &mut Rng::seed_from(0))?;
         let gflops = convnet_zoo::flops::flops(&model, &cfg.input_shape(1))? as f64 / 1e9;
         rows.push((
             m.name.to_string(),

@@ -149,14 +149,14 @@ pub fn build_with_weights(
         _ => (entry.default_config)(),
     };
     let mut rng = Rng::seed_from(seed);
-    let mut net = (entry.build)(&config, &mut rng)?;
+    let mut net = entry.build(&config, &mut rng)?;
     let classes = match num_classes {
         Some(k) => (k != config.num_classes).then_some(k),
         None => head_classes(&net, &file.state, config.num_classes),
     };
     if let Some(k) = classes {
         config.num_classes = k;
-        net = (entry.build)(&config, &mut Rng::seed_from(seed))?;
+        net = entry.build(&config, &mut Rng::seed_from(seed))?;
     }
     let report = file
         .state
@@ -216,11 +216,11 @@ pub fn inspect(path: &Path, model: Option<&str>) -> Result<String> {
     if let Some(name) = model {
         let entry = convnet_zoo::entry(name)?;
         let mut config = (entry.default_config)();
-        let net = (entry.build)(&config, &mut Rng::seed_from(0))?;
+        let net = entry.build(&config, &mut Rng::seed_from(0))?;
         if let Some(k) = head_classes(&net, &file.state, config.num_classes) {
             config.num_classes = k;
         }
-        let net = (entry.build)(&config, &mut Rng::seed_from(0))?;
+        let net = entry.build(&config, &mut Rng::seed_from(0))?;
         let report = file.state.check(&net);
         let _ = writeln!(
             out,
@@ -281,6 +281,20 @@ pub fn infer(
         )));
     }
     let wm = build_with_weights(model, weights, None, LoadMode::Strict, 0)?;
+    // A shape the model refuses is reported by `infer` below, with context.
+    if let Err(e @ convnet_layers::LayerError::Memory { .. }) = convnet_layers::memory::check_memory(
+        &*wm.model,
+        x.shape(),
+        convnet_layers::memory::Usage::Inference,
+        &format!(
+            "{} on the input {:?} of {}",
+            wm.name,
+            x.shape(),
+            input.display()
+        ),
+    ) {
+        return Err(e.into());
+    }
     let logits = wm.model.infer(&x).map_err(|e| {
         AppError::Usage(format!(
             "{} on input {:?} from {}: {e}",
