@@ -110,7 +110,7 @@ impl OptimizerConfig {
 
     /// Number of state buffers per parameter (momentum; or first and second
     /// moments).
-    fn buffers(&self) -> usize {
+    pub fn buffers(&self) -> usize {
         match *self {
             OptimizerConfig::Sgd { momentum, .. } => usize::from(momentum != 0.0),
             OptimizerConfig::Adam { .. } | OptimizerConfig::AdamW { .. } => 2,

@@ -4,7 +4,8 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
-use convnet_layers::Layer;
+use convnet_layers::memory::{check_memory, Usage};
+use convnet_layers::{Layer, LayerError};
 use convnet_tensor::Tensor;
 use serde::{Deserialize, Serialize};
 
@@ -120,6 +121,17 @@ pub struct EvalReport {
     pub seconds: f64,
 }
 
+/// An error if running `model` on batches of `shape` would need more memory
+/// than the machine has ([`check_memory`]); a shape the model refuses is left
+/// to the forward pass, which says so with its own context.
+fn refuse_if_too_big(model: &dyn Layer, shape: &[usize], usage: Usage, what: &str) -> Result<()> {
+    let what = format!("{what} on batches of shape {shape:?}");
+    match check_memory(model, shape, usage, &what) {
+        Err(e @ LayerError::Memory { .. }) => Err(e.into()),
+        _ => Ok(()),
+    }
+}
+
 /// Evaluates `model` in inference mode on every batch of `data` (epoch 0's
 /// order, which for a test loader is the file order).
 pub fn evaluate(
@@ -130,8 +142,11 @@ pub fn evaluate(
     let start = Instant::now();
     let mut confusion = ConfusionMatrix::new(num_classes);
     let (mut loss_sum, mut top1, mut top5, mut samples) = (0.0f64, 0usize, 0usize, 0usize);
-    for batch in data.batches(0) {
+    for (index, batch) in data.batches(0).enumerate() {
         let batch = batch?;
+        if index == 0 {
+            refuse_if_too_big(model, batch.images.shape(), Usage::Inference, "evaluation")?;
+        }
         let logits = model.infer(&batch.images)?;
         if logits.shape().get(1) != Some(&num_classes) {
             return Err(TrainError::invalid(
@@ -396,6 +411,14 @@ impl<'m> Trainer<'m> {
             let mut lr = schedule.lr_at(self.global_step as usize);
             for (index, batch) in train.batches(epoch - 1).enumerate() {
                 let batch = batch?;
+                if index == 0 {
+                    // Shapes only: a batch the machine cannot hold is an
+                    // error, not an abort in the middle of the forward pass.
+                    let usage = Usage::Training {
+                        optimizer_slots: self.config.optimizer.buffers(),
+                    };
+                    refuse_if_too_big(&*self.model, batch.images.shape(), usage, "training")?;
+                }
                 // The batch's images are ours: layers that can reuse their
                 // memory do (`forward_owned`).
                 let logits = self.model.forward_owned(batch.images)?;
@@ -554,6 +577,51 @@ mod tests {
                 })
             }))
         }
+    }
+
+    /// One 1x4x4 image per batch.
+    struct OneImage;
+
+    impl BatchSource for OneImage {
+        fn num_samples(&self) -> usize {
+            1
+        }
+        fn num_batches(&self) -> usize {
+            1
+        }
+        fn batches(&self, _epoch: usize) -> Box<dyn Iterator<Item = Result<Batch>> + '_> {
+            Box::new(std::iter::once(Ok(Batch {
+                images: Tensor::full(&[1, 1, 4, 4], 0.5),
+                labels: vec![0],
+            })))
+        }
+    }
+
+    #[test]
+    fn a_batch_no_machine_can_hold_is_refused_before_the_forward_pass() {
+        use convnet_layers::{Conv2d, Conv2dConfig, Sequential};
+        // A 1x1 convolution with a padding of 300,000: a handful of weights,
+        // but 3 planes of 600,004² outputs (4 TiB) for one 4x4 image.
+        let conv = Conv2d::new(
+            Conv2dConfig::new(1, 3, 1).padding(300_000),
+            &mut Rng::seed_from(0),
+        )
+        .unwrap();
+        let mut model = Sequential::default().with(conv);
+        let mut trainer = Trainer::new(&mut model, config(1), 3).unwrap();
+        let e = trainer.fit(&OneImage, None).unwrap_err().to_string();
+        assert!(
+            e.contains("training on batches of shape [1, 1, 4, 4] would need at least")
+                && e.contains("TiB"),
+            "{e}"
+        );
+        assert_eq!(trainer.epochs_done(), 0);
+        drop(trainer);
+        let e = evaluate(&model, &OneImage, 3).unwrap_err().to_string();
+        assert!(
+            e.contains("evaluation on batches of shape [1, 1, 4, 4]"),
+            "{e}"
+        );
     }
 
     fn config(epochs: usize) -> TrainConfig {
