@@ -17,7 +17,10 @@ use convnet::{out, outln};
     version,
     about = "Build, train, evaluate and run convolutional neural networks on the CPU",
     after_help = "Main job: `convnet train` trains LeNet-5 on MNIST with the defaults \
-                  (downloading MNIST on first use)."
+                  (downloading MNIST on first use).\n\n\
+                  Environment: CONVNET_MEMORY_LIMIT=8G caps the memory convnet plans for \
+                  (models and batches that would need more are refused before they are \
+                  allocated); CONVNET_DATA is the data folder."
 )]
 struct Cli {
     /// Worker threads for the compute kernels (default: all cores, or
@@ -467,6 +470,8 @@ fn train_options(a: &TrainArgs) -> anyhow::Result<TrainOptions> {
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
+    // A cap on memory that does not parse is said now, not ignored.
+    convnet::tensor::memory::memory_limit_from_env().map_err(anyhow::Error::msg)?;
     if let Some(n) = cli.threads {
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         let (n, warning) = app::cap_threads(n as usize, cores);

@@ -539,3 +539,50 @@ fn absurd_sizes_and_special_files_are_clear_errors() {
         assert!(t.contains(&path) && t.contains(what), "{path}: {t}");
     }
 }
+
+/// A model or batch that needs more memory than is available is refused
+/// before it is allocated; `CONVNET_MEMORY_LIMIT` lowers what is available
+/// (as a small machine would), and a cap that is not a size is an error.
+#[test]
+fn runs_that_would_not_fit_in_memory_are_refused_before_allocating() {
+    let data = fake_mnist(64, 16);
+    let out = data.path().join("run");
+    let train = |limit: &str| {
+        Command::new(env!("CARGO_BIN_EXE_convnet"))
+            .args(["train", "--offline", "--epochs", "1", "--batch-size", "64"])
+            .arg("--data-dir")
+            .arg(data.path())
+            .arg("--out-dir")
+            .arg(&out)
+            .env_remove("CONVNET_DATA")
+            .env(ALLOW_SYNTHETIC_ENV, "1")
+            .env("CONVNET_MEMORY_LIMIT", limit)
+            .output()
+            .unwrap()
+    };
+    let o = train("2M");
+    let t = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{t}");
+    assert!(
+        t.contains("training on batches of shape [64, 1, 28, 28] would need at least")
+            && t.contains("more than the 2.0 MiB available"),
+        "{t}"
+    );
+    assert!(!out.join("checkpoint.ckpt").exists());
+    // LeNet-5's 61,706 weights and their gradients (482 KiB) do not fit in
+    // 256 KiB: refused while the model is built.
+    let o = train("256K");
+    let t = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{t}");
+    assert!(
+        t.contains("weight elements") && t.contains("256.0 KiB"),
+        "{t}"
+    );
+    let o = train("lots");
+    let t = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{t}");
+    assert!(
+        t.contains("CONVNET_MEMORY_LIMIT=\"lots\" is not a size"),
+        "{t}"
+    );
+}
