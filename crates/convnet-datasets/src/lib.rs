@@ -49,6 +49,7 @@ pub mod idx;
 pub mod kind;
 pub mod loader;
 pub mod locate;
+pub mod spec;
 
 pub use augment::Augment;
 pub use dataset::{Dataset, LoadOptions, ALLOW_SYNTHETIC_ENV, IMAGE_PIXELS};
@@ -60,3 +61,4 @@ pub use files::remove_leftover_parts;
 pub use kind::{DatasetKind, FileSpec, Part, Split, IMAGE_SIDE, NUM_CLASSES};
 pub use loader::{Batch, DataLoader, Epoch, LoaderConfig, Normalize};
 pub use locate::{find_dataset, resolve_data_dir, DATA_DIR_ENV};
+pub use spec::DatasetSpec;
