@@ -394,6 +394,18 @@ fn members_of_the_wrong_size_or_missing_are_refused() {
         "{err}"
     );
     assert_eq!(names_in(data.path()), Vec::<String>::new());
+    // CIFAR-100's archive given as CIFAR-10's (with its MD5): nothing found.
+    let (gz100, layout100) = archive(CifarKind::Cifar100, 2);
+    std::fs::write(src.path().join(kind.archive_name()), &gz100).unwrap();
+    layout.md5 = layout100.md5;
+    let err = import_layout(&layout, src.path(), data.path())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("missing cifar-10-batches-bin/data_batch_1.bin"),
+        "{err}"
+    );
+    assert_eq!(names_in(data.path()), Vec::<String>::new());
 }
 
 #[test]
