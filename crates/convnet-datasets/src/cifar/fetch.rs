@@ -298,9 +298,10 @@ fn extract_verified(
     }
     let md5 = hex(&reader.md5.finalize());
     if md5 != layout.md5 {
-        let why = extracted
-            .err()
-            .map(|e| format!("; it is not a usable archive either: {e}"));
+        let why = extracted.err().map(|e| match e {
+            DatasetError::Content { reason, .. } => format!("; and it is {reason}"),
+            other => format!("; and reading it failed: {other}"),
+        });
         return Err(rejected(format!(
             "md5 {md5} ({} bytes){}",
             reader.len,
