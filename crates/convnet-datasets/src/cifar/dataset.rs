@@ -7,6 +7,7 @@ use std::io::{BufReader, Read};
 use std::path::{Path, PathBuf};
 
 use convnet_tensor::Tensor;
+use rayon::prelude::*;
 use sha2::{Digest as _, Sha256};
 
 use crate::dataset::{LoadOptions, ALLOW_SYNTHETIC_ENV};
@@ -170,15 +171,37 @@ impl CifarDataset {
             split,
             class_names: Vec::new(),
             coarse_class_names: Vec::new(),
-            labels: Vec::with_capacity(total as usize),
-            coarse_labels: Vec::new(),
-            pixels: Vec::with_capacity(total as usize * CIFAR_IMAGE_BYTES),
+            labels: vec![0; total as usize],
+            coarse_labels: vec![
+                0;
+                if kind.num_coarse_classes() > 0 {
+                    total as usize
+                } else {
+                    0
+                }
+            ],
+            pixels: vec![0; total as usize * CIFAR_IMAGE_BYTES],
             verified: manifest.is_some(),
         };
+        // Each file into its own part of the buffers, the files in parallel.
+        let mut jobs = Vec::new();
+        let (mut labels, mut coarse, mut pixels) = (
+            &mut ds.labels[..],
+            &mut ds.coarse_labels[..],
+            &mut ds.pixels[..],
+        );
         for (path, len) in &files {
-            let sha = check(path)?;
-            ds.read_batch(path, *len, sha.as_deref())?;
+            let n = (len / rec) as usize;
+            let (l, rest_l) = std::mem::take(&mut labels).split_at_mut(n);
+            let c_len = n.min(coarse.len());
+            let (c, rest_c) = std::mem::take(&mut coarse).split_at_mut(c_len);
+            let (p, rest_p) = std::mem::take(&mut pixels).split_at_mut(n * CIFAR_IMAGE_BYTES);
+            (labels, coarse, pixels) = (rest_l, rest_c, rest_p);
+            jobs.push((path, *len, check(path)?, l, c, p));
         }
+        jobs.into_par_iter()
+            .map(|(path, len, sha, l, c, p)| read_batch(kind, path, len, sha.as_deref(), l, c, p))
+            .collect::<Result<Vec<()>>>()?;
         let names_path = existing(kind, &folder, kind.names_file())?;
         ds.class_names = read_names(
             &names_path,
@@ -196,62 +219,6 @@ impl CifarDataset {
             )?;
         }
         Ok(ds)
-    }
-
-    /// Appends the records of the batch file `path` (`len` bytes), checking
-    /// its labels and, if given, its SHA-256.
-    fn read_batch(&mut self, path: &Path, len: u64, sha256: Option<&str>) -> Result<()> {
-        let kind = self.kind;
-        let file = File::open(path).map_err(|e| DatasetError::io(path, "opening", e))?;
-        let mut input = BufReader::with_capacity(1 << 20, file).take(len);
-        let mut hasher = Sha256::new();
-        let mut record = vec![0u8; kind.record_len()];
-        for r in 0..len / kind.record_len() as u64 {
-            input.read_exact(&mut record).map_err(|e| {
-                DatasetError::content(path, format!("reading record {r}: {e} (the file shrank?)"))
-            })?;
-            hasher.update(&record);
-            let labels = &record[..kind.label_bytes()];
-            let (fine, coarse) = match kind {
-                CifarKind::Cifar10 => (labels[0], None),
-                CifarKind::Cifar100 => (labels[1], Some(labels[0])),
-            };
-            let bad = |what: &str, value: u8, limit: usize| {
-                DatasetError::content(
-                    path,
-                    format!(
-                        "record {r} (byte {}) has {what}label {value}, but {} {what}labels are \
-                         0..={}: not a {} batch file",
-                        r * kind.record_len() as u64,
-                        kind.title(),
-                        limit - 1,
-                        kind.title()
-                    ),
-                )
-            };
-            if fine as usize >= kind.num_classes() {
-                return Err(bad("", fine, kind.num_classes()));
-            }
-            if let Some(c) = coarse {
-                if c as usize >= kind.num_coarse_classes() {
-                    return Err(bad("coarse ", c, kind.num_coarse_classes()));
-                }
-                self.coarse_labels.push(c);
-            }
-            self.labels.push(fine);
-            self.pixels.extend_from_slice(&record[kind.label_bytes()..]);
-        }
-        if let Some(expected) = sha256 {
-            let found = hex(&hasher.finalize());
-            if found != expected {
-                return Err(changed(
-                    path,
-                    &format!("sha256 {found}, {expected} recorded at import"),
-                    kind,
-                ));
-            }
-        }
-        Ok(())
     }
 
     /// A split from its parts (tests, subsets, synthetic data): class names
@@ -535,4 +502,69 @@ fn read_names(
         ));
     }
     Ok(names)
+}
+
+/// Reads the records of the batch file `path` (`len` bytes) into the
+/// buffers (one label, coarse label (CIFAR-100) and image per record),
+/// checking its labels and, if given, its SHA-256.
+fn read_batch(
+    kind: CifarKind,
+    path: &Path,
+    len: u64,
+    sha256: Option<&str>,
+    labels_out: &mut [u8],
+    coarse_out: &mut [u8],
+    pixels_out: &mut [u8],
+) -> Result<()> {
+    let file = File::open(path).map_err(|e| DatasetError::io(path, "opening", e))?;
+    let mut input = BufReader::with_capacity(1 << 20, file).take(len);
+    let mut hasher = Sha256::new();
+    let mut record = vec![0u8; kind.record_len()];
+    for r in 0..len / kind.record_len() as u64 {
+        input.read_exact(&mut record).map_err(|e| {
+            DatasetError::content(path, format!("reading record {r}: {e} (the file shrank?)"))
+        })?;
+        hasher.update(&record);
+        let labels = &record[..kind.label_bytes()];
+        let (fine, coarse) = match kind {
+            CifarKind::Cifar10 => (labels[0], None),
+            CifarKind::Cifar100 => (labels[1], Some(labels[0])),
+        };
+        let bad = |what: &str, value: u8, limit: usize| {
+            DatasetError::content(
+                path,
+                format!(
+                    "record {r} (byte {}) has {what}label {value}, but {} {what}labels are \
+                     0..={}: not a {} batch file",
+                    r * kind.record_len() as u64,
+                    kind.title(),
+                    limit - 1,
+                    kind.title()
+                ),
+            )
+        };
+        if fine as usize >= kind.num_classes() {
+            return Err(bad("", fine, kind.num_classes()));
+        }
+        if let Some(c) = coarse {
+            if c as usize >= kind.num_coarse_classes() {
+                return Err(bad("coarse ", c, kind.num_coarse_classes()));
+            }
+            coarse_out[r as usize] = c;
+        }
+        labels_out[r as usize] = fine;
+        pixels_out[r as usize * CIFAR_IMAGE_BYTES..(r as usize + 1) * CIFAR_IMAGE_BYTES]
+            .copy_from_slice(&record[kind.label_bytes()..]);
+    }
+    if let Some(expected) = sha256 {
+        let found = hex(&hasher.finalize());
+        if found != expected {
+            return Err(changed(
+                path,
+                &format!("sha256 {found}, {expected} recorded at import"),
+                kind,
+            ));
+        }
+    }
+    Ok(())
 }
