@@ -349,7 +349,10 @@ fn extract_entries(
     let wanted = kind.files();
     let mut got: Vec<Option<Extracted>> =
         std::iter::repeat_with(|| None).take(wanted.len()).collect();
-    let mut archive = tar::Archive::new(flate2::read::MultiGzDecoder::new(input));
+    // The inflated stream is bounded too: a gzip bomb among the members
+    // ends as a truncated archive, not as an endless read.
+    let inflated = flate2::read::MultiGzDecoder::new(input).take(layout.max_archive_len());
+    let mut archive = tar::Archive::new(inflated);
     let entries = archive.entries().map_err(|e| bad(e.to_string()))?;
     for entry in entries {
         let mut entry = entry.map_err(|e| bad(e.to_string()))?;

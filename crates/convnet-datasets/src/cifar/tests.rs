@@ -522,3 +522,39 @@ fn offline_mode_explains_from_and_old_part_files_are_removed() {
     );
     assert_eq!(find_cifar(CifarKind::Cifar10, Some(&dir)), Some(dir));
 }
+
+#[test]
+fn a_gzip_bomb_member_is_not_inflated_past_the_bound() {
+    let kind = CifarKind::Cifar10;
+    let mut builder = tar::Builder::new(Vec::new());
+    let mut add = |path: String, bytes: &[u8]| {
+        let mut header = tar::Header::new_gnu();
+        header.set_size(bytes.len() as u64);
+        header.set_mode(0o644);
+        builder.append_data(&mut header, path, bytes).unwrap();
+    };
+    // 8 MiB of zeros (a few KiB compressed), more than this layout allows.
+    add(
+        format!("{}/junk", kind.archive_folder()),
+        &vec![0u8; 8 << 20],
+    );
+    for (name, bytes) in files(kind, 1) {
+        add(format!("{}/{name}", kind.archive_folder()), &bytes);
+    }
+    let gz = crate::download::tests::gzip(&builder.into_inner().unwrap());
+    assert!(gz.len() < 1 << 20);
+    let layout = Layout {
+        kind,
+        md5: hex(&Md5::digest(&gz)),
+        records: vec![1; 6],
+    };
+    assert!(layout.max_archive_len() < 8 << 20);
+    let src = tempfile::tempdir().unwrap();
+    std::fs::write(src.path().join(kind.archive_name()), &gz).unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let err = import_layout(&layout, src.path(), data.path())
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("not a usable cifar-10-binary.tar.gz"), "{err}");
+    assert_eq!(names_in(data.path()), Vec::<String>::new());
+}
