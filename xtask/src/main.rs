@@ -1,6 +1,6 @@
 //! `cargo xtask`: project tasks.
 //!
-//! - `cargo xtask download [mnist|fashion-mnist|all] [--data-dir DIR] [--from DIR]`
+//! - `cargo xtask download [mnist|fashion-mnist|cifar10|cifar100|all] [--data-dir DIR] [--from DIR]`
 //! - `cargo xtask bench [--quick] [--filter NAME] [--json] [--compare FILE]`
 //! - `cargo xtask parity [--models a,b,...] [--batch N] [--threads N] [--keep DIR]`
 

@@ -12,6 +12,9 @@
 //!   imports of local copies, checked against the SHA-256 of the decompressed
 //!   content, written atomically (what `cargo xtask download` and
 //!   `convnet train` use);
+//! - [`cifar`]: CIFAR-10 and CIFAR-100 in the publisher's binary format,
+//!   downloaded or imported from the archive (checked against its MD5) and
+//!   verified on load against a manifest written at import;
 //! - [`DataLoader`]: batches with seeded per-epoch shuffling, drop-last,
 //!   normalisation and augmentation ([`Augment`]), a pure function of
 //!   `(seed, epoch)`.
@@ -41,6 +44,7 @@
 #![warn(missing_docs)]
 
 pub mod augment;
+pub mod cifar;
 pub mod dataset;
 pub mod download;
 pub mod error;
@@ -52,6 +56,7 @@ pub mod locate;
 pub mod spec;
 
 pub use augment::Augment;
+pub use cifar::{CifarDataset, CifarKind};
 pub use dataset::{Dataset, LoadOptions, ALLOW_SYNTHETIC_ENV, IMAGE_PIXELS};
 pub use download::{
     ensure_dataset, import_from, DatasetReport, DownloadOptions, FileAction, ImportReport, Progress,

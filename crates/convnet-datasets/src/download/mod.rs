@@ -21,7 +21,7 @@
 //! # Ok::<(), convnet_datasets::DatasetError>(())
 //! ```
 
-mod http;
+pub(crate) mod http;
 mod verify;
 
 use std::fmt;
@@ -167,7 +167,7 @@ pub fn offline_hint(kind: DatasetKind) -> String {
 
 /// The folder of `kind` inside `data_dir`, created if needed, and cleared
 /// of the temporary files an interrupted transfer left there.
-struct DatasetDir {
+pub(crate) struct DatasetDir {
     /// `<data_dir>/<name>`.
     path: PathBuf,
     /// The folders this call created, deepest first.
@@ -175,8 +175,9 @@ struct DatasetDir {
 }
 
 impl DatasetDir {
-    fn prepare(kind: DatasetKind, data_dir: &Path) -> Result<DatasetDir> {
-        let path = data_dir.join(kind.name());
+    /// Creates `<data_dir>/<name>` if needed and removes its leftovers.
+    pub(crate) fn prepare(name: &str, data_dir: &Path) -> Result<DatasetDir> {
+        let path = data_dir.join(name);
         let mut created = Vec::new();
         let mut missing = Some(path.as_path());
         while let Some(dir) = missing.filter(|d| !d.as_os_str().is_empty() && !d.exists()) {
@@ -192,7 +193,7 @@ impl DatasetDir {
     /// Runs `fill` on the folder; if it fails, removes the folders
     /// [`DatasetDir::prepare`] created, if they are still empty, so that a
     /// failed first download leaves no empty `data/mnist/` behind.
-    fn fill<T>(self, fill: impl FnOnce(&Path) -> Result<T>) -> Result<T> {
+    pub(crate) fn fill<T>(self, fill: impl FnOnce(&Path) -> Result<T>) -> Result<T> {
         let result = fill(&self.path);
         if result.is_err() {
             for dir in &self.created {
@@ -241,7 +242,7 @@ pub fn ensure_dataset(
     opts: &DownloadOptions,
 ) -> Result<DatasetReport> {
     let mirrors = opts.mirrors_for(kind);
-    DatasetDir::prepare(kind, data_dir)?.fill(|dir| {
+    DatasetDir::prepare(kind.name(), data_dir)?.fill(|dir| {
         let mut files = Vec::new();
         for spec in kind.files() {
             files.push(download_file(spec, &mirrors, dir, opts)?);
@@ -337,7 +338,7 @@ fn max_source_len(spec: &FileSpec) -> u64 {
     spec.len + (1 << 20)
 }
 
-fn join_url(base: &str, name: &str) -> String {
+pub(crate) fn join_url(base: &str, name: &str) -> String {
     if base.ends_with('/') {
         format!("{base}{name}")
     } else {
@@ -365,7 +366,7 @@ pub fn import_from(kind: DatasetKind, from: &Path, data_dir: &Path) -> Result<Im
             hint: String::new(),
         });
     }
-    DatasetDir::prepare(kind, data_dir)?.fill(|dir| {
+    DatasetDir::prepare(kind.name(), data_dir)?.fill(|dir| {
         let mut files = Vec::new();
         for spec in kind.files() {
             files.push(import_file(spec, &src_dir, dir)?);
@@ -449,4 +450,4 @@ fn import_file(spec: &FileSpec, src_dir: &Path, dir: &Path) -> Result<FileReport
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -10,7 +10,7 @@ use crate::idx::{write_idx_to, IdxArray};
 
 /// What the test server answers for a path.
 #[derive(Clone)]
-enum Reply {
+pub(crate) enum Reply {
     /// 200 with this body.
     Ok(Vec<u8>),
     /// 200 announcing the full length, but the connection closes after this
@@ -22,8 +22,8 @@ enum Reply {
 
 /// A tiny HTTP/1.1 server on 127.0.0.1, one request per connection, for as
 /// long as it lives; counts the requests it served.
-struct Server {
-    base: String,
+pub(crate) struct Server {
+    pub(crate) base: String,
     requests: Arc<AtomicUsize>,
     stop: Arc<std::sync::atomic::AtomicBool>,
     port: u16,
@@ -31,7 +31,7 @@ struct Server {
 }
 
 impl Server {
-    fn start(routes: HashMap<String, Reply>) -> Server {
+    pub(crate) fn start(routes: HashMap<String, Reply>) -> Server {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         let requests = Arc::new(AtomicUsize::new(0));
@@ -57,7 +57,7 @@ impl Server {
         }
     }
 
-    fn requests(&self) -> usize {
+    pub(crate) fn requests(&self) -> usize {
         self.requests.load(Ordering::SeqCst)
     }
 }
@@ -111,7 +111,7 @@ fn answer(mut stream: TcpStream, routes: &HashMap<String, Reply>) -> std::io::Re
     stream.flush()
 }
 
-fn gzip(bytes: &[u8]) -> Vec<u8> {
+pub(crate) fn gzip(bytes: &[u8]) -> Vec<u8> {
     let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
     enc.write_all(bytes).unwrap();
     enc.finish().unwrap()
@@ -142,7 +142,7 @@ fn sample(name: &'static str, seed: u8) -> (Vec<u8>, Vec<u8>, FileSpec) {
     (plain, gz, spec)
 }
 
-fn quiet() -> DownloadOptions {
+pub(crate) fn quiet() -> DownloadOptions {
     DownloadOptions {
         progress: Progress::Quiet,
         connect_timeout: std::time::Duration::from_secs(5),
@@ -151,7 +151,7 @@ fn quiet() -> DownloadOptions {
     }
 }
 
-fn names_in(dir: &Path) -> Vec<String> {
+pub(crate) fn names_in(dir: &Path) -> Vec<String> {
     let mut v: Vec<String> = std::fs::read_dir(dir)
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
