@@ -16,6 +16,21 @@
 //!   normalisation and augmentation ([`Augment`]), a pure function of
 //!   `(seed, epoch)`.
 //!
+//! Any images, in colour and at any size:
+//!
+//! - [`ImageSource`]: the interface of an image dataset (decoded 8-bit
+//!   [`RawImage`]s with labels and class names), implemented by
+//!   [`ImageFolder`] (`ROOT/<class>/*.png`, as torchvision's `ImageFolder`,
+//!   with [`FolderSplit`]s and bad files refused or skipped) and by
+//!   [`Dataset`];
+//! - [`Pipeline`]: torchvision-like [`Transform`]s (resize, crops, flip,
+//!   colour jitter) then `ToTensor` and per-channel `Normalize`;
+//! - [`VisionLoader`]: batches `[B, C, H, W]` decoded and transformed in
+//!   parallel and prepared ahead, memory bounded by the prefetch depth and a
+//!   cache budget ([`folder_loaders`] makes the loaders of a folder);
+//! - [`export_folder`] writes a dataset as an image folder and
+//!   [`channel_stats`] computes per-channel mean and std.
+//!
 //! ```no_run
 //! use convnet_datasets::{download, find_dataset, resolve_data_dir, Augment, DataLoader,
 //!                        Dataset, DatasetKind, LoaderConfig, Split};
@@ -41,14 +56,21 @@
 #![warn(missing_docs)]
 
 pub mod augment;
+mod color;
 pub mod dataset;
+pub mod decode;
 pub mod download;
 pub mod error;
+pub mod export;
 mod files;
+pub mod folder;
 pub mod idx;
 pub mod kind;
 pub mod loader;
 pub mod locate;
+pub mod source;
+pub mod transforms;
+pub mod vision_loader;
 
 pub use augment::Augment;
 pub use dataset::{Dataset, LoadOptions, ALLOW_SYNTHETIC_ENV, IMAGE_PIXELS};
@@ -59,4 +81,14 @@ pub use error::{DatasetError, Result};
 pub use files::remove_leftover_parts;
 pub use kind::{DatasetKind, FileSpec, Part, Split, IMAGE_SIDE, NUM_CLASSES};
 pub use loader::{Batch, DataLoader, Epoch, LoaderConfig, Normalize};
+pub use export::{channel_stats, export_folder, ChannelStats, ExportReport};
+pub use folder::{
+    open_split, split_by_ratio, ColorMode, FolderOptions, FolderSplit, FolderSplits, ImageFolder,
+    OnError, SkippedFile,
+};
 pub use locate::{find_dataset, resolve_data_dir, DATA_DIR_ENV};
+pub use source::{ImageSource, RawImage};
+pub use transforms::{Pipeline, ResizeTo, Transform};
+pub use vision_loader::{
+    folder_loaders, FolderData, ImageCache, VisionBatch, VisionConfig, VisionEpoch, VisionLoader,
+};
