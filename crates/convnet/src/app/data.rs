@@ -130,6 +130,7 @@ pub fn training_folder(spec: &str) -> Result<convnet_datasets::ImageFolder> {
 /// training images of a folder ([`training_folder`]) on the `ToTensor` scale
 /// [0, 1], as a report for people.
 pub fn folder_stats(spec: &str) -> Result<String> {
+    use convnet_datasets::ImageSource as _;
     let folder = training_folder(spec)?;
     let stats = convnet_datasets::channel_stats(&folder)?;
     let list = |v: &[f64]| {
