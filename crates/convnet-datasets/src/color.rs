@@ -34,7 +34,9 @@ fn grey_values(img: &RawImage) -> Vec<u8> {
 /// Brightness: blend with black.
 pub fn adjust_brightness(img: &RawImage, factor: f64) -> RawImage {
     let mut out = img.clone();
-    out.pixels.iter_mut().for_each(|v| *v = blend(0, *v, factor));
+    out.pixels
+        .iter_mut()
+        .for_each(|v| *v = blend(0, *v, factor));
     out
 }
 
@@ -153,10 +155,7 @@ mod tests {
         assert_eq!(grey_values(&img), [82, 36]);
         // Contrast 0: the mean grey everywhere; 2: 59 + 2 (v - 59), clipped.
         assert_eq!(adjust_contrast(&img, 0.0).pixels, [59; 6]);
-        assert_eq!(
-            adjust_contrast(&img, 2.0).pixels,
-            [141, 41, 255, 0, 21, 61]
-        );
+        assert_eq!(adjust_contrast(&img, 2.0).pixels, [141, 41, 255, 0, 21, 61]);
         // Saturation 0: the grey value in every channel.
         assert_eq!(
             adjust_saturation(&img, 0.0).pixels,

@@ -179,7 +179,9 @@ impl ImageFolder {
             let bad = folder.scan();
             let bad_paths: std::collections::HashSet<&Path> =
                 bad.iter().map(|s| s.path.as_path()).collect();
-            folder.samples.retain(|(p, _)| !bad_paths.contains(p.as_path()));
+            folder
+                .samples
+                .retain(|(p, _)| !bad_paths.contains(p.as_path()));
             folder.skipped = bad;
         }
         folder.channels = match options.color {
@@ -509,7 +511,9 @@ pub fn split_by_ratio(
             .filter(|&i| folder.samples[i].1 == label)
             .collect();
         let n_val = (members.len() as f64 * val_fraction).round() as usize;
-        Rng::seed_from(seed).fork(label as u64).shuffle(&mut members);
+        Rng::seed_from(seed)
+            .fork(label as u64)
+            .shuffle(&mut members);
         for &i in &members[..n_val] {
             is_val[i] = true;
         }

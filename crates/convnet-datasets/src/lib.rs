@@ -78,14 +78,14 @@ pub use download::{
     ensure_dataset, import_from, DatasetReport, DownloadOptions, FileAction, ImportReport, Progress,
 };
 pub use error::{DatasetError, Result};
-pub use files::remove_leftover_parts;
-pub use kind::{DatasetKind, FileSpec, Part, Split, IMAGE_SIDE, NUM_CLASSES};
-pub use loader::{Batch, DataLoader, Epoch, LoaderConfig, Normalize};
 pub use export::{channel_stats, export_folder, ChannelStats, ExportReport};
+pub use files::remove_leftover_parts;
 pub use folder::{
     open_split, split_by_ratio, ColorMode, FolderOptions, FolderSplit, FolderSplits, ImageFolder,
     OnError, SkippedFile,
 };
+pub use kind::{DatasetKind, FileSpec, Part, Split, IMAGE_SIDE, NUM_CLASSES};
+pub use loader::{Batch, DataLoader, Epoch, LoaderConfig, Normalize};
 pub use locate::{find_dataset, resolve_data_dir, DATA_DIR_ENV};
 pub use source::{ImageSource, RawImage};
 pub use transforms::{Pipeline, ResizeTo, Transform};

@@ -229,7 +229,11 @@ mod tests {
         let grey = RawImage::new(2, 1, 1, vec![10, 200]).unwrap();
         let rgb = grey.to_channels(3).unwrap();
         assert_eq!(rgb.pixels, [10, 10, 10, 200, 200, 200]);
-        assert_eq!(rgb.to_channels(1).unwrap(), grey, "grey survives a round trip");
+        assert_eq!(
+            rgb.to_channels(1).unwrap(),
+            grey,
+            "grey survives a round trip"
+        );
         // Pure red, green and blue weigh as BT.709 luma: 0.2126, 0.7152, 0.0722.
         let colours = RawImage::new(3, 1, 3, vec![255, 0, 0, 0, 255, 0, 0, 0, 255]).unwrap();
         assert_eq!(colours.to_channels(1).unwrap().pixels, [54, 182, 18]);

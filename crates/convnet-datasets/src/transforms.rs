@@ -130,8 +130,12 @@ impl Transform {
                 bad("sizes must be at least 1".into())
             }
             Transform::RandomResizedCrop { scale, ratio, .. }
-                if !(scale.0 > 0.0 && scale.0 <= scale.1 && scale.1 <= 1.0)
-                    || !(ratio.0 > 0.0 && ratio.0 <= ratio.1 && ratio.1.is_finite()) =>
+                if !(scale.0 > 0.0
+                    && scale.0 <= scale.1
+                    && scale.1 <= 1.0
+                    && ratio.0 > 0.0
+                    && ratio.0 <= ratio.1
+                    && ratio.1.is_finite()) =>
             {
                 bad("needs 0 < scale.0 <= scale.1 <= 1 and 0 < ratio.0 <= ratio.1".into())
             }
@@ -415,7 +419,11 @@ pub fn pad(img: &RawImage, left: usize, top: usize, right: usize, bottom: usize)
     if left + top + right + bottom == 0 {
         return img.clone();
     }
-    let (w, h, c) = (img.width + left + right, img.height + top + bottom, img.channels);
+    let (w, h, c) = (
+        img.width + left + right,
+        img.height + top + bottom,
+        img.channels,
+    );
     let mut out = RawImage::zeros(w, h, c);
     for y in 0..img.height {
         let src = &img.pixels[y * img.width * c..(y + 1) * img.width * c];

@@ -65,7 +65,9 @@ mod tests {
         )
         .unwrap();
         let labels: Vec<u8> = (0..10).rev().collect();
-        let ds = Arc::new(Dataset::from_parts(DatasetKind::Mnist, Split::Train, images, labels).unwrap());
+        let ds = Arc::new(
+            Dataset::from_parts(DatasetKind::Mnist, Split::Train, images, labels).unwrap(),
+        );
         let (mean, std) = DatasetKind::Mnist.mean_std();
         let idx = DataLoader::new(Arc::clone(&ds), LoaderConfig::train(4, 5)).unwrap();
         let vision = VisionLoader::new(

@@ -79,7 +79,13 @@ fn export_writes_labelled_class_folders_refuses_to_overwrite_and_stats_reads_the
     assert!(!o.status.success());
     assert!(text(&o).contains("--overwrite"), "{}", text(&o));
     std::fs::write(dir.join("stale.txt"), "old").unwrap();
-    let o = convnet(&[&export[..], &["--data-dir", data_s, "--offline", "--overwrite"]].concat());
+    let o = convnet(
+        &[
+            &export[..],
+            &["--data-dir", data_s, "--offline", "--overwrite"],
+        ]
+        .concat(),
+    );
     assert!(o.status.success(), "{}", text(&o));
     assert!(!dir.join("stale.txt").exists());
     assert_eq!(std::fs::read_dir(out.path()).unwrap().count(), 1);
@@ -91,11 +97,18 @@ fn export_writes_labelled_class_folders_refuses_to_overwrite_and_stats_reads_the
     let mean = values.iter().sum::<f64>() / 12.0;
     let std = (values.iter().map(|v| (v - mean) * (v - mean)).sum::<f64>() / 12.0).sqrt();
     let report = text(&o);
-    assert!(report.contains("12 images, 10 classes, 1 channel"), "{report}");
+    assert!(
+        report.contains("12 images, 10 classes, 1 channel"),
+        "{report}"
+    );
     assert!(report.contains(&format!("mean: [{mean:.4}]")), "{report}");
     assert!(report.contains(&format!("std:  [{std:.4}]")), "{report}");
 
-    let o = convnet(&["data", "stats", out.path().join("nothing").to_str().unwrap()]);
+    let o = convnet(&[
+        "data",
+        "stats",
+        out.path().join("nothing").to_str().unwrap(),
+    ]);
     assert!(!o.status.success());
     assert!(text(&o).contains("nothing"), "{}", text(&o));
 }

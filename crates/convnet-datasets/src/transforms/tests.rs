@@ -2,7 +2,9 @@ use super::*;
 
 /// A `w`×`h` greyscale image whose pixel `(x, y)` is `f(x, y)`.
 fn grey(w: usize, h: usize, f: impl Fn(usize, usize) -> u8) -> RawImage {
-    let pixels = (0..h).flat_map(|y| (0..w).map(move |x| (x, y))).map(|(x, y)| f(x, y));
+    let pixels = (0..h)
+        .flat_map(|y| (0..w).map(move |x| (x, y)))
+        .map(|(x, y)| f(x, y));
     RawImage::new(w, h, 1, pixels.collect()).unwrap()
 }
 

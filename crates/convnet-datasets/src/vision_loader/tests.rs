@@ -175,12 +175,8 @@ fn a_bad_file_met_during_an_epoch_ends_it_with_an_error_naming_the_file() {
     let (root, _) = small_folder(9);
     std::fs::write(root.path().join("b/004.png"), b"\x89PNG\r\n\x1a\n garbage").unwrap();
     let folder = ImageFolder::open(root.path(), Default::default()).unwrap();
-    let loader = VisionLoader::new(
-        Arc::new(folder),
-        Pipeline::default(),
-        VisionConfig::eval(2),
-    )
-    .unwrap();
+    let loader =
+        VisionLoader::new(Arc::new(folder), Pipeline::default(), VisionConfig::eval(2)).unwrap();
     let results: Vec<_> = loader.epoch(0).collect();
     let err = results.iter().find_map(|r| r.as_ref().err()).unwrap();
     assert!(err.to_string().contains("004.png"), "{err}");
@@ -218,12 +214,8 @@ fn images_of_different_sizes_in_a_batch_are_an_error_naming_them() {
         .save(root.path().join("b/001.png"))
         .unwrap();
     let folder = ImageFolder::open(root.path(), Default::default()).unwrap();
-    let loader = VisionLoader::new(
-        Arc::new(folder),
-        Pipeline::default(),
-        VisionConfig::eval(3),
-    )
-    .unwrap();
+    let loader =
+        VisionLoader::new(Arc::new(folder), Pipeline::default(), VisionConfig::eval(3)).unwrap();
     let e = loader.epoch(0).next().unwrap().unwrap_err().to_string();
     assert!(e.contains("001.png") && e.contains("one size"), "{e}");
 }
@@ -272,7 +264,10 @@ fn prefetching_runs_at_most_depth_batches_ahead() {
     std::thread::sleep(std::time::Duration::from_millis(300));
     // 2 batches waiting in the channel + 1 made and blocked on sending.
     let ahead = source.decoded.load(Ordering::SeqCst);
-    assert!(ahead <= 3 * 5, "{ahead} images decoded before any was asked for");
+    assert!(
+        ahead <= 3 * 5,
+        "{ahead} images decoded before any was asked for"
+    );
     epoch.next().unwrap().unwrap();
     assert_eq!(epoch.count(), 19);
     assert_eq!(source.decoded.load(Ordering::SeqCst), 100);
@@ -288,7 +283,10 @@ fn the_cache_never_holds_more_than_its_budget() {
     assert!(cache.insert(2, img(40)), "evicts the oldest to fit");
     assert_eq!((cache.bytes(), cache.len()), (80, 2));
     assert!(cache.get(0).is_none() && cache.get(1).is_some() && cache.get(2).is_some());
-    assert!(!cache.insert(3, img(101)), "larger than the budget: not kept");
+    assert!(
+        !cache.insert(3, img(101)),
+        "larger than the budget: not kept"
+    );
     assert!(cache.insert(4, img(100)));
     assert_eq!((cache.bytes(), cache.len()), (100, 1));
     for i in 10..200 {
