@@ -266,6 +266,22 @@ impl Dataset {
         Some(())
     }
 
+    /// The 784 bytes of image `index` (row-major), `None` past the end: the
+    /// file's bytes for a loaded split, `round(v * 255)` for one made of
+    /// values ([`Dataset::from_parts`]). What [`crate::ImageSource`] gives.
+    pub(crate) fn image_bytes(&self, index: usize) -> Option<Vec<u8>> {
+        let range = index * IMAGE_PIXELS..(index + 1) * IMAGE_PIXELS;
+        match &self.pixels {
+            Pixels::Bytes(bytes) => bytes.get(range).map(<[u8]>::to_vec),
+            Pixels::Floats(t) => t.as_slice().get(range).map(|values| {
+                values
+                    .iter()
+                    .map(|&v| (v * 255.0).round().clamp(0.0, 255.0) as u8)
+                    .collect()
+            }),
+        }
+    }
+
     /// The pixels of image `index` (784 values, row-major), `None` past the end.
     /// On a loaded split this converts the whole set ([`Dataset::images`]).
     pub fn image(&self, index: usize) -> Option<&[f32]> {

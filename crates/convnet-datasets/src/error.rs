@@ -81,6 +81,17 @@ pub enum DatasetError {
         found: String,
     },
 
+    /// An image file that cannot be decoded (corrupt, truncated, not an
+    /// image, too large) or does not suit a transform.
+    #[error("{path}: {msg}")]
+    Image {
+        /// The file (or what names the image, see
+        /// [`crate::ImageSource::describe`]).
+        path: PathBuf,
+        /// What was wrong.
+        msg: String,
+    },
+
     /// A download that failed on every mirror.
     #[error("{0}")]
     Download(String),
@@ -113,6 +124,14 @@ impl DatasetError {
         DatasetError::Idx {
             path: path.into(),
             reason: reason.into(),
+        }
+    }
+
+    /// A [`DatasetError::Image`] error on `path`.
+    pub fn image(path: impl Into<PathBuf>, msg: impl Into<String>) -> Self {
+        DatasetError::Image {
+            path: path.into(),
+            msg: msg.into(),
         }
     }
 

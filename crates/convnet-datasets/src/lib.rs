@@ -19,6 +19,21 @@
 //!   normalisation and augmentation ([`Augment`]), a pure function of
 //!   `(seed, epoch)`.
 //!
+//! Any images, in colour and at any size:
+//!
+//! - [`ImageSource`]: the interface of an image dataset (decoded 8-bit
+//!   [`RawImage`]s with labels and class names), implemented by
+//!   [`ImageFolder`] (`ROOT/<class>/*.png`, as torchvision's `ImageFolder`,
+//!   with [`FolderSplit`]s and bad files refused or skipped) and by
+//!   [`Dataset`];
+//! - [`Pipeline`]: torchvision-like [`Transform`]s (resize, crops, flip,
+//!   colour jitter) then `ToTensor` and per-channel `Normalize`;
+//! - [`VisionLoader`]: batches `[B, C, H, W]` decoded and transformed in
+//!   parallel and prepared ahead, memory bounded by the prefetch depth and a
+//!   cache budget ([`folder_loaders`] makes the loaders of a folder);
+//! - [`export_folder`] writes a dataset as an image folder and
+//!   [`channel_stats`] computes per-channel mean and std.
+//!
 //! ```no_run
 //! use convnet_datasets::{download, find_dataset, resolve_data_dir, Augment, DataLoader,
 //!                        Dataset, DatasetKind, LoaderConfig, Split};
@@ -45,15 +60,22 @@
 
 pub mod augment;
 pub mod cifar;
+mod color;
 pub mod dataset;
+pub mod decode;
 pub mod download;
 pub mod error;
+pub mod export;
 mod files;
+pub mod folder;
 pub mod idx;
 pub mod kind;
 pub mod loader;
 pub mod locate;
 pub mod spec;
+pub mod source;
+pub mod transforms;
+pub mod vision_loader;
 
 pub use augment::Augment;
 pub use cifar::{CifarDataset, CifarKind};
@@ -62,8 +84,18 @@ pub use download::{
     ensure_dataset, import_from, DatasetReport, DownloadOptions, FileAction, ImportReport, Progress,
 };
 pub use error::{DatasetError, Result};
+pub use export::{channel_stats, export_folder, ChannelStats, ExportReport};
 pub use files::remove_leftover_parts;
+pub use folder::{
+    open_split, split_by_ratio, ColorMode, FolderOptions, FolderSplit, FolderSplits, ImageFolder,
+    OnError, SkippedFile,
+};
 pub use kind::{DatasetKind, FileSpec, Part, Split, IMAGE_SIDE, NUM_CLASSES};
 pub use loader::{Batch, DataLoader, Epoch, LoaderConfig, Normalize};
 pub use locate::{find_dataset, resolve_data_dir, DATA_DIR_ENV};
 pub use spec::DatasetSpec;
+pub use source::{ImageSource, RawImage};
+pub use transforms::{Pipeline, ResizeTo, Transform};
+pub use vision_loader::{
+    folder_loaders, FolderData, ImageCache, VisionBatch, VisionConfig, VisionEpoch, VisionLoader,
+};

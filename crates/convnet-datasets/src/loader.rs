@@ -219,13 +219,12 @@ impl DataLoader {
 
     /// The order in which epoch `epoch` visits the dataset's indices.
     pub fn order(&self, epoch: usize) -> Vec<usize> {
-        let mut order: Vec<usize> = (0..self.dataset.len()).collect();
-        if self.config.shuffle {
-            epoch_rng(self.config.seed, epoch)
-                .fork(0)
-                .shuffle(&mut order);
-        }
-        order
+        epoch_order(
+            self.dataset.len(),
+            self.config.shuffle,
+            self.config.seed,
+            epoch,
+        )
     }
 
     /// The batches of epoch `epoch` (`0`-based), in order.
@@ -277,8 +276,21 @@ impl DataLoader {
     }
 }
 
-fn epoch_rng(seed: u64, epoch: usize) -> Rng {
+/// The generator of epoch `epoch`: its order comes from `.fork(0)`, the
+/// augmentation of the image at position `p` from `.fork(1).fork(p)`.
+pub(crate) fn epoch_rng(seed: u64, epoch: usize) -> Rng {
     Rng::seed_from(seed).fork(epoch as u64)
+}
+
+/// The order in which epoch `epoch` visits `len` items: `0..len`, shuffled
+/// with `epoch_rng(seed, epoch).fork(0)` if `shuffle`. Shared by every
+/// loader, so that they visit a dataset in the same order for a seed.
+pub(crate) fn epoch_order(len: usize, shuffle: bool, seed: u64, epoch: usize) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..len).collect();
+    if shuffle {
+        epoch_rng(seed, epoch).fork(0).shuffle(&mut order);
+    }
+    order
 }
 
 /// Everything needed to make any batch of one epoch.

@@ -49,6 +49,39 @@ enum Command {
     /// Inspect and convert weight files (PyTorch .pth/.pt, safetensors, convnet checkpoints).
     #[command(subcommand)]
     Weights(WeightsCommand),
+    /// Export MNIST or Fashion-MNIST as an image folder; statistics of an image folder.
+    #[command(subcommand)]
+    Data(DataCommand),
+}
+
+#[derive(Subcommand, Debug)]
+enum DataCommand {
+    /// Write a dataset as an image folder: DIR/{train,test}/<label>_<class>/<index>.png
+    /// (8-bit greyscale PNG; `/` in class names becomes `_`, so Fashion-MNIST's
+    /// T-shirt/top is 0_T-shirt_top). Written into a temporary folder renamed at the end.
+    Export {
+        /// mnist or fashion-mnist.
+        #[arg(value_parser = parse_dataset)]
+        dataset: DatasetKind,
+        /// The folder to write (refused if it exists and is not empty, unless --overwrite).
+        #[arg(long)]
+        to: PathBuf,
+        /// Data folder holding the IDX files (default: $CONVNET_DATA, else ./data).
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        /// Never download; fail with instructions if the dataset is missing.
+        #[arg(long)]
+        offline: bool,
+        /// Replace a non-empty --to folder (once the new one is complete).
+        #[arg(long)]
+        overwrite: bool,
+    },
+    /// Per-channel mean and std (pixels in [0, 1]) of an image folder's training
+    /// images (FOLDER/train if it exists, else every image), for normalisation.
+    Stats {
+        /// folder:PATH or PATH.
+        folder: String,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -557,6 +590,30 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Weights(WeightsCommand::Inspect { file, model }) => {
             out!("{}", app::weights::inspect(&file, model.as_deref())?)?;
+        }
+        Command::Data(DataCommand::Export {
+            dataset,
+            to,
+            data_dir,
+            offline,
+            overwrite,
+        }) => {
+            let report =
+                app::data::export_dataset(dataset, data_dir.as_deref(), offline, &to, overwrite)?;
+            let counts: Vec<String> = report
+                .counts
+                .iter()
+                .map(|(split, n)| format!("{n} {split}"))
+                .collect();
+            outln!(
+                "{} written to {} as PNG files ({} images)",
+                dataset.title(),
+                report.dir.display(),
+                counts.join(", ")
+            )?;
+        }
+        Command::Data(DataCommand::Stats { folder }) => {
+            out!("{}", app::data::folder_stats(&folder)?)?;
         }
         Command::Weights(WeightsCommand::Convert { input, output }) => {
             let n = app::weights::convert(&input, &output)?;

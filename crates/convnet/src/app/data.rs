@@ -90,3 +90,64 @@ pub fn load_split(
 pub fn test_loader(ds: Dataset, batch_size: usize) -> Result<DataLoader> {
     Ok(DataLoader::new(ds, LoaderConfig::eval(batch_size))?)
 }
+
+/// `convnet data export`: writes both splits of `kind` as an image folder
+/// `to` (`to/train/<class>/<index>.png`, `to/test/...`; see
+/// [`convnet_datasets::export`]), replacing a non-empty `to` only with
+/// `overwrite`. The dataset is found (or downloaded) as for training.
+pub fn export_dataset(
+    kind: DatasetKind,
+    data_dir: Option<&Path>,
+    offline: bool,
+    to: &Path,
+    overwrite: bool,
+) -> Result<convnet_datasets::ExportReport> {
+    let dir = ensure_data(kind, data_dir, offline)?;
+    let train = load_split(kind, Split::Train, &dir, None)?;
+    let test = load_split(kind, Split::Test, &dir, None)?;
+    let splits: [(&str, &dyn convnet_datasets::ImageSource); 2] =
+        [("train", &train), ("test", &test)];
+    Ok(convnet_datasets::export_folder(&splits, to, overwrite)?)
+}
+
+/// The training images of an image folder given as `folder:PATH` or `PATH`:
+/// `PATH/train` if it exists, else every image of `PATH`.
+pub fn training_folder(spec: &str) -> Result<convnet_datasets::ImageFolder> {
+    let root = Path::new(spec.strip_prefix("folder:").unwrap_or(spec));
+    let train = root.join("train");
+    let dir = if train.is_dir() {
+        train
+    } else {
+        root.to_path_buf()
+    };
+    Ok(convnet_datasets::ImageFolder::open(
+        &dir,
+        Default::default(),
+    )?)
+}
+
+/// `convnet data stats`: per-channel mean and standard deviation of the
+/// training images of a folder ([`training_folder`]) on the `ToTensor` scale
+/// [0, 1], as a report for people.
+pub fn folder_stats(spec: &str) -> Result<String> {
+    use convnet_datasets::ImageSource as _;
+    let folder = training_folder(spec)?;
+    let stats = convnet_datasets::channel_stats(&folder)?;
+    let list = |v: &[f64]| {
+        v.iter()
+            .map(|x| format!("{x:.4}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    Ok(format!(
+        "{}: {} images, {} classes, {} channel{}, {} pixels per channel\nmean: [{}]\nstd:  [{}]\n",
+        folder.root().display(),
+        stats.images,
+        folder.class_names().len(),
+        stats.mean.len(),
+        if stats.mean.len() == 1 { "" } else { "s" },
+        stats.pixels,
+        list(&stats.mean),
+        list(&stats.std)
+    ))
+}

@@ -93,88 +93,20 @@ pub fn prepare_image(path: &Path, side: u32, preprocess: Preprocess) -> Result<P
     prepare_grey(&img.to_luma8(), side, preprocess, path)
 }
 
-/// The widest and tallest image `predict` decodes, in pixels. Preparation
-/// only needs a small picture (28x28, or 224x224 for ImageNet), so this only
-/// refuses files whose header declares absurd sizes: a 389 KB PNG can claim
-/// 20000x20000 pixels and cost 779 MB to decode.
-pub const MAX_IMAGE_SIDE: u32 = 16_384;
-
-/// The most memory the decoder may allocate for one image: 256 MiB, a
-/// 16384x16384 greyscale image or about 89 megapixels of RGB (more than any
-/// camera photo). Preparation then makes at most one more copy of that size
-/// (greyscale or RGB conversion).
-pub const MAX_DECODE_BYTES: u64 = 256 * 1024 * 1024;
+pub use convnet_datasets::decode::{MAX_DECODE_BYTES, MAX_IMAGE_SIDE};
 
 /// Reads and decodes a PNG or JPEG file (told by content); errors name the
 /// file. Only a regular file is read (a FIFO would block, a device never
 /// ends), and the header's dimensions are checked against
-/// [`MAX_IMAGE_SIDE`] and [`MAX_DECODE_BYTES`] before any pixel is decoded.
+/// [`MAX_IMAGE_SIDE`] and [`MAX_DECODE_BYTES`] before any pixel is decoded
+/// ([`convnet_datasets::decode::decode_image`], shared with the image
+/// folders).
 pub fn decode_image(path: &Path) -> Result<image::DynamicImage> {
-    let image_err = |msg: String| AppError::Image {
-        path: path.to_path_buf(),
-        msg,
-    };
-    // A FIFO would block, /dev/zero never end: refused before any read.
-    let (file, len) =
-        convnet_tensor::fileio::open_regular(path).map_err(|e| AppError::io(path, e))?;
-    if len > MAX_DECODE_BYTES {
-        return Err(image_err(format!(
-            "the file is {} MiB, more than an image predict decodes may take once decoded \
-             ({} MiB)",
-            len >> 20,
-            MAX_DECODE_BYTES >> 20
-        )));
-    }
-    let mut bytes = Vec::with_capacity(len as usize);
-    std::io::Read::read_to_end(&mut std::io::Read::take(file, MAX_DECODE_BYTES), &mut bytes)
-        .map_err(|e| AppError::io(path, e))?;
-    let open = || {
-        image::ImageReader::new(std::io::Cursor::new(&bytes[..]))
-            .with_guessed_format()
-            .map_err(|e| AppError::io(path, e))
-    };
-    let undecodable =
-        |e: image::ImageError| format!("cannot decode the image (PNG and JPEG are supported): {e}");
-    let (width, height) = open()?
-        .into_dimensions()
-        .map_err(|e| image_err(undecodable(e)))?;
-    let too_large = |why: &str| {
-        image_err(format!(
-            "the image is {width}x{height} pixels, {why} (predict decodes images of at most \
-             {MAX_IMAGE_SIDE}x{MAX_IMAGE_SIDE} pixels and {} MiB; shrink it first)",
-            MAX_DECODE_BYTES >> 20
-        ))
-    };
-    if width > MAX_IMAGE_SIDE || height > MAX_IMAGE_SIDE {
-        return Err(too_large("too large"));
-    }
-    if open()?.format() == Some(image::ImageFormat::Jpeg) && !jpeg_is_complete(&bytes) {
-        return Err(image_err(
-            "the JPEG is truncated: its last scan has no end-of-image marker".into(),
-        ));
-    }
-    let mut limits = image::Limits::default();
-    limits.max_image_width = Some(MAX_IMAGE_SIDE);
-    limits.max_image_height = Some(MAX_IMAGE_SIDE);
-    limits.max_alloc = Some(MAX_DECODE_BYTES);
-    let mut reader = open()?;
-    reader.limits(limits);
-    reader.decode().map_err(|e| match e {
-        image::ImageError::Limits(_) => too_large("too large to decode"),
-        e => image_err(undecodable(e)),
+    convnet_datasets::decode::decode_image(path).map_err(|e| match e {
+        convnet_datasets::DatasetError::Io { path, source, .. } => AppError::io(path, source),
+        convnet_datasets::DatasetError::Image { path, msg } => AppError::Image { path, msg },
+        e => AppError::Dataset(e),
     })
-}
-
-/// Whether a JPEG file's last scan (start-of-scan marker `FF DA`) is followed
-/// by the end-of-image marker `FF D9`. The decoder fills a truncated scan
-/// with grey and says nothing; a marker byte `FF` inside scan data is always
-/// stuffed (`FF 00`), so this marker cannot appear by chance.
-fn jpeg_is_complete(bytes: &[u8]) -> bool {
-    let last_scan = bytes.windows(2).rposition(|w| w == [0xFF, 0xDA]);
-    match last_scan {
-        Some(at) => bytes[at..].windows(2).any(|w| w == [0xFF, 0xD9]),
-        None => false,
-    }
 }
 
 /// [`prepare_image`] on an image already in memory; `path` only names it in
