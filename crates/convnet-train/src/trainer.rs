@@ -812,7 +812,7 @@ mod tests {
         let slots = &state.optimizer.slots;
         assert!(slots
             .iter()
-            .all(|s| s.buffers.is_empty() == !is_head(&s.name)));
+            .all(|s| s.buffers.is_empty() != is_head(&s.name)));
         t.fit(&train, Some(&test)).unwrap();
         drop(t);
         let after = tensors(&model);
