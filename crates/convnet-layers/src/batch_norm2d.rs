@@ -69,6 +69,8 @@ struct Cache {
     save_mean: Vec<f32>,
     save_invstd: Vec<f32>,
     shape: [usize; 4],
+    /// The forward pass used the running statistics (a frozen layer).
+    frozen: bool,
 }
 
 /// Batch normalisation: each channel is normalised by statistics over
@@ -81,6 +83,11 @@ struct Cache {
 ///   `running_var ← (1 − m)·running_var + m·σ²_unbiased`, and
 ///   `num_batches_tracked += 1`.
 /// - [`Layer::infer`] uses `running_mean` and `running_var`.
+/// - A *frozen* layer ([`Layer::set_frozen`] with its parameters frozen,
+///   see [`BatchNorm2d::is_frozen`]) runs in inference mode in `forward`
+///   too: running statistics, which stay unchanged, and a backward pass
+///   through that per-channel affine map (as Keras treats a BatchNorm with
+///   `trainable = False`).
 ///
 /// Parameters `weight` (ones) and `bias` (zeros), `[C]` each (absent when
 /// not affine). Buffers `running_mean` (zeros), `running_var` (ones) and
@@ -124,6 +131,8 @@ pub struct BatchNorm2d {
     /// Number of training batches seen, a 0-dimensional tensor.
     pub num_batches_tracked: Tensor,
     config: BatchNorm2dConfig,
+    /// Inference mode in `forward` too (set by [`Layer::set_frozen`]).
+    frozen: bool,
     cache: Option<Cache>,
 }
 
@@ -159,6 +168,7 @@ impl BatchNorm2d {
             running_var: Tensor::ones(&[c]),
             num_batches_tracked: Tensor::scalar(0.0),
             config,
+            frozen: false,
             cache: None,
         })
     }
@@ -166,6 +176,47 @@ impl BatchNorm2d {
     /// The configuration.
     pub fn config(&self) -> &BatchNorm2dConfig {
         &self.config
+    }
+
+    /// Whether the layer is frozen ([`Layer::set_frozen`]): `forward`
+    /// normalises with the running statistics and leaves them unchanged.
+    pub fn is_frozen(&self) -> bool {
+        self.frozen
+    }
+
+    /// Backward of the frozen (inference-mode) forward pass:
+    /// `y = (x − mean)·invstd·w + b` with constant `mean` and `invstd`, so
+    /// `∂x = ∂y·w·invstd`, `∂w += Σ ∂y·(x − mean)·invstd`, `∂b += Σ ∂y`
+    /// (sums over `N, H, W`, accumulated in `f64`).
+    fn backward_frozen(&mut self, grad_out: &Tensor, cache: Cache) -> Tensor {
+        let [n, c, h, w] = cache.shape;
+        let plane = h * w;
+        let (weight, _) = self.affine();
+        let (x, g) = (cache.input.as_slice(), grad_out.as_slice());
+        let mut grad_in = vec![0.0f32; x.len()];
+        let (mut gw, mut gb) = (vec![0.0f64; c], vec![0.0f64; c]);
+        for i in 0..n {
+            for ch in 0..c {
+                let (mean, invstd) = (cache.save_mean[ch], cache.save_invstd[ch]);
+                let scale = weight[ch] * invstd;
+                let at = (i * c + ch) * plane;
+                for k in at..at + plane {
+                    let xhat = (x[k] - mean) * invstd;
+                    gw[ch] += (g[k] * xhat) as f64;
+                    gb[ch] += g[k] as f64;
+                    grad_in[k] = g[k] * scale;
+                }
+            }
+        }
+        if let (Some(wp), Some(bp)) = (&mut self.weight, &mut self.bias) {
+            for (d, s) in wp.grad.as_slice_mut().iter_mut().zip(&gw) {
+                *d += *s as f32;
+            }
+            for (d, s) in bp.grad.as_slice_mut().iter_mut().zip(&gb) {
+                *d += *s as f32;
+            }
+        }
+        tensor(&cache.shape, grad_in)
     }
 
     fn dims(&self, shape: &[usize]) -> Result<[usize; 4]> {
@@ -210,6 +261,20 @@ impl Layer for BatchNorm2d {
     fn forward(&mut self, x: &Tensor) -> Result<Tensor> {
         let shape = self.dims(x.shape())?;
         let c = shape[1];
+        if self.frozen {
+            let y = self.infer(x)?;
+            let eps = self.config.eps as f64;
+            self.cache = Some(Cache {
+                input: x.clone(),
+                save_mean: self.running_mean.as_slice().to_vec(),
+                save_invstd: (self.running_var.as_slice().iter())
+                    .map(|&v| (1.0 / (v as f64 + eps).sqrt()) as f32)
+                    .collect(),
+                shape,
+                frozen: true,
+            });
+            return Ok(y);
+        }
         let (w, b) = self.affine();
         let mut y = vec![0.0f32; x.len()];
         let (mut save_mean, mut save_invstd, mut unbiased) =
@@ -244,6 +309,7 @@ impl Layer for BatchNorm2d {
             save_mean,
             save_invstd,
             shape,
+            frozen: false,
         });
         Ok(tensor(&shape, y))
     }
@@ -253,6 +319,9 @@ impl Layer for BatchNorm2d {
             check_grad(NAME, grad_out, &cache.shape)?;
         }
         let cache = take_cache(&mut self.cache, NAME)?;
+        if cache.frozen {
+            return Ok(self.backward_frozen(grad_out, cache));
+        }
         let c = cache.shape[1];
         let (w, _) = self.affine();
         let mut grad_in = vec![0.0f32; cache.input.len()];
@@ -318,6 +387,14 @@ impl Layer for BatchNorm2d {
         );
     }
 
+    fn set_frozen(&mut self, prefix: &str, frozen: &dyn Fn(&str) -> bool) {
+        self.frozen = if self.weight.is_some() {
+            frozen(&join(prefix, "weight")) && frozen(&join(prefix, "bias"))
+        } else {
+            frozen(&join(prefix, "running_mean"))
+        };
+    }
+
     fn as_any(&self) -> Option<&dyn std::any::Any> {
         Some(self)
     }
@@ -351,6 +428,38 @@ mod tests {
         let mut plain = BatchNorm2d::with_config(BatchNorm2dConfig::new(2).affine(false)).unwrap();
         assert_eq!(plain.num_params(), 0);
         check_layer(&mut plain, &random(&[3, 2, 2, 2], 3));
+    }
+
+    #[test]
+    fn frozen_layer_runs_in_inference_mode_and_has_a_correct_gradient() {
+        let mut bn = perturbed(3, 4);
+        bn.running_mean = Tensor::from_vec(&[3], vec![0.5, -1.0, 0.25]).unwrap();
+        bn.running_var = Tensor::from_vec(&[3], vec![2.0, 0.5, 1.5]).unwrap();
+        bn.set_frozen("bn", &|k| k.starts_with("bn."));
+        assert!(bn.is_frozen());
+        let x = random(&[4, 3, 2, 3], 5);
+        let (mean, var) = (bn.running_mean.clone(), bn.running_var.clone());
+        let y = bn.forward(&x).unwrap();
+        assert_eq!(y, bn.infer(&x).unwrap(), "forward is inference");
+        assert_eq!(bn.running_mean, mean, "running statistics unchanged");
+        assert_eq!(bn.running_var, var);
+        assert_eq!(bn.num_batches_tracked.as_slice(), &[0.0]);
+        bn.backward(&Tensor::ones(y.shape())).unwrap();
+        // The gradient of the per-channel affine map, by finite differences.
+        check_layer(&mut bn, &x);
+        assert_eq!(bn.num_batches_tracked.as_slice(), &[0.0]);
+        // Only this layer's keys count; unfreezing restores training mode.
+        bn.set_frozen("other", &|k| k.starts_with("bn."));
+        assert!(!bn.is_frozen());
+        bn.forward(&x).unwrap();
+        assert_eq!(bn.num_batches_tracked.as_slice(), &[1.0]);
+        assert_ne!(bn.running_mean, mean);
+        // Without affine parameters, the running_mean key decides.
+        let mut plain = BatchNorm2d::with_config(BatchNorm2dConfig::new(3).affine(false)).unwrap();
+        plain.set_frozen("", &|k| k == "running_mean");
+        assert!(plain.is_frozen());
+        assert_eq!(plain.forward(&x).unwrap(), plain.infer(&x).unwrap());
+        check_layer(&mut plain, &x);
     }
 
     #[test]

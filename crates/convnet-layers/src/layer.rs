@@ -99,6 +99,30 @@ pub trait Layer: Send + Sync + std::fmt::Debug {
         Ok(output_shape)
     }
 
+    /// Tells the layer which of its parameters are *frozen*: not updated by
+    /// the optimizer (fine-tuning a head on a frozen backbone). `frozen` gets
+    /// the full key of a parameter (`layer1.0.bn1.weight`) and says whether
+    /// it is frozen; calling again replaces the previous setting
+    /// (`&|_| false` unfreezes everything).
+    ///
+    /// What a layer does with it:
+    /// - [`crate::BatchNorm2d`] whose parameters are frozen (for a layer
+    ///   without affine parameters: whose `running_mean` key is frozen) runs
+    ///   in inference mode inside [`Layer::forward`] too: it normalises with
+    ///   its running statistics and no longer updates them, as Keras does
+    ///   for a layer with `trainable = False`. (PyTorch's
+    ///   `requires_grad = False` alone keeps a BatchNorm in training mode,
+    ///   normalising with batch statistics and updating the running ones;
+    ///   a frozen backbone there also needs `bn.eval()`.)
+    /// - Containers pass it on to their children, and a
+    ///   [`crate::Sequential`] skips the backward pass through its leading
+    ///   children that have no trainable parameter in
+    ///   [`Layer::backward_params`] (nobody needs their gradients).
+    /// - Other layers ignore it (the default): their gradients are still
+    ///   computed where they are on the way to trainable ones, and the
+    ///   optimizer leaves the frozen values alone.
+    fn set_frozen(&mut self, _prefix: &str, _frozen: &dyn Fn(&str) -> bool) {}
+
     /// Resets every parameter gradient to zero.
     fn zero_grad(&mut self) {
         self.visit_params_mut("", &mut |_, p| p.zero_grad());
@@ -181,6 +205,9 @@ impl Layer for Box<dyn Layer> {
         rows: &mut Vec<SummaryRow>,
     ) -> Result<Vec<usize>> {
         (**self).summarize(name, input_shape, depth, rows)
+    }
+    fn set_frozen(&mut self, prefix: &str, frozen: &dyn Fn(&str) -> bool) {
+        (**self).set_frozen(prefix, frozen)
     }
     fn zero_grad(&mut self) {
         (**self).zero_grad()

@@ -1,7 +1,7 @@
 //! Checkpoints: a model's weights, buffers and random generators, and
 //! optionally everything needed to resume its training bit for bit.
 //!
-//! # File format (version 1)
+//! # File format (version 2)
 //!
 //! | bytes | content |
 //! |---|---|
@@ -17,6 +17,21 @@
 //! size first (a truncated file says so), then each checksum (a flipped byte
 //! says which part is corrupt). Files are written with
 //! [`crate::fsutil::write_atomic`]: temporary file, `fsync`, rename.
+//!
+//! # Versions
+//!
+//! The version in the preamble says how the header and payload are
+//! encoded. This code writes version 2 and reads versions 1 and 2:
+//!
+//! - 1: the first format;
+//! - 2: the header ends with the input [`Preprocessing`] (optional) and
+//!   the training state with the names of the frozen parameters
+//!   ([`TrainState::frozen`]).
+//!
+//! A version-1 file is decoded with the version-1 layout (private copies of
+//! the structs as they were) and converted: no preprocessing, nothing
+//! frozen. A change to any encoded struct must bump [`FORMAT_VERSION`] and
+//! keep the older layouts readable the same way.
 //!
 //! # Hostile files
 //!
@@ -44,8 +59,11 @@ use crate::optim::OptimizerState;
 
 /// The first 8 bytes of every checkpoint file.
 pub const MAGIC: &[u8; 8] = b"CNVNCKPT";
-/// The format version this code writes and reads.
-pub const FORMAT_VERSION: u32 = 1;
+/// The format version this code writes (it reads this one and every older
+/// one, see the module docs).
+pub const FORMAT_VERSION: u32 = 2;
+/// The oldest format version this code reads.
+pub const OLDEST_FORMAT_VERSION: u32 = 1;
 const PREAMBLE: usize = 8 + 4 + 12 + 12;
 
 /// A named tensor's name and shape.
@@ -55,6 +73,24 @@ pub struct TensorInfo {
     pub name: String,
     /// Shape.
     pub shape: Vec<usize>,
+}
+
+/// How images are prepared for the model: what `eval` and `predict` need to
+/// feed it the way it was trained.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct Preprocessing {
+    /// Input channels (1 greyscale, 3 RGB).
+    pub in_channels: usize,
+    /// Input height and width (square images).
+    pub image_size: usize,
+    /// Per-channel mean subtracted after scaling pixels to `[0, 1]`.
+    pub mean: Vec<f32>,
+    /// Per-channel standard deviation divided by after the mean.
+    pub std: Vec<f32>,
+    /// The evaluation pipeline (resize, crop, normalisation...) as JSON, in
+    /// the datasets crate's format; empty when there is none beyond `mean`
+    /// and `std` at `image_size`.
+    pub eval_pipeline: String,
 }
 
 /// What a checkpoint holds, readable without decoding the weights.
@@ -76,6 +112,8 @@ pub struct CheckpointHeader {
     pub epoch: usize,
     /// The program that wrote it (`convnet 0.1.0`).
     pub created_by: String,
+    /// How inputs are prepared (absent in version-1 files).
+    pub preprocessing: Option<Preprocessing>,
 }
 
 /// Everything a training run needs besides the model to resume exactly.
@@ -96,6 +134,9 @@ pub struct TrainState {
     pub threads: usize,
     /// The history so far.
     pub history: History,
+    /// Names of the frozen parameters (`Trainer::freeze`), in visiting
+    /// order; empty when everything trains (and in version-1 files).
+    pub frozen: Vec<String>,
 }
 
 /// The weights and the state.
@@ -147,7 +188,7 @@ pub struct Checkpoint {
 }
 
 /// Identifies a model in a checkpoint.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct ModelInfo {
     /// Zoo name.
     pub model: String,
@@ -157,6 +198,8 @@ pub struct ModelInfo {
     pub dataset: String,
     /// Class names.
     pub class_names: Vec<String>,
+    /// How inputs are prepared, if known.
+    pub preprocessing: Option<Preprocessing>,
 }
 
 fn bincode_config() -> bincode::config::Configuration {
@@ -254,6 +297,7 @@ impl Checkpoint {
                 buffers,
                 epoch,
                 created_by: format!("convnet {}", env!("CARGO_PKG_VERSION")),
+                preprocessing: info.preprocessing.clone(),
             },
             payload: CheckpointPayload {
                 params: param_values,
@@ -356,12 +400,15 @@ impl Checkpoint {
 
     /// Parses a checkpoint; `path` only names the file in error messages.
     pub fn from_bytes(bytes: &[u8], path: &Path) -> Result<Self> {
-        let (header, payload_bytes) = split(bytes, path)?;
-        let header = decode_header(header, path)?;
-        let (payload, used): (CheckpointPayload, usize) =
-            decode_limited(payload_bytes).map_err(|e| {
-                TrainError::checkpoint(path, decode_error("payload", payload_bytes.len(), e))
-            })?;
+        let (version, header, payload_bytes) = split(bytes, path)?;
+        let header = decode_header(header, version, path)?;
+        let err = |e| TrainError::checkpoint(path, decode_error("payload", payload_bytes.len(), e));
+        let (payload, used) = if version == 1 {
+            let (p, used): (v1::Payload, usize) = decode_limited(payload_bytes).map_err(err)?;
+            (p.into(), used)
+        } else {
+            decode_limited::<CheckpointPayload>(payload_bytes).map_err(err)?
+        };
         if used != payload_bytes.len() {
             return Err(TrainError::checkpoint(
                 path,
@@ -393,7 +440,7 @@ impl Checkpoint {
         let (preamble, bytes) = read_announced(path, false)?;
         let header = &bytes[PREAMBLE..];
         check_crc(header, preamble.header_crc, HEADER_CORRUPT, path)?;
-        decode_header(header, path)
+        decode_header(header, preamble.version, path)
     }
 
     fn check_consistency(&self, path: &Path) -> Result<()> {
@@ -425,6 +472,7 @@ const PAYLOAD_CORRUPT: &str = "the weights are corrupt (payload checksum mismatc
 
 /// The lengths and checksums of the preamble.
 struct Preamble {
+    version: u32,
     header_len: u64,
     header_crc: u32,
     payload_len: u64,
@@ -450,12 +498,14 @@ impl Preamble {
         let u32_at = |o: usize| u32::from_le_bytes(bytes[o..o + 4].try_into().expect("4 bytes"));
         let u64_at = |o: usize| u64::from_le_bytes(bytes[o..o + 8].try_into().expect("8 bytes"));
         let version = u32_at(8);
-        if version != FORMAT_VERSION {
+        if !(OLDEST_FORMAT_VERSION..=FORMAT_VERSION).contains(&version) {
             return bad(format!(
-                "format version {version}, this program reads version {FORMAT_VERSION}"
+                "format version {version}, this program reads versions \
+                 {OLDEST_FORMAT_VERSION} to {FORMAT_VERSION}"
             ));
         }
         let p = Preamble {
+            version,
             header_len: u64_at(12),
             header_crc: u32_at(20),
             payload_len: u64_at(24),
@@ -512,15 +562,15 @@ fn read_announced(path: &Path, with_payload: bool) -> Result<(Preamble, Vec<u8>)
     Ok((preamble, bytes))
 }
 
-/// Checks magic, version, lengths and checksums; returns the header and
-/// payload bytes.
-fn split<'a>(bytes: &'a [u8], path: &Path) -> Result<(&'a [u8], &'a [u8])> {
+/// Checks magic, version, lengths and checksums; returns the version and
+/// the header and payload bytes.
+fn split<'a>(bytes: &'a [u8], path: &Path) -> Result<(u32, &'a [u8], &'a [u8])> {
     let p = Preamble::parse(bytes, bytes.len() as u64, path)?;
     let header = &bytes[PREAMBLE..PREAMBLE + p.header_len as usize];
     let payload = &bytes[PREAMBLE + p.header_len as usize..];
     check_crc(header, p.header_crc, HEADER_CORRUPT, path)?;
     check_crc(payload, p.payload_crc, PAYLOAD_CORRUPT, path)?;
-    Ok((header, payload))
+    Ok((p.version, header, payload))
 }
 
 /// An error with `msg` unless `bytes` have the checksum `crc`.
@@ -531,10 +581,96 @@ fn check_crc(bytes: &[u8], crc: u32, msg: &str, path: &Path) -> Result<()> {
     Ok(())
 }
 
-fn decode_header(bytes: &[u8], path: &Path) -> Result<CheckpointHeader> {
-    let (header, _): (CheckpointHeader, usize) = decode_limited(bytes)
-        .map_err(|e| TrainError::checkpoint(path, decode_error("header", bytes.len(), e)))?;
+/// Decodes a header of format `version` (already checked to be readable).
+fn decode_header(bytes: &[u8], version: u32, path: &Path) -> Result<CheckpointHeader> {
+    let err = |e| TrainError::checkpoint(path, decode_error("header", bytes.len(), e));
+    if version == 1 {
+        let (header, _): (v1::Header, usize) = decode_limited(bytes).map_err(err)?;
+        return Ok(header.into());
+    }
+    let (header, _): (CheckpointHeader, usize) = decode_limited(bytes).map_err(err)?;
     Ok(header)
+}
+
+/// The structs as format version 1 encoded them, and their conversion to
+/// the current ones. Frozen in time: never change them.
+mod v1 {
+    use serde::{Deserialize, Serialize};
+
+    use super::{CheckpointHeader, CheckpointPayload, TensorInfo, TrainState};
+    use crate::history::History;
+    use crate::optim::OptimizerState;
+    use convnet_tensor::Rng;
+
+    /// Version 1 of [`CheckpointHeader`].
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    pub(super) struct Header {
+        pub model: String,
+        pub model_config: String,
+        pub dataset: String,
+        pub class_names: Vec<String>,
+        pub params: Vec<TensorInfo>,
+        pub buffers: Vec<TensorInfo>,
+        pub epoch: usize,
+        pub created_by: String,
+    }
+
+    /// Version 1 of [`TrainState`].
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    pub(super) struct Train {
+        pub epochs_done: usize,
+        pub global_step: u64,
+        pub optimizer: OptimizerState,
+        pub config: String,
+        pub run_settings: String,
+        pub threads: usize,
+        pub history: History,
+    }
+
+    /// Version 1 of [`CheckpointPayload`].
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    pub(super) struct Payload {
+        pub params: Vec<Vec<f32>>,
+        pub buffers: Vec<Vec<f32>>,
+        pub rngs: Vec<(String, Rng)>,
+        pub train: Option<Train>,
+    }
+
+    impl From<Header> for CheckpointHeader {
+        fn from(h: Header) -> Self {
+            CheckpointHeader {
+                model: h.model,
+                model_config: h.model_config,
+                dataset: h.dataset,
+                class_names: h.class_names,
+                params: h.params,
+                buffers: h.buffers,
+                epoch: h.epoch,
+                created_by: h.created_by,
+                preprocessing: None,
+            }
+        }
+    }
+
+    impl From<Payload> for CheckpointPayload {
+        fn from(p: Payload) -> Self {
+            CheckpointPayload {
+                params: p.params,
+                buffers: p.buffers,
+                rngs: p.rngs,
+                train: p.train.map(|t| TrainState {
+                    epochs_done: t.epochs_done,
+                    global_step: t.global_step,
+                    optimizer: t.optimizer,
+                    config: t.config,
+                    run_settings: t.run_settings,
+                    threads: t.threads,
+                    history: t.history,
+                    frozen: Vec::new(),
+                }),
+            }
+        }
+    }
 }
 
 /// Lists the differences between the saved and the model's tensors.
@@ -587,6 +723,13 @@ mod tests {
             model_config: "{}".into(),
             dataset: "synthetic".into(),
             class_names: vec!["a".into(), "b".into()],
+            preprocessing: Some(Preprocessing {
+                in_channels: 1,
+                image_size: 4,
+                mean: vec![0.5],
+                std: vec![0.25],
+                eval_pipeline: r#"{"transforms":[]}"#.into(),
+            }),
         }
     }
 
@@ -751,6 +894,124 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("cannot decode the payload"), "{e}");
+    }
+
+    /// The bytes of `ck` as format version 1 wrote them (its preprocessing
+    /// and frozen names dropped).
+    fn version1_bytes(ck: &Checkpoint) -> Vec<u8> {
+        let h = &ck.header;
+        let header = v1::Header {
+            model: h.model.clone(),
+            model_config: h.model_config.clone(),
+            dataset: h.dataset.clone(),
+            class_names: h.class_names.clone(),
+            params: h.params.clone(),
+            buffers: h.buffers.clone(),
+            epoch: h.epoch,
+            created_by: h.created_by.clone(),
+        };
+        let p = &ck.payload;
+        let payload = v1::Payload {
+            params: p.params.clone(),
+            buffers: p.buffers.clone(),
+            rngs: p.rngs.clone(),
+            train: p.train.as_ref().map(|t| v1::Train {
+                epochs_done: t.epochs_done,
+                global_step: t.global_step,
+                optimizer: t.optimizer.clone(),
+                config: t.config.clone(),
+                run_settings: t.run_settings.clone(),
+                threads: t.threads,
+                history: t.history.clone(),
+            }),
+        };
+        let header = bincode::serde::encode_to_vec(&header, bincode_config()).unwrap();
+        let payload = bincode::serde::encode_to_vec(&payload, bincode_config()).unwrap();
+        let mut bytes = assemble(&header, &payload);
+        bytes[8..12].copy_from_slice(&1u32.to_le_bytes());
+        bytes
+    }
+
+    #[test]
+    fn version_1_files_still_load() {
+        let mut a = TinyNet::new(4, 2, 1);
+        let mut opt =
+            crate::optim::Optimizer::new(crate::OptimizerConfig::sgd(0.1, 0.9), &a).unwrap();
+        opt.step(&mut a, 0.1).unwrap();
+        let train = TrainState {
+            epochs_done: 1,
+            global_step: 3,
+            optimizer: opt.state().clone(),
+            config: "{}".into(),
+            run_settings: "{}".into(),
+            threads: 2,
+            history: History::default(),
+            frozen: vec!["weight".into()],
+        };
+        let ck = Checkpoint::capture(&mut a, &info(), 1, Some(train));
+        let v2 = ck.to_bytes().unwrap();
+        assert_eq!(&v2[8..12], &2u32.to_le_bytes());
+        assert_eq!(
+            Checkpoint::from_bytes(&v2, Path::new("v2.ckpt")).unwrap(),
+            ck
+        );
+        let old = Checkpoint::from_bytes(&version1_bytes(&ck), Path::new("v1.ckpt")).unwrap();
+        assert_eq!(old.header.preprocessing, None);
+        assert_eq!(
+            old.payload.train.as_ref().unwrap().frozen,
+            Vec::<String>::new()
+        );
+        let mut expected = ck.clone();
+        expected.header.preprocessing = None;
+        expected.payload.train.as_mut().unwrap().frozen.clear();
+        assert_eq!(old, expected);
+        // A version-2 decoder on version-1 bytes would fail: the version matters.
+        let mut mislabelled = version1_bytes(&ck);
+        mislabelled[8..12].copy_from_slice(&2u32.to_le_bytes());
+        assert!(Checkpoint::from_bytes(&mislabelled, Path::new("x.ckpt")).is_err());
+        // The header alone, from a file.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("v1.ckpt");
+        std::fs::write(&path, version1_bytes(&ck)).unwrap();
+        assert_eq!(Checkpoint::read_header(&path).unwrap(), expected.header);
+        // Hostile version-1 files hit the same decode limits.
+        let mut bomb = huge_len(1 << 40);
+        bomb.extend_from_slice(&[0; 16]);
+        let mut file = assemble(&bomb, &[0, 0, 0, 0]);
+        file[8..12].copy_from_slice(&1u32.to_le_bytes());
+        let e = Checkpoint::from_bytes(&file, Path::new("b.ckpt"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("string or sequence longer than its 25 bytes"),
+            "{e}"
+        );
+    }
+
+    /// A checkpoint written by `convnet train` before format version 2
+    /// (LeNet-1, one epoch on 64 synthetic MNIST-shaped images).
+    #[test]
+    fn version_1_file_written_by_the_old_code_loads() {
+        let path =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/v1-lenet1-mnist.ckpt");
+        let bytes = std::fs::read(&path).unwrap();
+        assert_eq!(&bytes[8..12], &1u32.to_le_bytes(), "a version-1 file");
+        let ck = Checkpoint::load(&path).unwrap();
+        assert_eq!(ck.header.model, "lenet1");
+        assert_eq!(ck.header.dataset, "mnist");
+        assert_eq!(ck.header.class_names.len(), 10);
+        assert_eq!(ck.header.epoch, 1);
+        assert_eq!(ck.header.preprocessing, None);
+        assert_eq!(ck.num_params(), 2_646);
+        let train = ck.payload.train.as_ref().unwrap();
+        assert_eq!(train.epochs_done, 1);
+        assert_eq!(train.global_step, 4);
+        assert!(train.frozen.is_empty());
+        assert_eq!(train.optimizer.slots.len(), ck.header.params.len());
+        assert!(train.run_settings.contains("lenet1"));
+        // Written again, it is a version-2 file with the same content.
+        let again = Checkpoint::from_bytes(&ck.to_bytes().unwrap(), &path).unwrap();
+        assert_eq!(again, ck);
     }
 
     #[test]

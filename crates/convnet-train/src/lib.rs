@@ -46,7 +46,7 @@ pub mod trainer;
 mod test_util;
 
 pub use callback::{BatchReport, Callback, HistoryWriter};
-pub use checkpoint::{Checkpoint, CheckpointHeader, ModelInfo, TrainState};
+pub use checkpoint::{Checkpoint, CheckpointHeader, ModelInfo, Preprocessing, TrainState};
 pub use error::{Result, TrainError};
 pub use history::{EpochRecord, History};
 pub use metrics::ConfusionMatrix;

@@ -6,6 +6,10 @@
 //! side by side without looking names up. Its [`OptimizerState`] is
 //! serialisable and goes into checkpoints; loading it checks that the names
 //! and shapes are the model's.
+//!
+//! Parameters can be *frozen* ([`Optimizer::set_frozen`]): a step leaves
+//! them exactly as they are (no update, no weight decay, no momentum) and
+//! their slots hold no buffers.
 
 use convnet_layers::{Layer, Param};
 use serde::{Deserialize, Serialize};
@@ -191,7 +195,8 @@ pub struct OptimizerState {
     pub kind: String,
     /// Steps taken so far.
     pub step: u64,
-    /// One slot per parameter, in the model's visiting order.
+    /// One slot per parameter, in the model's visiting order (a frozen
+    /// parameter's slot has no buffers).
     pub slots: Vec<SlotState>,
 }
 
@@ -227,6 +232,8 @@ pub struct OptimizerState {
 pub struct Optimizer {
     config: OptimizerConfig,
     state: OptimizerState,
+    /// Per slot: frozen (never updated).
+    frozen: Vec<bool>,
 }
 
 impl Optimizer {
@@ -243,6 +250,7 @@ impl Optimizer {
             })
         });
         Ok(Optimizer {
+            frozen: vec![false; slots.len()],
             state: OptimizerState {
                 kind: config.kind().to_string(),
                 step: 0,
@@ -250,6 +258,30 @@ impl Optimizer {
             },
             config,
         })
+    }
+
+    /// Freezes the parameters whose name `frozen` accepts and unfreezes the
+    /// others: [`Optimizer::step`] leaves a frozen parameter unchanged (no
+    /// update, no weight decay, no momentum), and its slot's buffers are
+    /// dropped (a parameter unfrozen later starts with zeroed buffers).
+    /// Returns the number of frozen parameters.
+    pub fn set_frozen(&mut self, frozen: &dyn Fn(&str) -> bool) -> usize {
+        let nbuf = self.config.buffers();
+        for (slot, f) in self.state.slots.iter_mut().zip(&mut self.frozen) {
+            *f = frozen(&slot.name);
+            if *f {
+                slot.buffers = Vec::new();
+            } else if slot.buffers.len() != nbuf {
+                let n = slot.shape.iter().product();
+                slot.buffers = vec![vec![0.0; n]; nbuf];
+            }
+        }
+        self.frozen.iter().filter(|&&f| f).count()
+    }
+
+    /// Whether the parameter of slot `index` (visiting order) is frozen.
+    pub fn is_frozen(&self, index: usize) -> bool {
+        self.frozen.get(index).copied().unwrap_or(false)
     }
 
     /// The configuration.
@@ -294,9 +326,14 @@ impl Optimizer {
             if saved.buffers.len() != mine.buffers.len()
                 || saved.buffers.iter().any(|b| b.len() != n)
             {
+                let frozen = |b: &[Vec<f32>]| if b.is_empty() { " (frozen)" } else { "" };
                 return Err(TrainError::Mismatch(format!(
-                    "optimizer state of `{}`: buffers have the wrong size",
-                    saved.name
+                    "optimizer state of `{}`: {} saved buffers{}, {} expected{}",
+                    saved.name,
+                    saved.buffers.len(),
+                    frozen(&saved.buffers),
+                    mine.buffers.len(),
+                    frozen(&mine.buffers)
                 )));
             }
         }
@@ -318,6 +355,7 @@ impl Optimizer {
         let t = self.state.step + 1;
         let config = self.config.clone();
         let slots = &mut self.state.slots;
+        let frozen = &self.frozen;
         let mut index = 0usize;
         let mut error: Option<String> = None;
         model.visit_params_mut("", &mut |name, p| {
@@ -341,7 +379,9 @@ impl Optimizer {
                 return;
             }
             debug_assert_eq!(slot.name, name);
-            update(&config, slot, p, lr, first, t);
+            if !frozen[index - 1] {
+                update(&config, slot, p, lr, first, t);
+            }
         });
         if let Some(msg) = error {
             return Err(TrainError::invalid("Optimizer::step", msg));

@@ -241,6 +241,8 @@ pub struct Trainer<'m> {
     callbacks: Vec<Box<dyn Callback + 'm>>,
     checkpoint: Option<CheckpointTarget>,
     num_classes: usize,
+    /// Names of the frozen parameters, in visiting order.
+    frozen: Vec<String>,
 }
 
 impl<'m> Trainer<'m> {
@@ -261,7 +263,70 @@ impl<'m> Trainer<'m> {
             callbacks: Vec::new(),
             checkpoint: None,
             num_classes,
+            frozen: Vec::new(),
         })
+    }
+
+    /// Freezes the parameters whose PyTorch-style name `frozen` accepts
+    /// (`|k| !k.starts_with("fc.")` trains ResNet's head only) and unfreezes
+    /// the others; returns how many parameter tensors are frozen.
+    ///
+    /// A frozen parameter is never changed: the optimizer skips it (no
+    /// update, no weight decay, no momentum, no buffers in its state), and
+    /// gradient clipping does not count it. The model is told through
+    /// [`Layer::set_frozen`]: BatchNorm layers whose parameters are frozen
+    /// run in inference mode (their running statistics are used and stay
+    /// unchanged: Keras's behaviour for `trainable = False`, where PyTorch's
+    /// `requires_grad_(False)` alone would keep updating them), a
+    /// BatchNorm without parameters does so as soon as anything is frozen,
+    /// and a `Sequential` model skips the backward pass through its frozen
+    /// leading layers. So a frozen backbone's tensors, buffers included,
+    /// stay bit-identical.
+    ///
+    /// The setting is saved in checkpoints ([`TrainState::frozen`]) and
+    /// restored by [`Trainer::resume`]. Freezing every parameter is an
+    /// error (nothing would train).
+    pub fn freeze(&mut self, frozen: &dyn Fn(&str) -> bool) -> Result<usize> {
+        let (mut names, mut total) = (Vec::new(), 0usize);
+        self.model.visit_params("", &mut |name, _| {
+            total += 1;
+            if frozen(name) {
+                names.push(name.to_string());
+            }
+        });
+        if total > 0 && names.len() == total {
+            return Err(TrainError::Config(format!(
+                "every one of the model's {total} parameter tensors is frozen: nothing would train"
+            )));
+        }
+        self.apply_frozen(names);
+        Ok(self.frozen.len())
+    }
+
+    /// Names of the frozen parameters ([`Trainer::freeze`]), in visiting
+    /// order; empty when everything trains.
+    pub fn frozen(&self) -> &[String] {
+        &self.frozen
+    }
+
+    /// Freezes exactly the parameters `names` (the model and the optimizer).
+    fn apply_frozen(&mut self, names: Vec<String>) {
+        let frozen: std::collections::HashSet<&str> = names.iter().map(String::as_str).collect();
+        let mut trainable = std::collections::HashSet::new();
+        self.model.visit_params("", &mut |name, _| {
+            if !frozen.contains(name) {
+                trainable.insert(name.to_string());
+            }
+        });
+        if frozen.is_empty() {
+            self.model.set_frozen("", &|_| false);
+        } else {
+            // Every key that is not a trainable parameter is frozen: buffers
+            // of parameter-free BatchNorm layers included.
+            self.model.set_frozen("", &|k| !trainable.contains(k));
+        }
+        self.optimizer.set_frozen(&|k| frozen.contains(k));
+        self.frozen = names;
     }
 
     /// Adds a callback (called in the order added).
@@ -314,6 +379,7 @@ impl<'m> Trainer<'m> {
             run_settings: run_settings.to_string(),
             threads: rayon::current_num_threads(),
             history: self.history.clone(),
+            frozen: self.frozen.clone(),
         })
     }
 
@@ -327,6 +393,8 @@ impl<'m> Trainer<'m> {
     /// Restores the model (weights, buffers, generators) and the training
     /// state (optimizer, step, epochs done, history) from a checkpoint made by
     /// this trainer's configuration; training continues at the next epoch.
+    /// The frozen parameters are the checkpoint's ([`TrainState::frozen`]),
+    /// whatever [`Trainer::freeze`] said before.
     pub fn resume(&mut self, checkpoint: &Checkpoint) -> Result<()> {
         let state = checkpoint.payload.train.as_ref().ok_or_else(|| {
             TrainError::Mismatch(
@@ -349,6 +417,7 @@ impl<'m> Trainer<'m> {
             )));
         }
         checkpoint.apply_to(self.model)?;
+        self.apply_frozen(state.frozen.clone());
         self.optimizer.load_state(state.optimizer.clone())?;
         self.epochs_done = state.epochs_done;
         self.global_step = state.global_step;
@@ -438,6 +507,17 @@ impl<'m> Trainer<'m> {
                 // Nobody needs the gradient of the images.
                 self.model.backward_params(&out.grad)?;
                 if let Some(max_norm) = self.config.clip_grad_norm {
+                    if !self.frozen.is_empty() {
+                        // Frozen gradients the backward pass computed on
+                        // its way do not count in the norm.
+                        let (optimizer, mut index) = (&self.optimizer, 0);
+                        self.model.visit_params_mut("", &mut |_, p| {
+                            if optimizer.is_frozen(index) {
+                                p.zero_grad();
+                            }
+                            index += 1;
+                        });
+                    }
                     clip_grad_norm(self.model, max_norm)?;
                 }
                 lr = schedule.lr_at(self.global_step as usize);
@@ -730,6 +810,153 @@ mod tests {
             .fit(&train, None)
             .unwrap();
         assert_ne!(weights(&full), weights(&other));
+    }
+
+    /// A small conv net with BatchNorm on 1×2×3 "images": children `0`
+    /// (conv), `1` (BatchNorm), `2`, `3`, and the head `4` (Linear).
+    fn conv_bn_net(seed: u64) -> convnet_layers::Sequential {
+        use convnet_layers::{
+            BatchNorm2d, Conv2d, Conv2dConfig, Flatten, Linear, LinearConfig, ReLU, Sequential,
+        };
+        let mut rng = Rng::seed_from(seed);
+        Sequential::default()
+            .with(Conv2d::new(Conv2dConfig::new(1, 2, 3).padding(1), &mut rng).unwrap())
+            .with(BatchNorm2d::new(2).unwrap())
+            .with(ReLU::new())
+            .with(Flatten::new())
+            .with(Linear::new(LinearConfig::new(12, 3), &mut rng).unwrap())
+    }
+
+    /// The blobs as `[N, 1, 2, 3]` images.
+    struct Images(Blobs);
+    impl BatchSource for Images {
+        fn num_samples(&self) -> usize {
+            self.0.num_samples()
+        }
+        fn num_batches(&self) -> usize {
+            self.0.num_batches()
+        }
+        fn batches(&self, epoch: usize) -> Box<dyn Iterator<Item = Result<Batch>> + '_> {
+            Box::new(self.0.batches(epoch).map(|b| {
+                let b = b?;
+                let n = b.labels.len();
+                Ok(Batch {
+                    images: Tensor::from_vec(&[n, 1, 2, 3], b.images.as_slice().to_vec())?,
+                    labels: b.labels,
+                })
+            }))
+        }
+    }
+
+    /// Every parameter and buffer, by name.
+    fn tensors(model: &dyn Layer) -> Vec<(String, Vec<f32>)> {
+        let mut v = Vec::new();
+        model.visit_params("", &mut |k, p| {
+            v.push((k.to_string(), p.value.as_slice().to_vec()))
+        });
+        model.visit_buffers("", &mut |k, t| {
+            v.push((k.to_string(), t.as_slice().to_vec()))
+        });
+        v
+    }
+
+    fn is_head(k: &str) -> bool {
+        k.starts_with("4.")
+    }
+
+    #[test]
+    fn frozen_backbone_stays_bit_identical_and_the_head_learns() {
+        let (train, test) = (
+            Images(Blobs::new(96, 3, true)),
+            Images(Blobs::new(24, 4, false)),
+        );
+        let mut model = conv_bn_net(5);
+        let before = tensors(&model);
+        let mut t = Trainer::new(&mut model, config(3), 3).unwrap();
+        assert_eq!(t.freeze(&|k| !is_head(k)).unwrap(), 4);
+        assert_eq!(t.frozen(), ["0.weight", "0.bias", "1.weight", "1.bias"]);
+        let state = t.train_state("").unwrap();
+        assert_eq!(state.frozen, t.frozen());
+        let slots = &state.optimizer.slots;
+        assert!(slots
+            .iter()
+            .all(|s| s.buffers.is_empty() != is_head(&s.name)));
+        t.fit(&train, Some(&test)).unwrap();
+        drop(t);
+        let after = tensors(&model);
+        assert_eq!(before.len(), after.len());
+        for ((k, a), (_, b)) in before.iter().zip(&after) {
+            if is_head(k) {
+                assert_ne!(a, b, "{k} trained");
+            } else {
+                assert_eq!(a, b, "{k} frozen (BatchNorm statistics included)");
+            }
+        }
+        // Unfrozen, the same run changes the backbone too (the test can fail).
+        let mut free = conv_bn_net(5);
+        Trainer::new(&mut free, config(1), 3)
+            .unwrap()
+            .fit(&train, None)
+            .unwrap();
+        let moved = tensors(&free);
+        for ((k, a), (_, b)) in before.iter().zip(&moved) {
+            assert_ne!(a, b, "{k} trains when nothing is frozen");
+        }
+        // Freezing everything leaves nothing to train.
+        let mut t = Trainer::new(&mut free, config(1), 3).unwrap();
+        let e = t.freeze(&|_| true).unwrap_err().to_string();
+        assert!(e.contains("nothing would train"), "{e}");
+    }
+
+    #[test]
+    fn resume_with_a_frozen_backbone_is_bit_identical() {
+        let dir = tempfile::tempdir().unwrap();
+        let (train, test) = (
+            Images(Blobs::new(96, 3, true)),
+            Images(Blobs::new(24, 4, false)),
+        );
+        let cfg = TrainConfig {
+            clip_grad_norm: Some(0.5),
+            ..config(4)
+        };
+        let mut full = conv_bn_net(7);
+        let mut t = Trainer::new(&mut full, cfg.clone(), 3).unwrap();
+        t.freeze(&|k| !is_head(k)).unwrap();
+        t.fit(&train, Some(&test)).unwrap();
+        drop(t);
+        let path = dir.path().join("frozen.ckpt");
+        let mut first = conv_bn_net(7);
+        let mut t = Trainer::new(&mut first, cfg.clone(), 3).unwrap();
+        t.freeze(&|k| !is_head(k)).unwrap();
+        t.checkpoint_to(CheckpointTarget {
+            path: path.clone(),
+            info: info(),
+            run_settings: "{}".into(),
+        });
+        t.fit_until(&train, Some(&test), 2).unwrap();
+        drop(t);
+        // Resumed into a model with other weights and nothing frozen: the
+        // checkpoint brings the weights and the freezing.
+        let ck = Checkpoint::load(&path).unwrap();
+        assert_eq!(ck.payload.train.as_ref().unwrap().frozen.len(), 4);
+        let mut resumed = conv_bn_net(999);
+        let mut t = Trainer::new(&mut resumed, cfg, 3).unwrap();
+        t.resume(&ck).unwrap();
+        assert_eq!(t.frozen().len(), 4);
+        t.fit(&train, Some(&test)).unwrap();
+        drop(t);
+        assert_eq!(tensors(&full), tensors(&resumed), "bit-identical");
+        let start = tensors(&conv_bn_net(7));
+        assert_eq!(
+            start
+                .iter()
+                .filter(|(k, _)| !is_head(k))
+                .collect::<Vec<_>>(),
+            tensors(&resumed)
+                .iter()
+                .filter(|(k, _)| !is_head(k))
+                .collect::<Vec<_>>(),
+        );
     }
 
     #[test]

@@ -409,6 +409,11 @@ impl Layer for CNBlock {
         self.block.visit_params_mut(&join(prefix, "block"), f);
     }
 
+    fn set_frozen(&mut self, prefix: &str, frozen: &dyn Fn(&str) -> bool) {
+        self.layer_scale.set_frozen(prefix, frozen);
+        self.block.set_frozen(&join(prefix, "block"), frozen);
+    }
+
     fn visit_rngs_mut(&mut self, prefix: &str, f: &mut dyn FnMut(&str, &mut Rng)) {
         self.stochastic_depth
             .visit_rngs_mut(&join(prefix, "stochastic_depth"), f);

@@ -690,6 +690,18 @@ impl Layer for GoogLeNet {
         self.head.visit_buffers_mut(prefix, f);
     }
 
+    fn set_frozen(&mut self, prefix: &str, frozen: &dyn Fn(&str) -> bool) {
+        for t in &mut self.trunk {
+            t.set_frozen(prefix, frozen);
+        }
+        if let Some(aux) = &mut self.aux {
+            for (a, name) in aux.iter_mut().zip(AUX_NAMES) {
+                a.set_frozen(&join(prefix, name), frozen);
+            }
+        }
+        self.head.set_frozen(prefix, frozen);
+    }
+
     fn visit_rngs_mut(&mut self, prefix: &str, f: &mut dyn FnMut(&str, &mut Rng)) {
         for t in &mut self.trunk {
             t.visit_rngs_mut(prefix, f);

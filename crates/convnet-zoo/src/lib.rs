@@ -33,6 +33,7 @@ pub mod depth;
 pub mod error;
 pub mod flops;
 pub mod googlenet;
+mod head;
 pub mod lenet;
 pub mod resnet;
 pub mod small;
@@ -44,6 +45,7 @@ use convnet_tensor::Rng;
 use serde::{Deserialize, Serialize};
 
 pub use error::{Result, ZooError};
+pub use head::head_keys;
 
 /// The most input channels a configuration may ask for (hyperspectral
 /// stacks have a few hundred).
@@ -222,7 +224,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn registry_names_are_unique_and_build_with_their_defaults() {
+    fn registry_names_are_unique_and_build_with_their_defaults_and_heads() {
         let names = model_names();
         let mut sorted = names.clone();
         sorted.sort();
@@ -234,6 +236,9 @@ mod tests {
             let model = m.build(&cfg, &mut rng).unwrap();
             let out = model.output_shape(&cfg.input_shape(1)).unwrap();
             assert_eq!(out, vec![1, cfg.num_classes], "{}", m.name);
+            // The derived head is exactly the classifier.
+            let head = head_keys(model.as_ref(), cfg.num_classes);
+            assert_eq!(head, head::tests::expected(m.name), "{}", m.name);
         }
     }
 

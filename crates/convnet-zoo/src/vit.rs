@@ -538,6 +538,15 @@ impl Layer for VisionTransformer {
         self.heads.visit_params(&join(prefix, "heads"), f);
     }
 
+    fn set_frozen(&mut self, prefix: &str, frozen: &dyn Fn(&str) -> bool) {
+        self.conv_proj
+            .set_frozen(&join(prefix, "conv_proj"), frozen);
+        self.layers
+            .set_frozen(&join(prefix, "encoder.layers"), frozen);
+        self.ln.set_frozen(&join(prefix, "encoder.ln"), frozen);
+        self.heads.set_frozen(&join(prefix, "heads"), frozen);
+    }
+
     fn visit_params_mut(&mut self, prefix: &str, f: &mut dyn FnMut(&str, &mut Param)) {
         f(&join(prefix, "class_token"), &mut self.class_token);
         self.conv_proj

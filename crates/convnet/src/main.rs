@@ -256,6 +256,12 @@ struct TrainArgs {
     /// Load --weights non-strictly: what does not fit (a head of another size) is re-initialised and reported.
     #[arg(long, requires = "weights")]
     weights_non_strict: bool,
+    /// Train the classifier head only (fc, classifier.6, heads.head...): the
+    /// rest keeps the --weights values, BatchNorm statistics included. A
+    /// head of another size than the dataset's classes is re-initialised
+    /// anyway. A resumed run keeps the freezing of its checkpoint.
+    #[arg(long, requires = "weights")]
+    freeze_backbone: bool,
 }
 
 #[derive(Args, Debug)]
@@ -485,6 +491,7 @@ fn train_options(a: &TrainArgs) -> anyhow::Result<TrainOptions> {
             o.stop_after = a.stop_after_epoch;
             o.weights = a.weights.clone();
             o.weights_non_strict = a.weights_non_strict;
+            o.freeze_backbone = a.freeze_backbone;
             o
         }
     };

@@ -305,6 +305,7 @@ fn eval_of_nan_weights_is_zero_percent_not_a_hundred() {
         model_config: serde_json::to_string(&config).unwrap(),
         dataset: "mnist".into(),
         class_names: (0..10).map(|c| c.to_string()).collect(),
+        ..Default::default()
     };
     let ck = data.path().join("nan.ckpt");
     Checkpoint::capture(model.as_mut(), &info, 1, None)
@@ -585,4 +586,109 @@ fn runs_that_would_not_fit_in_memory_are_refused_before_allocating() {
         t.contains("CONVNET_MEMORY_LIMIT=\"lots\" is not a size"),
         "{t}"
     );
+}
+
+#[test]
+fn train_from_weights_with_another_head_and_a_frozen_backbone() {
+    use convnet::layers::Layer;
+    use convnet::weights::StateDict;
+    let data = fake_mnist(32, 20);
+    // "Pretrained" ResNet-20 with a 5-class head, BatchNorm statistics set.
+    let pre_config = convnet::zoo::ModelConfig {
+        num_classes: 5,
+        ..convnet::zoo::ModelConfig::mnist()
+    };
+    let mut pre = convnet::zoo::build("resnet20", &pre_config, &mut Rng::seed_from(1)).unwrap();
+    pre.visit_buffers_mut("", &mut |k, t| {
+        if k.ends_with("running_var") {
+            t.as_slice_mut().iter_mut().for_each(|v| *v = 2.0);
+        }
+    });
+    let pretrained = StateDict::from_model(pre.as_ref());
+    let weights = data.path().join("pre.safetensors");
+    convnet::weights::safetensors_io::write(&weights, &pretrained, None).unwrap();
+    let out = data.path().join("run");
+    let base = [
+        "train",
+        "--model",
+        "resnet20",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "16",
+        "--warmup-steps",
+        "0",
+        "--data-dir",
+        data.path().to_str().unwrap(),
+        "--offline",
+        "--progress",
+        "plain",
+        "--out-dir",
+        out.to_str().unwrap(),
+    ];
+    // Freezing needs trained weights.
+    let o = convnet(&[&base[..], &["--freeze-backbone"]].concat());
+    assert!(!o.status.success());
+    assert!(text(&o).contains("--weights"), "{}", text(&o));
+
+    let o = convnet(
+        &[
+            &base[..],
+            &["--weights", weights.to_str().unwrap(), "--freeze-backbone"],
+        ]
+        .concat(),
+    );
+    let t = text(&o);
+    assert!(o.status.success(), "{t}");
+    assert!(
+        t.contains("re-initialised head (the weights' head has 5 classes, this model 10): fc.weight, fc.bias"),
+        "{t}"
+    );
+    assert!(t.contains("frozen backbone: training 650 of"), "{t}");
+    let check = |ck: &Checkpoint| {
+        assert_eq!(ck.header.class_names.len(), 10);
+        let pre = ck.header.preprocessing.as_ref().unwrap();
+        assert_eq!((pre.in_channels, pre.image_size), (1, 28));
+        assert_eq!(
+            (pre.mean.as_slice(), pre.std.as_slice()),
+            (&[0.1307f32][..], &[0.3081f32][..])
+        );
+        let frozen = &ck.payload.train.as_ref().unwrap().frozen;
+        assert!(!frozen.is_empty() && !frozen.iter().any(|k| k.starts_with("fc.")));
+        let sd = convnet::app::weights::checkpoint_state_dict(ck).unwrap();
+        for e in sd.iter() {
+            let was = pretrained.get(&e.name).unwrap();
+            if e.name.starts_with("fc.") {
+                assert_ne!(e.tensor.shape(), was.shape());
+            } else {
+                assert_eq!(e.tensor.as_slice(), was.as_slice(), "{} changed", e.name);
+            }
+        }
+    };
+    let ckpt = out.join("checkpoint.ckpt");
+    check(&Checkpoint::load(&ckpt).unwrap());
+    // Resumed, the backbone stays frozen (the checkpoint says so).
+    let o = convnet(&[
+        "train",
+        "--resume",
+        ckpt.to_str().unwrap(),
+        "--epochs",
+        "2",
+        "--progress",
+        "plain",
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    let ck = Checkpoint::load(&ckpt).unwrap();
+    assert_eq!(ck.header.epoch, 2);
+    check(&ck);
+    // eval reports the checkpoint's class names.
+    let o = convnet(&[
+        "eval",
+        "--checkpoint",
+        ckpt.to_str().unwrap(),
+        "--data-dir",
+        data.path().to_str().unwrap(),
+        "--offline",
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
 }

@@ -177,6 +177,12 @@ impl Layer for Add {
         }
     }
 
+    fn set_frozen(&mut self, prefix: &str, frozen: &dyn Fn(&str) -> bool) {
+        for (n, c) in &mut self.branches {
+            c.set_frozen(&join(prefix, n), frozen);
+        }
+    }
+
     fn visit_rngs_mut(&mut self, prefix: &str, f: &mut dyn FnMut(&str, &mut Rng)) {
         for (n, c) in &mut self.branches {
             c.visit_rngs_mut(&join(prefix, n), f);

@@ -60,6 +60,9 @@ pub struct Sequential {
     children: Vec<Child>,
     /// Whether a `forward` awaits its `backward`.
     forwarded: bool,
+    /// How many leading children have no trainable parameter (see
+    /// [`Layer::set_frozen`]): `backward_params` stops before them.
+    frozen_prefix: usize,
 }
 
 impl Sequential {
@@ -67,6 +70,7 @@ impl Sequential {
     pub fn new(layers: Vec<Box<dyn Layer>>) -> Self {
         Sequential {
             forwarded: false,
+            frozen_prefix: 0,
             children: layers
                 .into_iter()
                 .enumerate()
@@ -84,6 +88,7 @@ impl Sequential {
         Ok(Sequential {
             children,
             forwarded: false,
+            frozen_prefix: 0,
         })
     }
 
@@ -211,9 +216,11 @@ impl Layer for Sequential {
             return Err(LayerError::no_cache(NAME));
         }
         let mut cur: Option<Tensor> = None;
-        let mut children = self.children.iter_mut();
-        // The first child's input gradient is not needed: it gets
-        // `backward_params`, the others `backward`.
+        // Leading children without a trainable parameter (a frozen
+        // backbone) need no backward at all; the first child that has one
+        // needs no input gradient: it gets `backward_params`, the others
+        // `backward`.
+        let mut children = self.children.iter_mut().skip(self.frozen_prefix);
         let first = children.next();
         for (name, c) in children.rev() {
             let g = c
@@ -274,6 +281,24 @@ impl Layer for Sequential {
         }
     }
 
+    fn set_frozen(&mut self, prefix: &str, frozen: &dyn Fn(&str) -> bool) {
+        self.frozen_prefix = 0;
+        let mut trainable_seen = false;
+        for (n, c) in &mut self.children {
+            let name = join(prefix, n);
+            c.set_frozen(&name, frozen);
+            if !trainable_seen {
+                let mut trainable = false;
+                c.visit_params(&name, &mut |k, _| trainable |= !frozen(k));
+                if trainable {
+                    trainable_seen = true;
+                } else {
+                    self.frozen_prefix += 1;
+                }
+            }
+        }
+    }
+
     fn visit_rngs_mut(&mut self, prefix: &str, f: &mut dyn FnMut(&str, &mut Rng)) {
         for (n, c) in &mut self.children {
             c.visit_rngs_mut(&join(prefix, n), f);
@@ -301,6 +326,7 @@ impl Layer for Sequential {
         Some(Box::new(Sequential {
             children: clone_children(&self.children)?,
             forwarded: false,
+            frozen_prefix: self.frozen_prefix,
         }))
     }
 }
@@ -322,6 +348,7 @@ impl Sequential {
         Ok(Sequential {
             children,
             forwarded: false,
+            frozen_prefix: self.frozen_prefix,
         })
     }
 }
@@ -331,6 +358,49 @@ mod tests {
     use super::*;
     use crate::testing::{check_layer, random};
     use crate::{Dropout, Flatten, Identity, Linear, LinearConfig};
+
+    #[test]
+    fn frozen_leading_children_get_no_backward() {
+        let mut rng = Rng::seed_from(3);
+        let mut net = Sequential::default()
+            .with(Linear::new(LinearConfig::new(4, 5), &mut rng).unwrap())
+            .with(crate::ReLU::new())
+            .with(Linear::new(LinearConfig::new(5, 3), &mut rng).unwrap());
+        let grads = |net: &Sequential| {
+            let mut v = Vec::new();
+            net.visit_params("", &mut |k, p| {
+                v.push((k.to_string(), p.grad.as_slice().iter().any(|&g| g != 0.0)))
+            });
+            v
+        };
+        let x = random(&[2, 4], 1);
+        let g = random(&[2, 3], 2);
+        net.set_frozen("", &|k| k.starts_with("0."));
+        net.forward(&x).unwrap();
+        net.backward_params(&g).unwrap();
+        let got = grads(&net);
+        assert!(
+            got.iter().all(|(k, nz)| *nz == k.starts_with("2.")),
+            "{got:?}"
+        );
+        // A frozen prefix still gives the input gradient to `backward`.
+        net.zero_grad();
+        net.forward(&x).unwrap();
+        assert_eq!(net.backward(&g).unwrap().shape(), &[2, 4]);
+        // Unfrozen again: every gradient.
+        net.zero_grad();
+        net.set_frozen("", &|_| false);
+        net.forward(&x).unwrap();
+        net.backward_params(&g).unwrap();
+        assert!(grads(&net).iter().all(|(_, nz)| *nz));
+        // Everything frozen: nothing to do, but a backward still needs a forward.
+        net.zero_grad();
+        net.set_frozen("", &|_| true);
+        net.forward(&x).unwrap();
+        net.backward_params(&g).unwrap();
+        assert!(grads(&net).iter().all(|(_, nz)| !*nz));
+        assert!(net.backward_params(&g).is_err());
+    }
 
     fn mlp(rng: &mut Rng) -> Sequential {
         Sequential::default()

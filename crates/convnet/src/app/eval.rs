@@ -57,6 +57,9 @@ pub struct ModelWithWeights {
     pub epoch: Option<usize>,
     /// The class names the file records (a convnet checkpoint), else empty.
     pub class_names: Vec<String>,
+    /// How a convnet checkpoint's inputs are prepared (written since
+    /// checkpoint format 2).
+    pub preprocessing: Option<convnet_train::Preprocessing>,
 }
 
 /// Builds a zoo model with the weights of `path`: a convnet checkpoint
@@ -75,6 +78,7 @@ pub fn load_with_weights(model: Option<&str>, path: &Path) -> Result<ModelWithWe
                 dataset: checkpoint_dataset(&loaded.checkpoint),
                 epoch: Some(h.epoch),
                 class_names: h.class_names.clone(),
+                preprocessing: h.preprocessing.clone(),
                 model: loaded.model,
                 config: loaded.config,
             });
@@ -94,7 +98,45 @@ pub fn load_with_weights(model: Option<&str>, path: &Path) -> Result<ModelWithWe
         dataset: None,
         epoch: None,
         class_names: wm.file.class_names,
+        preprocessing: None,
     })
+}
+
+/// The class names to report: the checkpoint's (they are the model's
+/// outputs), else the dataset's. A checkpoint whose number of classes is
+/// not the dataset's is an error naming both.
+fn eval_class_names(
+    loaded: &ModelWithWeights,
+    kind: DatasetKind,
+    checkpoint: &Path,
+) -> Result<Vec<String>> {
+    let dataset: Vec<String> = kind.class_names().iter().map(|s| s.to_string()).collect();
+    if loaded.class_names.is_empty() {
+        return Ok(dataset);
+    }
+    if loaded.class_names.len() != dataset.len() {
+        return Err(AppError::Usage(format!(
+            "{} has {} classes ({}), the {} test set has {}: evaluate it on the dataset it was \
+             trained on",
+            checkpoint.display(),
+            loaded.class_names.len(),
+            preview(&loaded.class_names),
+            kind.title(),
+            dataset.len()
+        )));
+    }
+    Ok(loaded.class_names.clone())
+}
+
+/// The first few names of a list, for messages.
+fn preview(names: &[String]) -> String {
+    let shown: Vec<&str> = names.iter().take(4).map(String::as_str).collect();
+    let more = if names.len() > shown.len() {
+        ", ..."
+    } else {
+        ""
+    };
+    format!("{}{more}", shown.join(", "))
 }
 
 /// The dataset a checkpoint was trained on, if it names one.
@@ -138,7 +180,7 @@ pub fn run_eval(
     let test = load_split(kind, Split::Test, &dir, limit)?;
     let n = test.len();
     let loader = test_loader(test, batch_size)?;
-    let classes: Vec<String> = kind.class_names().iter().map(|s| s.to_string()).collect();
+    let classes = eval_class_names(&loaded, kind, checkpoint)?;
     let report = evaluate(&loaded.model, &loader, classes.len())?;
     let epoch = loaded
         .epoch

@@ -7,7 +7,7 @@ use convnet_tensor::Rng;
 use convnet_train::progress::thousands;
 use convnet_train::{
     evaluate, plot, Callback, Checkpoint, CheckpointTarget, EvalReport, History, HistoryWriter,
-    ModelInfo, OptimizerConfig, ProgressPrinter, ScheduleKind, TrainConfig, Trainer,
+    ModelInfo, OptimizerConfig, Preprocessing, ProgressPrinter, ScheduleKind, TrainConfig, Trainer,
 };
 use convnet_zoo::ModelConfig;
 use serde::{Deserialize, Serialize};
@@ -18,35 +18,92 @@ use super::{AppError, ProgressMode, Result};
 /// The file names inside a run folder.
 pub const CHECKPOINT_FILE: &str = "checkpoint.ckpt";
 
+/// What [`load_initial_weights`] did.
+#[derive(Debug, Clone)]
+pub struct InitialWeights {
+    /// The report of the loading (the head's keys excluded when it was
+    /// re-initialised).
+    pub report: convnet_weights::LoadReport,
+    /// The head's keys that kept their fresh initialisation because the
+    /// weights' head has another number of classes (or none).
+    pub reinitialised_head: Vec<String>,
+}
+
 /// Loads initial weights into a freshly built model (fine-tuning) and prints
-/// what was loaded; in non-strict mode the tensors that did not fit keep
-/// their initialisation and are listed.
+/// what was loaded.
+///
+/// The classifier head ([`convnet_zoo::head_keys`] for `num_classes`) is
+/// re-initialised when the weights' head has another shape (another number
+/// of classes) or is absent: the model keeps its fresh head, and the keys
+/// are listed. Every other key must match in name and shape (strict), unless
+/// `non_strict`: then what does not fit also keeps its initialisation and is
+/// reported.
 pub fn load_initial_weights(
-    model: &mut Box<dyn convnet_layers::Layer>,
+    model: &mut dyn convnet_layers::Layer,
     path: &Path,
     non_strict: bool,
-) -> Result<convnet_weights::LoadReport> {
+    num_classes: usize,
+) -> Result<InitialWeights> {
     let file = super::weights::read_weights(path)?;
-    let mode = if non_strict {
-        convnet_weights::LoadMode::NonStrict
-    } else {
-        convnet_weights::LoadMode::Strict
-    };
-    let report = file.state.load_into(model.as_mut(), mode).map_err(|e| {
-        AppError::Usage(format!(
-            "{}: {e}\n(give --weights-non-strict to load what fits and re-initialise the rest)",
+    let mut state = file.state;
+    let shapes: std::collections::HashMap<String, Vec<usize>> =
+        convnet_weights::model_shapes(model).into_iter().collect();
+    let mut reinitialised_head = Vec::new();
+    let mut weights_classes = None;
+    for key in convnet_zoo::head_keys(model, num_classes) {
+        let fits = match state.get(&key) {
+            Some(t) => {
+                if key.ends_with("weight") && weights_classes.is_none() {
+                    weights_classes = t.shape().first().copied();
+                }
+                Some(t.shape()) == shapes.get(&key).map(Vec::as_slice)
+            }
+            None => false,
+        };
+        if !fits {
+            state.remove(&key);
+            reinitialised_head.push(key);
+        }
+    }
+    let report = state.check(model);
+    let head_missing = |k: &str| reinitialised_head.iter().any(|h| h == k);
+    let other_problems = !report.unexpected.is_empty()
+        || !report.mismatched.is_empty()
+        || report.missing.iter().any(|(k, _)| !head_missing(k));
+    if other_problems && !non_strict {
+        let mut shown = report.clone();
+        shown.missing.retain(|(k, _)| !head_missing(k));
+        return Err(AppError::Usage(format!(
+            "{}: {shown}\n(give --weights-non-strict to load what fits and re-initialise the rest)",
             path.display()
-        ))
-    })?;
+        )));
+    }
+    let report = state
+        .load_into(model, convnet_weights::LoadMode::NonStrict)
+        .map_err(|e| AppError::Usage(format!("{}: {e}", path.display())))?;
     println!(
         "initial weights: {} tensors loaded from {} ({} file)",
         report.loaded.len(),
         path.display(),
         file.kind.name()
     );
-    if !report.is_exact() {
+    if !reinitialised_head.is_empty() {
+        let had = match weights_classes {
+            Some(k) => format!("the weights' head has {k} classes"),
+            None => "the weights have no head".to_string(),
+        };
+        println!(
+            "re-initialised head ({had}, this model {num_classes}): {}",
+            reinitialised_head.join(", ")
+        );
+    }
+    if other_problems {
         println!("{report}");
-        let fresh = report.not_loaded();
+        let fresh: Vec<&str> = report
+            .not_loaded()
+            .into_iter()
+            .filter(|k| !head_missing(k))
+            .collect();
         if !fresh.is_empty() {
             println!(
                 "re-initialised (trained from scratch): {}",
@@ -54,7 +111,10 @@ pub fn load_initial_weights(
             );
         }
     }
-    Ok(report)
+    Ok(InitialWeights {
+        report,
+        reinitialised_head,
+    })
 }
 
 /// Everything that defines a training run. Saved in the checkpoint, so that
@@ -124,6 +184,13 @@ pub struct TrainOptions {
     /// initialisation, and are reported.
     #[serde(default)]
     pub weights_non_strict: bool,
+    /// Train the classifier head only ([`convnet_zoo::head_keys`]): every
+    /// other parameter is frozen (BatchNorm statistics included, see
+    /// [`convnet_train::Trainer::freeze`]). Needs `weights`: a frozen
+    /// random backbone is no fine-tuning. A resumed run takes the frozen
+    /// parameters from its checkpoint.
+    #[serde(default)]
+    pub freeze_backbone: bool,
     /// Start a new run in a folder that holds another run's checkpoint,
     /// replacing it (`--overwrite`). Not a setting of the run: never saved.
     #[serde(skip)]
@@ -162,6 +229,7 @@ impl TrainOptions {
             runs_dir: PathBuf::from("runs"),
             weights: None,
             weights_non_strict: false,
+            freeze_backbone: false,
             limit_train: None,
             limit_test: None,
             eval_batch_size: 1000,
@@ -239,6 +307,13 @@ impl TrainOptions {
         if self.stop_after == Some(0) {
             return Err(AppError::Usage(
                 "--stop-after-epoch 0 trains nothing: give 1 or more".into(),
+            ));
+        }
+        if self.freeze_backbone && self.weights.is_none() {
+            return Err(AppError::Usage(
+                "--freeze-backbone trains the head on top of trained weights: give --weights FILE \
+                 (a frozen, randomly initialised backbone learns nothing)"
+                    .into(),
             ));
         }
         if self.batch_size == 0 || self.eval_batch_size == 0 {
@@ -435,24 +510,41 @@ pub fn run_train(opts: &TrainOptions, resume: Option<&Path>) -> Result<TrainOutc
     )?;
     let test = test_loader(test_set, opts.eval_batch_size)?;
 
-    let model_config = opts.model_config();
-    let mut rng = Rng::seed_from(opts.seed);
-    let mut model = convnet_zoo::build(&opts.model, &model_config, &mut rng)?;
-    if let (Some(path), None) = (&opts.weights, &checkpoint) {
-        load_initial_weights(&mut model, path, opts.weights_non_strict)?;
-    }
     let class_names: Vec<String> = opts
         .dataset
         .class_names()
         .iter()
         .map(|s| s.to_string())
         .collect();
+    let model_config = ModelConfig {
+        num_classes: class_names.len(),
+        ..opts.model_config()
+    };
+    let mut rng = Rng::seed_from(opts.seed);
+    let mut model = convnet_zoo::build(&opts.model, &model_config, &mut rng)?;
+    if let (Some(path), None) = (&opts.weights, &checkpoint) {
+        load_initial_weights(
+            model.as_mut(),
+            path,
+            opts.weights_non_strict,
+            model_config.num_classes,
+        )?;
+    }
+    let head = convnet_zoo::head_keys(model.as_ref(), model_config.num_classes);
+    let (mean, std) = opts.dataset.mean_std();
     let info = ModelInfo {
         model: opts.model.clone(),
         model_config: serde_json::to_string(&model_config)
             .map_err(|e| AppError::Usage(e.to_string()))?,
         dataset: opts.dataset.name().to_string(),
         class_names: class_names.clone(),
+        preprocessing: Some(Preprocessing {
+            in_channels: model_config.in_channels,
+            image_size: model_config.image_size,
+            mean: vec![mean; model_config.in_channels],
+            std: vec![std; model_config.in_channels],
+            eval_pipeline: String::new(),
+        }),
     };
     let checkpoint_path = out_dir.join(CHECKPOINT_FILE);
     let settings = serde_json::to_string(opts).map_err(|e| AppError::Usage(e.to_string()))?;
@@ -467,6 +559,31 @@ pub fn run_train(opts: &TrainOptions, resume: Option<&Path>) -> Result<TrainOutc
     );
 
     let mut trainer = Trainer::new(&mut model, opts.train_config()?, class_names.len())?;
+    if opts.freeze_backbone && checkpoint.is_none() {
+        if head.is_empty() {
+            return Err(AppError::Usage(format!(
+                "--freeze-backbone: {} has no linear layer with {} outputs to train as its head",
+                opts.model, model_config.num_classes
+            )));
+        }
+        trainer.freeze(&|k| !head.iter().any(|h| h == k))?;
+    }
+    if !trainer.frozen().is_empty() {
+        let (mut trained, mut total) = (0usize, 0usize);
+        let frozen = trainer.frozen();
+        trainer.model().visit_params("", &mut |k, p| {
+            total += p.len();
+            if !frozen.iter().any(|f| f == k) {
+                trained += p.len();
+            }
+        });
+        println!(
+            "frozen backbone: training {} of {} parameters ({})",
+            thousands(trained as f64),
+            thousands(total as f64),
+            head.join(", ")
+        );
+    }
     if let Some(ck) = &checkpoint {
         if ck.header.model != opts.model {
             return Err(AppError::Usage(format!(
