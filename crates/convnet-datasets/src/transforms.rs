@@ -18,10 +18,11 @@
 //! `Rng::seed_from(seed).fork(e).fork(1).fork(p)` (as [`crate::DataLoader`]
 //! does), so that an epoch is a pure function of `(seed, e)`.
 //!
-//! Resizing follows PIL's bilinear resampling: separable, horizontal pass
-//! then vertical, each rounded to 8 bits, with the filter widened by the
-//! scale factor when downscaling (antialiasing). Values may differ from
-//! PIL's by one level where its fixed-point arithmetic rounds differently.
+//! Resizing follows PIL's bilinear resampling step for step: separable,
+//! horizontal pass then vertical, the filter widened by the scale factor
+//! when downscaling (antialiasing), fixed-point weights (22 bits) and
+//! rounding to 8 bits after each pass; on PNGs the result equals
+//! torchvision's (`crates/convnet/tests/imagenet_preprocess.rs`).
 
 use convnet_tensor::Rng;
 
@@ -501,22 +502,35 @@ fn resample_pass(img: &RawImage, out_len: usize, horizontal: bool) -> RawImage {
     } else {
         (img.width, out_len)
     };
-    let weights = resample_weights(if horizontal { img.width } else { img.height }, out_len);
+    // PIL's fixed point: weights scaled by 2^22 and rounded, the sum
+    // started at one half (2^21) and shifted back, clipped to [0, 255].
+    const PRECISION_BITS: u32 = 22;
+    let weights: Vec<(usize, Vec<i64>)> =
+        resample_weights(if horizontal { img.width } else { img.height }, out_len)
+            .into_iter()
+            .map(|(min, ws)| {
+                let fixed = ws
+                    .iter()
+                    .map(|w| (w * (1u64 << PRECISION_BITS) as f64 + 0.5).floor() as i64)
+                    .collect();
+                (min, fixed)
+            })
+            .collect();
     let mut out = RawImage::zeros(w, h, c);
     for y in 0..h {
         for x in 0..w {
             let (min, ws) = &weights[if horizontal { x } else { y }];
             for ch in 0..c {
-                let mut sum = 0.0f64;
+                let mut sum = 1i64 << (PRECISION_BITS - 1);
                 for (k, wt) in ws.iter().enumerate() {
                     let (sx, sy) = if horizontal {
                         (min + k, y)
                     } else {
                         (x, min + k)
                     };
-                    sum += wt * img.pixels[(sy * img.width + sx) * c + ch] as f64;
+                    sum += wt * i64::from(img.pixels[(sy * img.width + sx) * c + ch]);
                 }
-                out.pixels[(y * w + x) * c + ch] = (sum + 0.5).floor().clamp(0.0, 255.0) as u8;
+                out.pixels[(y * w + x) * c + ch] = (sum >> PRECISION_BITS).clamp(0, 255) as u8;
             }
         }
     }

@@ -146,3 +146,53 @@ fn images_match_torchvision_transforms() {
         }
     }
 }
+
+/// The datasets crate's transform pipeline (`Resize` of the shorter side,
+/// `CenterCrop`, `Normalize`) against the same torchvision tensors, on the
+/// bilinear PNG cases: its resampling follows PIL's fixed-point arithmetic,
+/// so only float rounding of the normalisation is left.
+#[test]
+fn the_datasets_pipeline_matches_torchvision_on_bilinear_pngs() {
+    use convnet::datasets::{decode::decode_image, Pipeline, RawImage, ResizeTo, Transform};
+    let doc = cases();
+    let dir = fixture_dir();
+    let mut checked = 0;
+    for case in doc["cases"].as_array().unwrap() {
+        let name = case["name"].as_str().unwrap();
+        let t = &case["preprocess"];
+        let image = dir.join(case["image"].as_str().unwrap());
+        if t["interpolation"].as_str() != Some("bilinear")
+            || image.extension().is_none_or(|e| e != "png")
+        {
+            continue;
+        }
+        let p = imagenet_preprocess(case["model"].as_str().unwrap()).unwrap();
+        let crop = t["crop"].as_u64().unwrap() as usize;
+        let pipeline = Pipeline {
+            transforms: vec![
+                Transform::Resize(ResizeTo::Shorter(t["resize"].as_u64().unwrap() as usize)),
+                Transform::CenterCrop {
+                    height: crop,
+                    width: crop,
+                },
+            ],
+            mean: p.mean.to_vec(),
+            std: p.std.to_vec(),
+        };
+        let img = RawImage::from_dynamic(&decode_image(&image).unwrap(), 3).unwrap();
+        let (x, shape) = pipeline
+            .apply(&img, &mut convnet::tensor::Rng::seed_from(0))
+            .unwrap();
+        assert_eq!(shape, [3, crop, crop], "{name}");
+        let want = read_f32(&dir.join(format!("{name}.bin")));
+        let max_diff = x
+            .iter()
+            .zip(&want)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0f32, f32::max);
+        println!("{name:<28} pipeline max abs diff {max_diff:.3e}");
+        assert!(max_diff <= PNG_TOLERANCE, "{name}: max abs diff {max_diff}");
+        checked += 1;
+    }
+    assert!(checked >= 2, "only {checked} bilinear PNG cases");
+}
