@@ -215,3 +215,40 @@ pub fn run_eval(
     }
     Ok(report)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn loaded(class_names: &[&str]) -> ModelWithWeights {
+        let config = ModelConfig::mnist();
+        ModelWithWeights {
+            name: "lenet1".into(),
+            model: convnet_zoo::build("lenet1", &config, &mut convnet_tensor::Rng::seed_from(0))
+                .unwrap(),
+            config,
+            dataset: Some(DatasetKind::Mnist),
+            epoch: Some(1),
+            class_names: class_names.iter().map(|s| s.to_string()).collect(),
+            preprocessing: None,
+        }
+    }
+
+    #[test]
+    fn class_names_come_from_the_checkpoint_else_the_dataset() {
+        let p = Path::new("run/checkpoint.ckpt");
+        let names: Vec<String> = (0..10).map(|i| format!("class {i}")).collect();
+        let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+        let got = eval_class_names(&loaded(&refs), DatasetKind::FashionMnist, p).unwrap();
+        assert_eq!(got, names, "the checkpoint's names, not Fashion-MNIST's");
+        let got = eval_class_names(&loaded(&[]), DatasetKind::FashionMnist, p).unwrap();
+        assert_eq!(got[0], DatasetKind::FashionMnist.class_names()[0]);
+        let e = eval_class_names(&loaded(&["cat", "dog"]), DatasetKind::Mnist, p)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("run/checkpoint.ckpt has 2 classes (cat, dog)") && e.contains("has 10"),
+            "{e}"
+        );
+    }
+}
