@@ -72,8 +72,8 @@ pub mod idx;
 pub mod kind;
 pub mod loader;
 pub mod locate;
-pub mod spec;
 pub mod source;
+pub mod spec;
 pub mod transforms;
 pub mod vision_loader;
 
@@ -93,8 +93,8 @@ pub use folder::{
 pub use kind::{DatasetKind, FileSpec, Part, Split, IMAGE_SIDE, NUM_CLASSES};
 pub use loader::{Batch, DataLoader, Epoch, LoaderConfig, Normalize};
 pub use locate::{find_dataset, resolve_data_dir, DATA_DIR_ENV};
-pub use spec::DatasetSpec;
 pub use source::{ImageSource, RawImage};
+pub use spec::DatasetSpec;
 pub use transforms::{Pipeline, ResizeTo, Transform};
 pub use vision_loader::{
     folder_loaders, FolderData, ImageCache, VisionBatch, VisionConfig, VisionEpoch, VisionLoader,

@@ -56,6 +56,16 @@ impl DatasetSpec {
         }
     }
 
+    /// CIFAR-10 or CIFAR-100 as a [`crate::CifarKind`]; `None` for the
+    /// others.
+    pub fn cifar_kind(&self) -> Option<crate::CifarKind> {
+        match self {
+            DatasetSpec::Cifar10 => Some(crate::CifarKind::Cifar10),
+            DatasetSpec::Cifar100 => Some(crate::CifarKind::Cifar100),
+            _ => None,
+        }
+    }
+
     /// A short name for folder names and checkpoints: `mnist`, `cifar10`,
     /// or a folder's last path component.
     pub fn name(&self) -> String {
@@ -71,14 +81,14 @@ impl DatasetSpec {
         }
     }
 
-    /// The name for people: `MNIST`, `CIFAR-10`, `the image folder photos`.
+    /// The name for people: `MNIST`, `CIFAR-10`, `image folder photos`.
     pub fn title(&self) -> String {
         match self {
             DatasetSpec::Mnist => "MNIST".into(),
             DatasetSpec::FashionMnist => "Fashion-MNIST".into(),
             DatasetSpec::Cifar10 => "CIFAR-10".into(),
             DatasetSpec::Cifar100 => "CIFAR-100".into(),
-            DatasetSpec::Folder(root) => format!("the image folder {}", root.display()),
+            DatasetSpec::Folder(root) => format!("image folder {}", root.display()),
         }
     }
 }

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use convnet::app::{self, train::TrainOptions, ProgressMode};
-use convnet::datasets::DatasetKind;
+use convnet::datasets::{DatasetKind, DatasetSpec};
 use convnet::train::{Checkpoint, ScheduleKind};
 use convnet::zoo::ModelConfig;
 use convnet::{out, outln};
@@ -143,6 +143,11 @@ fn parse_model(s: &str) -> Result<String, String> {
         .map_err(|e| e.to_string())
 }
 
+fn parse_spec(s: &str) -> Result<DatasetSpec, String> {
+    s.parse()
+        .map_err(|e: convnet::datasets::DatasetError| e.to_string())
+}
+
 fn parse_dataset(s: &str) -> Result<DatasetKind, String> {
     s.parse()
         .map_err(|e: convnet::datasets::DatasetError| e.to_string())
@@ -170,9 +175,23 @@ struct TrainArgs {
     /// Model variant (lenet5: `modern` = ReLU + max-pooling, `1998` = tanh + average pooling).
     #[arg(long)]
     variant: Option<String>,
-    /// Dataset: mnist or fashion-mnist (downloaded on first use) [default: mnist].
-    #[arg(long, value_parser = parse_dataset)]
-    dataset: Option<DatasetKind>,
+    /// Dataset: mnist, fashion-mnist, cifar10, cifar100 (downloaded on
+    /// first use) or folder:PATH (an image folder, PATH/<class>/*.png, with
+    /// train/ and val/ inside or split by --val-fraction) [default: mnist].
+    #[arg(long, value_parser = parse_spec)]
+    dataset: Option<DatasetSpec>,
+    /// Input side for CIFAR and image folders: images are resized to it
+    /// [default: 32 for CIFAR, the model's usual size for folders].
+    #[arg(long)]
+    image_size: Option<usize>,
+    /// Fraction of each class of an image folder without train/ and val/
+    /// held out for validation (seeded by --seed) [default: 0.1].
+    #[arg(long)]
+    val_fraction: Option<f64>,
+    /// Leave out unreadable images of a folder (each is reported) instead of
+    /// refusing the folder.
+    #[arg(long)]
+    skip_bad_images: bool,
     /// Data folder (default: $CONVNET_DATA, else ./data).
     #[arg(long)]
     data_dir: Option<PathBuf>,
@@ -233,10 +252,11 @@ struct TrainArgs {
     /// Parent folder of the run folders [default: runs].
     #[arg(long)]
     runs_dir: Option<PathBuf>,
-    /// Train on the first N training images only.
+    /// Train on N training images only (MNIST, Fashion-MNIST: the first N;
+    /// CIFAR and folders: N spread evenly, so a folder keeps every class).
     #[arg(long)]
     limit_train: Option<usize>,
-    /// Evaluate on the first N test images only.
+    /// Evaluate on N test images only (chosen as --limit-train's).
     #[arg(long)]
     limit_test: Option<usize>,
     /// Progress display.
@@ -273,9 +293,11 @@ struct EvalArgs {
     /// Zoo model of the weights [default: the one the checkpoint names].
     #[arg(long, value_parser = parse_model)]
     model: Option<String>,
-    /// Dataset [default: the one the checkpoint was trained on].
-    #[arg(long, value_parser = parse_dataset)]
-    dataset: Option<DatasetKind>,
+    /// Dataset: mnist, fashion-mnist, cifar10, cifar100 or folder:PATH
+    /// (its val/ or test/ images, or the run's held-out split) [default: the
+    /// one the checkpoint was trained on].
+    #[arg(long, value_parser = parse_spec)]
+    dataset: Option<DatasetSpec>,
     /// Data folder (default: $CONVNET_DATA, else ./data).
     #[arg(long)]
     data_dir: Option<PathBuf>,
@@ -368,8 +390,20 @@ fn resume_conflicts(a: &TrainArgs, saved: &TrainOptions, run_dir: &Path) -> Vec<
     );
     check(
         "dataset",
-        a.dataset.map(|d| d.name().to_string()),
-        saved.dataset.name().to_string(),
+        a.dataset.as_ref().map(|d| d.to_string()),
+        saved.dataset.to_string(),
+    );
+    check(
+        "image-size",
+        show(a.image_size),
+        saved
+            .image_size
+            .map_or("the dataset's".to_string(), |v| v.to_string()),
+    );
+    check(
+        "val-fraction",
+        show(a.val_fraction),
+        saved.val_fraction.to_string(),
     );
     check(
         "batch-size",
@@ -459,7 +493,12 @@ fn train_options(a: &TrainArgs) -> anyhow::Result<TrainOptions> {
         }
         None => {
             let model = a.model.as_deref().unwrap_or("lenet5");
-            let mut o = TrainOptions::new(model, a.dataset.unwrap_or(DatasetKind::Mnist));
+            let mut o = TrainOptions::new(model, a.dataset.clone().unwrap_or(DatasetSpec::Mnist));
+            o.image_size = a.image_size;
+            o.skip_bad_images = a.skip_bad_images;
+            if let Some(v) = a.val_fraction {
+                o.val_fraction = v;
+            }
             o.variant = a.variant.clone();
             o.offline = a.offline;
             macro_rules! set {

@@ -568,3 +568,39 @@ fn read_batch(
     }
     Ok(())
 }
+
+/// CIFAR as a source for the [`crate::VisionLoader`]: 32×32 RGB images with
+/// their (fine) labels and class names.
+impl crate::source::ImageSource for CifarDataset {
+    fn len(&self) -> usize {
+        CifarDataset::len(self)
+    }
+
+    fn class_names(&self) -> &[String] {
+        CifarDataset::class_names(self)
+    }
+
+    fn label(&self, index: usize) -> usize {
+        CifarDataset::label(self, index)
+    }
+
+    fn channels(&self) -> usize {
+        CifarDataset::channels(self)
+    }
+
+    fn image(&self, index: usize) -> Result<crate::source::RawImage> {
+        if index >= self.len() {
+            return Err(DatasetError::Config(format!(
+                "image {index} is past the {} images of {} {}",
+                self.len(),
+                self.kind.title(),
+                self.split
+            )));
+        }
+        crate::source::RawImage::new(CIFAR_SIDE, CIFAR_SIDE, 3, self.image_hwc(index))
+    }
+
+    fn describe(&self, index: usize) -> String {
+        CifarDataset::describe(self, index)
+    }
+}

@@ -558,3 +558,37 @@ fn a_gzip_bomb_member_is_not_inflated_past_the_bound() {
     assert!(err.contains("not a usable cifar-10-binary.tar.gz"), "{err}");
     assert_eq!(names_in(data.path()), Vec::<String>::new());
 }
+
+#[test]
+fn cifar_is_an_image_source_with_hwc_pixels() {
+    use crate::source::ImageSource;
+    let mut pixels = vec![0u8; 2 * CIFAR_IMAGE_BYTES];
+    // Image 1: red plane 10, green 20, blue 30.
+    for (c, v) in [10u8, 20, 30].into_iter().enumerate() {
+        let start = CIFAR_IMAGE_BYTES + c * 1024;
+        pixels[start..start + 1024].fill(v);
+    }
+    let names = [
+        "airplane",
+        "automobile",
+        "bird",
+        "cat",
+        "deer",
+        "dog",
+        "frog",
+        "horse",
+        "ship",
+        "truck",
+    ];
+    let names = names.iter().map(|s| s.to_string()).collect();
+    let ds = CifarDataset::from_parts(CifarKind::Cifar10, Split::Test, names, vec![3, 7], pixels)
+        .unwrap();
+    let src: &dyn ImageSource = &ds;
+    assert_eq!((src.len(), src.channels(), src.label(1)), (2, 3, 7));
+    assert_eq!(src.class_names()[7], "horse");
+    let img = src.image(1).unwrap();
+    assert_eq!((img.width, img.height, img.channels), (32, 32, 3));
+    assert_eq!(&img.pixels[..6], &[10, 20, 30, 10, 20, 30]);
+    let e = src.image(2).unwrap_err().to_string();
+    assert!(e.contains("image 2 is past the 2 images"), "{e}");
+}

@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use convnet_datasets::{DatasetKind, Split};
+use convnet_datasets::{DatasetKind, DatasetSpec, Pipeline, Split};
 use convnet_layers::Layer;
 use convnet_tensor::Rng;
 use convnet_train::{evaluate, plot, Checkpoint, EvalReport};
@@ -60,6 +60,29 @@ pub struct ModelWithWeights {
     /// How a convnet checkpoint's inputs are prepared (written since
     /// checkpoint format 2).
     pub preprocessing: Option<convnet_train::Preprocessing>,
+    /// Any dataset a convnet checkpoint names (CIFAR and folders too).
+    pub spec: Option<DatasetSpec>,
+    /// The settings of the run that wrote a convnet checkpoint (JSON).
+    pub run_settings: Option<String>,
+}
+
+impl ModelWithWeights {
+    /// The evaluation pipeline the checkpoint records (CIFAR and image
+    /// folders), if any.
+    pub fn eval_pipeline(&self) -> Result<Option<Pipeline>> {
+        match self
+            .preprocessing
+            .as_ref()
+            .map(|p| p.eval_pipeline.as_str())
+        {
+            None | Some("") => Ok(None),
+            Some(json) => serde_json::from_str(json).map(Some).map_err(|e| {
+                AppError::Usage(format!(
+                    "the checkpoint's evaluation pipeline does not parse: {e}"
+                ))
+            }),
+        }
+    }
 }
 
 /// Builds a zoo model with the weights of `path`: a convnet checkpoint
@@ -79,6 +102,13 @@ pub fn load_with_weights(model: Option<&str>, path: &Path) -> Result<ModelWithWe
                 epoch: Some(h.epoch),
                 class_names: h.class_names.clone(),
                 preprocessing: h.preprocessing.clone(),
+                spec: h.dataset.parse().ok(),
+                run_settings: loaded
+                    .checkpoint
+                    .payload
+                    .train
+                    .as_ref()
+                    .map(|t| t.run_settings.clone()),
                 model: loaded.model,
                 config: loaded.config,
             });
@@ -99,6 +129,8 @@ pub fn load_with_weights(model: Option<&str>, path: &Path) -> Result<ModelWithWe
         epoch: None,
         class_names: wm.file.class_names,
         preprocessing: None,
+        spec: None,
+        run_settings: None,
     })
 }
 
@@ -152,7 +184,7 @@ pub fn checkpoint_dataset(ck: &Checkpoint) -> Option<DatasetKind> {
 pub fn run_eval(
     checkpoint: &Path,
     model: Option<&str>,
-    dataset: Option<DatasetKind>,
+    dataset: Option<DatasetSpec>,
     data_dir: Option<&Path>,
     offline: bool,
     batch_size: usize,
@@ -167,21 +199,68 @@ pub fn run_eval(
         convnet_train::fsutil::check_output(p, &[checkpoint])?;
     }
     let loaded = load_with_weights(model, checkpoint)?;
-    let kind = match dataset.or(loaded.dataset) {
-        Some(k) => k,
-        None => {
-            return Err(AppError::Usage(format!(
-                "{} does not say which dataset it was trained on: pass --dataset",
-                checkpoint.display()
-            )))
-        }
+    let Some(spec) = dataset.or(loaded.spec.clone()) else {
+        return Err(AppError::Usage(format!(
+            "{} does not say which dataset it was trained on: pass --dataset",
+            checkpoint.display()
+        )));
     };
-    let dir = ensure_data(kind, data_dir, offline)?;
-    let test = load_split(kind, Split::Test, &dir, limit)?;
-    let n = test.len();
-    let loader = test_loader(test, batch_size)?;
-    let classes = eval_class_names(&loaded, kind, checkpoint)?;
-    let report = evaluate(&loaded.model, &loader, classes.len())?;
+    let (report, n, classes) = if let Some(kind) = spec.idx_kind() {
+        let dir = ensure_data(kind, data_dir, offline)?;
+        if let Some(p) = plot_path {
+            // Nor onto the test set just read.
+            let files: Vec<std::path::PathBuf> = std::fs::read_dir(&dir)
+                .map(|d| d.flatten().map(|e| e.path()).collect())
+                .unwrap_or_default();
+            let mut inputs: Vec<&Path> = files.iter().map(|f| f.as_path()).collect();
+            inputs.push(checkpoint);
+            convnet_train::fsutil::check_output(p, &inputs)?;
+        }
+        let test = load_split(kind, Split::Test, &dir, limit)?;
+        let n = test.len();
+        let loader = test_loader(test, batch_size)?;
+        let classes = eval_class_names(&loaded, kind, checkpoint)?;
+        (evaluate(&loaded.model, &loader, classes.len())?, n, classes)
+    } else {
+        let pipeline = loaded.eval_pipeline()?.ok_or_else(|| {
+            AppError::Usage(format!(
+                "{} does not record how its images were prepared (a checkpoint written by \
+                 `convnet train` on {} does): it cannot be evaluated on {}",
+                checkpoint.display(),
+                spec,
+                spec.title()
+            ))
+        })?;
+        // A folder without train/ and val/ is split as the run split it.
+        let split = loaded
+            .run_settings
+            .as_deref()
+            .and_then(|s| serde_json::from_str::<super::train::TrainOptions>(s).ok())
+            .map(|o| (o.val_fraction, o.seed));
+        let (loader, _origin) = super::sources::open_eval_data(
+            &spec, data_dir, offline, pipeline, batch_size, limit, split,
+        )?;
+        if let Some(p) = plot_path {
+            let mut inputs: Vec<&Path> = vec![checkpoint];
+            if let DatasetSpec::Folder(root) = &spec {
+                inputs.push(root);
+            }
+            convnet_train::fsutil::check_output(p, &inputs)?;
+        }
+        let classes = loader.source().class_names().to_vec();
+        if !loaded.class_names.is_empty() && loaded.class_names.len() != classes.len() {
+            return Err(AppError::Usage(format!(
+                "{} has {} classes ({}), {} has {}: evaluate it on the data it was trained on",
+                checkpoint.display(),
+                loaded.class_names.len(),
+                preview(&loaded.class_names),
+                spec.title(),
+                classes.len()
+            )));
+        }
+        let n = loader.len();
+        (evaluate(&loaded.model, &loader, classes.len())?, n, classes)
+    };
     let epoch = loaded
         .epoch
         .map(|e| format!(", epoch {e}"))
@@ -190,7 +269,7 @@ pub fn run_eval(
         "{} ({}{epoch}) on the {} test set ({} images):",
         loaded.name,
         checkpoint.display(),
-        kind.title(),
+        spec.title(),
         n
     )?;
     crate::outln!(
@@ -208,7 +287,7 @@ pub fn run_eval(
         plot::plot_confusion(
             &report.confusion,
             &classes,
-            &format!("{} on {} test set", loaded.name, kind.title()),
+            &format!("{} on {} test set", loaded.name, spec.title()),
             p,
         )?;
         crate::outln!("heat map written to {}", p.display())?;
@@ -231,6 +310,8 @@ mod tests {
             epoch: Some(1),
             class_names: class_names.iter().map(|s| s.to_string()).collect(),
             preprocessing: None,
+            spec: Some(DatasetSpec::Mnist),
+            run_settings: None,
         }
     }
 

@@ -118,6 +118,10 @@ pub fn predict(opts: &PredictOptions<'_>, images: &[impl AsRef<Path>]) -> Result
     if let Some(pre) = imagenet {
         return predict_imagenet(&loaded, &pre, opts.top_k.unwrap_or(5), images);
     }
+    // Trained on CIFAR or an image folder: its own evaluation pipeline.
+    if let Some(pipeline) = loaded.eval_pipeline()? {
+        return predict_with_pipeline(&loaded, &pipeline, opts.top_k.unwrap_or(3), images);
+    }
     if cfg.in_channels != 1 {
         return Err(AppError::Usage(format!(
             "`{}` expects {} input channels and {} classes; predict handles ImageNet models \
@@ -182,6 +186,71 @@ pub fn predict(opts: &PredictOptions<'_>, images: &[impl AsRef<Path>]) -> Result
             path: path.to_path_buf(),
             top,
             image: Some(image),
+        });
+    }
+    Ok(report)
+}
+
+/// Classifies images prepared by the evaluation pipeline a checkpoint
+/// records (resize, centre crop, normalisation, as in training's
+/// evaluation), with the checkpoint's class names.
+fn predict_with_pipeline(
+    loaded: &ModelWithWeights,
+    pipeline: &convnet_datasets::Pipeline,
+    top_k: usize,
+    images: &[impl AsRef<Path>],
+) -> Result<PredictReport> {
+    let channels = loaded.config.in_channels;
+    // Training data of one size (CIFAR) needs no resize; a photo does.
+    let mut pipeline = pipeline.clone();
+    if pipeline.output_size().is_none() {
+        let side = loaded.config.image_size;
+        pipeline.transforms.insert(
+            0,
+            convnet_datasets::Transform::Resize(convnet_datasets::ResizeTo::Exact {
+                height: side,
+                width: side,
+            }),
+        );
+    }
+    let pipeline = &pipeline;
+    crate::outln!(
+        "images are prepared as {} was trained: {} channel(s), {:?}, normalised with mean {:?} \
+         and std {:?}",
+        loaded.name,
+        channels,
+        pipeline.transforms,
+        pipeline.mean,
+        pipeline.std
+    )?;
+    let mut report = PredictReport::default();
+    for path in images {
+        let path = path.as_ref();
+        let probs = (|| -> Result<(Vec<f32>, (usize, usize))> {
+            let img = convnet_datasets::decode::decode_image(path)?;
+            let raw = convnet_datasets::RawImage::from_dynamic(&img, channels)?;
+            let size = (raw.width, raw.height);
+            // The evaluation pipeline draws no random numbers.
+            let (values, shape) = pipeline.apply(&raw, &mut convnet_tensor::Rng::seed_from(0))?;
+            let x = Tensor::from_vec(&[1, shape[0], shape[1], shape[2]], values)
+                .map_err(|e| AppError::Usage(e.to_string()))?;
+            let logits = loaded.model.infer(&x)?;
+            Ok((softmax(logits.as_slice()), size))
+        })();
+        let (probs, (w, h)) = match probs {
+            Ok(v) => v,
+            Err(error) => {
+                report.fail(path, error);
+                continue;
+            }
+        };
+        let top = top_classes(&probs, top_k, |c| loaded.class_names.get(c).cloned());
+        crate::outln!("{} ({w}x{h}):", path.display())?;
+        print_top(&top)?;
+        report.predictions.push(Prediction {
+            path: path.to_path_buf(),
+            top,
+            image: None,
         });
     }
     Ok(report)

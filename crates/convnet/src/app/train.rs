@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use convnet_datasets::{Augment, DataLoader, DatasetKind, LoaderConfig, Split};
+use convnet_datasets::{Augment, DatasetSpec};
 use convnet_tensor::Rng;
 use convnet_train::progress::thousands;
 use convnet_train::{
@@ -12,7 +12,7 @@ use convnet_train::{
 use convnet_zoo::ModelConfig;
 use serde::{Deserialize, Serialize};
 
-use super::data::{ensure_data, load_split, test_loader};
+use super::sources::{open_run_data, DataRequest};
 use super::{AppError, ProgressMode, Result};
 
 /// The file names inside a run folder.
@@ -125,8 +125,8 @@ pub struct TrainOptions {
     pub model: String,
     /// Model variant (`1998` for LeNet-5's tanh + average pooling).
     pub variant: Option<String>,
-    /// Dataset.
-    pub dataset: DatasetKind,
+    /// Dataset: MNIST, Fashion-MNIST, CIFAR-10/100 or an image folder.
+    pub dataset: DatasetSpec,
     /// Data folder (`--data-dir`), else `$CONVNET_DATA`, else `./data`.
     pub data_dir: Option<PathBuf>,
     /// Never download.
@@ -191,6 +191,18 @@ pub struct TrainOptions {
     /// parameters from its checkpoint.
     #[serde(default)]
     pub freeze_backbone: bool,
+    /// Input side for CIFAR and image folders (`None`: 32 for CIFAR, the
+    /// model's usual size for folders); MNIST and Fashion-MNIST are 28.
+    #[serde(default)]
+    pub image_size: Option<usize>,
+    /// Fraction of an image folder without `train/` and `val/` folders held
+    /// out for validation (per class, seeded by `seed`).
+    #[serde(default = "default_val_fraction")]
+    pub val_fraction: f64,
+    /// Leave out unreadable images of a folder (each reported) instead of
+    /// refusing the folder.
+    #[serde(default)]
+    pub skip_bad_images: bool,
     /// Start a new run in a folder that holds another run's checkpoint,
     /// replacing it (`--overwrite`). Not a setting of the run: never saved.
     #[serde(skip)]
@@ -204,7 +216,15 @@ impl TrainOptions {
     /// augmentation: random 1-pixel shifts on MNIST (99.43% against about
     /// 99.3% without), random horizontal flips on Fashion-MNIST (91.2%; shifts
     /// cost it 0.4 points in 10 epochs); seed 42.
-    pub fn new(model: &str, dataset: DatasetKind) -> Self {
+    pub fn new(model: &str, dataset: impl Into<DatasetSpec>) -> Self {
+        let dataset = dataset.into();
+        // Shifts help digits; flips suit clothes, objects and photos.
+        let (translate, hflip) = match &dataset {
+            DatasetSpec::Mnist => (1, false),
+            DatasetSpec::FashionMnist => (0, true),
+            DatasetSpec::Cifar10 | DatasetSpec::Cifar100 => (4, true),
+            DatasetSpec::Folder(_) => (0, true),
+        };
         TrainOptions {
             model: model.to_string(),
             variant: None,
@@ -222,8 +242,11 @@ impl TrainOptions {
             warmup_steps: 200,
             clip_grad_norm: None,
             label_smoothing: 0.0,
-            translate: if dataset.flip_invariant() { 0 } else { 1 },
-            hflip: dataset.flip_invariant(),
+            translate,
+            hflip,
+            image_size: None,
+            val_fraction: 0.1,
+            skip_bad_images: false,
             seed: 42,
             out_dir: None,
             runs_dir: PathBuf::from("runs"),
@@ -319,14 +342,26 @@ impl TrainOptions {
         if self.batch_size == 0 || self.eval_batch_size == 0 {
             return Err(AppError::Usage("batch sizes must be >= 1".into()));
         }
-        Augment {
-            translate: self.translate,
-            hflip: self.hflip,
+        if let Some(kind) = self.dataset.idx_kind() {
+            Augment {
+                translate: self.translate,
+                hflip: self.hflip,
+            }
+            .validate(kind)?;
         }
-        .validate(self.dataset)?;
+        if !(0.0..1.0).contains(&self.val_fraction) {
+            return Err(AppError::Usage(format!(
+                "--val-fraction must be in [0, 1), got {}",
+                self.val_fraction
+            )));
+        }
         self.train_config()?;
         Ok(())
     }
+}
+
+fn default_val_fraction() -> f64 {
+    0.1
 }
 
 /// What a run produced.
@@ -481,8 +516,6 @@ pub fn run_train(opts: &TrainOptions, resume: Option<&Path>) -> Result<TrainOutc
             timestamp()
         )),
     };
-    // Held until the run ends, whichever way.
-    let _lock = prepare_run_folder(&out_dir, resume.is_some(), opts.overwrite)?;
     if let (Some(stop), Some(ck)) = (opts.stop_after, &checkpoint) {
         if stop <= ck.header.epoch {
             return Err(AppError::Usage(format!(
@@ -491,33 +524,52 @@ pub fn run_train(opts: &TrainOptions, resume: Option<&Path>) -> Result<TrainOutc
             )));
         }
     }
+    // The data first: a missing dataset leaves no run folder behind.
+    let entry = convnet_zoo::entry(&opts.model)?;
+    let data = open_run_data(&DataRequest {
+        spec: &opts.dataset,
+        data_dir: opts.data_dir.as_deref(),
+        offline: opts.offline,
+        batch_size: opts.batch_size,
+        eval_batch_size: opts.eval_batch_size,
+        seed: opts.seed,
+        translate: opts.translate,
+        hflip: opts.hflip,
+        image_size: opts.image_size,
+        model_image_size: (entry.default_config)().image_size,
+        limit_train: opts.limit_train,
+        limit_test: opts.limit_test,
+        val_fraction: opts.val_fraction,
+        skip_bad_images: opts.skip_bad_images,
+    })?;
+    let created = !out_dir.exists();
+    // Held until the run ends, whichever way.
+    let lock = prepare_run_folder(&out_dir, resume.is_some(), opts.overwrite)?;
+    let result = train_in_folder(opts, resume, checkpoint, data, &out_dir);
+    if result.is_err() && created {
+        // A run that failed before its first checkpoint leaves no folder.
+        drop(lock);
+        let _ = std::fs::remove_dir(&out_dir);
+    }
+    result
+}
 
-    let data_dir = ensure_data(opts.dataset, opts.data_dir.as_deref(), opts.offline)?;
-    let train_set = load_split(opts.dataset, Split::Train, &data_dir, opts.limit_train)?;
-    let test_set = load_split(opts.dataset, Split::Test, &data_dir, opts.limit_test)?;
-    let (n_train, n_test) = (train_set.len(), test_set.len());
-    let loader = DataLoader::new(
-        train_set,
-        LoaderConfig {
-            drop_last: true,
-            augment: Augment {
-                translate: opts.translate,
-                hflip: opts.hflip,
-            },
-            prefetch: 2,
-            ..LoaderConfig::train(opts.batch_size, opts.seed)
-        },
-    )?;
-    let test = test_loader(test_set, opts.eval_batch_size)?;
-
-    let class_names: Vec<String> = opts
-        .dataset
-        .class_names()
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
+/// The part of [`run_train`] that runs in the locked run folder.
+fn train_in_folder(
+    opts: &TrainOptions,
+    resume: Option<&Path>,
+    checkpoint: Option<Checkpoint>,
+    data: super::sources::RunData,
+    out_dir: &Path,
+) -> Result<TrainOutcome> {
+    let out_dir = out_dir.to_path_buf();
+    let (n_train, n_test) = (data.n_train, data.n_test);
+    let (loader, test) = (data.train, data.test);
+    let class_names = data.class_names.clone();
     let model_config = ModelConfig {
         num_classes: class_names.len(),
+        in_channels: data.in_channels,
+        image_size: data.image_size,
         ..opts.model_config()
     };
     let mut rng = Rng::seed_from(opts.seed);
@@ -531,19 +583,21 @@ pub fn run_train(opts: &TrainOptions, resume: Option<&Path>) -> Result<TrainOutc
         )?;
     }
     let head = convnet_zoo::head_keys(model.as_ref(), model_config.num_classes);
-    let (mean, std) = opts.dataset.mean_std();
     let info = ModelInfo {
         model: opts.model.clone(),
         model_config: serde_json::to_string(&model_config)
             .map_err(|e| AppError::Usage(e.to_string()))?,
-        dataset: opts.dataset.name().to_string(),
+        dataset: opts.dataset.to_string(),
         class_names: class_names.clone(),
         preprocessing: Some(Preprocessing {
             in_channels: model_config.in_channels,
             image_size: model_config.image_size,
-            mean: vec![mean; model_config.in_channels],
-            std: vec![std; model_config.in_channels],
-            eval_pipeline: String::new(),
+            mean: data.mean.clone(),
+            std: data.std.clone(),
+            eval_pipeline: match &data.eval_pipeline {
+                Some(p) => serde_json::to_string(p).map_err(|e| AppError::Usage(e.to_string()))?,
+                None => String::new(),
+            },
         }),
     };
     let checkpoint_path = out_dir.join(CHECKPOINT_FILE);
@@ -621,7 +675,7 @@ pub fn run_train(opts: &TrainOptions, resume: Option<&Path>) -> Result<TrainOutc
         opts.dataset.title(),
         thousands(n_train as f64),
         thousands(n_test as f64),
-        data_dir.display(),
+        data.origin,
         epochs_text(opts.epochs),
         opts.batch_size,
         threads,
@@ -641,8 +695,11 @@ pub fn run_train(opts: &TrainOptions, resume: Option<&Path>) -> Result<TrainOutc
     trainer.add_callback(progress);
     let writer = HistoryWriter::new(&out_dir, title.clone());
     trainer.add_callback(Box::new(writer.clone()));
-    if let Err(e) = trainer.fit_until(&loader, Some(&test), opts.stop_after.unwrap_or(opts.epochs))
-    {
+    if let Err(e) = trainer.fit_until(
+        &*loader,
+        Some(&*test),
+        opts.stop_after.unwrap_or(opts.epochs),
+    ) {
         if matches!(
             e,
             convnet_train::TrainError::NonFiniteLoss { .. }
@@ -664,7 +721,7 @@ pub fn run_train(opts: &TrainOptions, resume: Option<&Path>) -> Result<TrainOutc
     writer.write(&history)?;
 
     // Final evaluation: the confusion matrix, as text and as a heat map.
-    let eval = evaluate(&model, &test, class_names.len())?;
+    let eval = evaluate(&model, &*test, class_names.len())?;
     let confusion_txt = out_dir.join("confusion.txt");
     let confusion_png = out_dir.join("confusion.png");
     let table = eval.confusion.render(&class_names);
@@ -711,6 +768,7 @@ pub fn run_train(opts: &TrainOptions, resume: Option<&Path>) -> Result<TrainOutc
 #[cfg(test)]
 mod tests {
     use super::*;
+    use convnet_datasets::DatasetKind;
 
     #[test]
     fn timestamp_has_the_right_form() {
