@@ -146,7 +146,8 @@ impl Dataset {
             return Err(DatasetError::content(
                 &images_path,
                 format!(
-                    "its header announces {n} images, more than the {expected} of {} {split}:                      this is not the publisher's file. {}",
+                    "its header announces {n} images, more than the {expected} of {} {split}: \
+                     this is not the publisher's file. {}",
                     kind.title(),
                     fix_hint(kind)
                 ),
@@ -157,7 +158,10 @@ impl Dataset {
             return Err(DatasetError::content(
                 &images_path,
                 format!(
-                    "{n} images, but {} {split} has {expected}: a truncated copy or synthetic                      data, not the publisher's file. {} (Synthetic data is loaded only on                      request: `LoadOptions::allow_synthetic` in the library,                      ${ALLOW_SYNTHETIC_ENV}=1 for the convnet binary.)",
+                    "{n} images, but {} {split} has {expected}: a truncated copy or synthetic \
+                     data, not the publisher's file. {} (Synthetic data is loaded only on \
+                     request: `LoadOptions::allow_synthetic` in the library, \
+                     ${ALLOW_SYNTHETIC_ENV}=1 for the convnet binary.)",
                     kind.title(),
                     fix_hint(kind)
                 ),

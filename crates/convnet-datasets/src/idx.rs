@@ -678,7 +678,7 @@ impl<R: Read> IdxReader<R> {
             DatasetError::idx(
                 &self.path,
                 format!(
-                    "its header ({}) describes {total} bytes of data, which cannot be                      allocated: {e}",
+                    "its header ({}) describes {total} bytes of data, which cannot be allocated: {e}",
                     self.header
                 ),
             )

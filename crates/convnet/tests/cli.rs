@@ -64,9 +64,13 @@ fn invalid_flags_list_the_valid_values() {
     let o = convnet(&["train", "--model", "lenet6"]);
     assert!(!o.status.success());
     assert!(text(&o).contains("valid models are lenet5"), "{}", text(&o));
-    let o = convnet(&["train", "--dataset", "cifar10"]);
+    let o = convnet(&["train", "--dataset", "svhn"]);
     assert!(!o.status.success());
-    assert!(text(&o).contains("mnist, fashion-mnist"), "{}", text(&o));
+    let t = text(&o);
+    assert!(
+        t.contains("mnist, fashion-mnist, cifar10, cifar100, folder:PATH"),
+        "{t}"
+    );
     let o = convnet(&["train", "--optimizer", "rmsprop"]);
     assert!(text(&o).contains("sgd, adam, adamw"), "{}", text(&o));
     let o = convnet(&["train", "--schedule", "linear"]);
@@ -121,6 +125,8 @@ fn an_explicit_data_dir_without_the_dataset_never_falls_back() {
         "{t}"
     );
     assert!(t.contains("--data-dir"), "{t}");
+    // A run that could not start leaves no run folder behind.
+    assert!(!given.path().join("runs").exists(), "{t}");
 }
 
 #[test]

@@ -414,6 +414,15 @@ fn epochs_text(n: usize) -> String {
 }
 
 fn create_dir(dir: &Path) -> Result<()> {
+    if let Ok(meta) = std::fs::metadata(dir) {
+        if !meta.is_dir() {
+            return Err(AppError::Usage(format!(
+                "{}: the output folder is {}, not a folder",
+                dir.display(),
+                convnet_tensor::fileio::describe(&meta.file_type())
+            )));
+        }
+    }
     std::fs::create_dir_all(dir).map_err(|e| AppError::io(dir, e))
 }
 
