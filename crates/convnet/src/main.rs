@@ -143,6 +143,36 @@ fn parse_model(s: &str) -> Result<String, String> {
         .map_err(|e| e.to_string())
 }
 
+/// A comma-separated list of numbers given to one flag.
+#[derive(Debug, Clone, PartialEq)]
+struct Floats(Vec<f32>);
+
+fn parse_float_list(s: &str) -> Result<Floats, String> {
+    parse_floats(s).map(Floats)
+}
+
+fn parse_floats(s: &str) -> Result<Vec<f32>, String> {
+    s.split(',')
+        .map(|v| {
+            v.trim()
+                .parse::<f32>()
+                .map_err(|_| format!("`{v}` in `{s}` is not a number"))
+        })
+        .collect()
+}
+
+fn parse_jitter(s: &str) -> Result<[f64; 4], String> {
+    let v: Vec<f64> = parse_floats(s)?.into_iter().map(f64::from).collect();
+    match v.as_slice() {
+        [b, c, sat] => Ok([*b, *c, *sat, 0.0]),
+        [b, c, sat, h] => Ok([*b, *c, *sat, *h]),
+        _ => Err(format!(
+            "--color-jitter takes 3 or 4 numbers B,C,S[,H], got {}",
+            v.len()
+        )),
+    }
+}
+
 fn parse_spec(s: &str) -> Result<DatasetSpec, String> {
     s.parse()
         .map_err(|e: convnet::datasets::DatasetError| e.to_string())
@@ -231,12 +261,31 @@ struct TrainArgs {
     /// Label smoothing of the cross-entropy [default: 0].
     #[arg(long)]
     label_smoothing: Option<f32>,
-    /// Random shifts of training images by up to N pixels [default: 1 on mnist, 0 on fashion-mnist].
+    /// Random shifts of training images by up to N pixels (zero padding)
+    /// [default: 1 on mnist, 4 on cifar, 0 otherwise].
     #[arg(long)]
     translate: Option<usize>,
-    /// Random horizontal flips [default: on for fashion-mnist, off for mnist].
+    /// Random horizontal flips [default: off for mnist, on otherwise].
     #[arg(long, value_name = "BOOL")]
     hflip: Option<bool>,
+    /// CIFAR and folders: train on random crops of 8-100% of each image's
+    /// area and 3/4-4/3 aspect ratio, resized to --image-size
+    /// (torchvision's RandomResizedCrop), instead of the whole image.
+    #[arg(long)]
+    random_resized_crop: bool,
+    /// CIFAR and folders: random brightness, contrast, saturation and hue
+    /// changes of training images, as torchvision's ColorJitter: B,C,S[,H]
+    /// (e.g. 0.4,0.4,0.4 or 0.4,0.4,0.4,0.1).
+    #[arg(long, value_name = "B,C,S[,H]", value_parser = parse_jitter)]
+    color_jitter: Option<[f64; 4]>,
+    /// CIFAR and folders: per-channel means for normalisation, comma
+    /// separated (with --std) [default: CIFAR's usual constants; a folder's
+    /// are computed from its training images, see `convnet data stats`].
+    #[arg(long, value_name = "M[,M,M]", value_parser = parse_float_list, requires = "std")]
+    mean: Option<Floats>,
+    /// Per-channel standard deviations for normalisation (with --mean).
+    #[arg(long, value_name = "S[,S,S]", value_parser = parse_float_list, requires = "mean")]
+    std: Option<Floats>,
     /// Seed of weights, shuffling, dropout and augmentation [default: 42].
     #[arg(long)]
     seed: Option<u64>,
@@ -436,6 +485,31 @@ fn resume_conflicts(a: &TrainArgs, saved: &TrainOptions, run_dir: &Path) -> Vec<
     );
     check("translate", show(a.translate), saved.translate.to_string());
     check("hflip", show(a.hflip), saved.hflip.to_string());
+    check(
+        "random-resized-crop",
+        a.random_resized_crop.then(|| "true".to_string()),
+        saved.random_resized_crop.to_string(),
+    );
+    let list = |v: &Option<Vec<f32>>| v.as_ref().map(|v| format!("{v:?}"));
+    let default = || "the default".to_string();
+    check(
+        "color-jitter",
+        a.color_jitter.map(|j| format!("{j:?}")),
+        saved
+            .color_jitter
+            .map_or_else(default, |j| format!("{j:?}")),
+    );
+    let given = |v: &Option<Floats>| list(&v.clone().map(|f| f.0));
+    check(
+        "mean",
+        given(&a.mean),
+        list(&saved.mean).unwrap_or_else(default),
+    );
+    check(
+        "std",
+        given(&a.std),
+        list(&saved.std).unwrap_or_else(default),
+    );
     check("seed", show(a.seed), saved.seed.to_string());
     check(
         "limit-train",
@@ -496,6 +570,10 @@ fn train_options(a: &TrainArgs) -> anyhow::Result<TrainOptions> {
             let mut o = TrainOptions::new(model, a.dataset.clone().unwrap_or(DatasetSpec::Mnist));
             o.image_size = a.image_size;
             o.skip_bad_images = a.skip_bad_images;
+            o.random_resized_crop = a.random_resized_crop;
+            o.color_jitter = a.color_jitter;
+            o.mean = a.mean.clone().map(|f| f.0);
+            o.std = a.std.clone().map(|f| f.0);
             if let Some(v) = a.val_fraction {
                 o.val_fraction = v;
             }

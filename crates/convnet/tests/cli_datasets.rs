@@ -172,6 +172,37 @@ fn an_image_folder_trains_and_bad_files_are_named_or_skipped() {
     let t = text(&o);
     assert!(o.status.success() && t.contains("(12 images)"), "{t}");
 
+    // torchvision's other augmentations and a given normalisation.
+    let o = train(&[
+        "--random-resized-crop",
+        "--color-jitter",
+        "0.4,0.4,0.4,0.1",
+        "--mean",
+        "0.5,0.5,0.5",
+        "--std",
+        "0.25,0.25,0.25",
+    ]);
+    let t = text(&o);
+    assert!(o.status.success(), "{t}");
+    let header = convnet::train::Checkpoint::read_header(&run.join("checkpoint.ckpt")).unwrap();
+    let pre = header.preprocessing.unwrap();
+    assert_eq!(pre.mean, vec![0.5; 3]);
+    assert!(
+        !pre.eval_pipeline.contains("ColorJitter"),
+        "{}",
+        pre.eval_pipeline
+    );
+    let o = train(&["--mean", "0.5,0.5", "--std", "0.2,0.2"]);
+    let t = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{t}");
+    assert!(t.contains("got 2 means"), "{t}");
+    let o = train(&["--color-jitter", "1,2"]);
+    assert!(text(&o).contains("3 or 4 numbers"), "{}", text(&o));
+    let o = convnet(&["train", "--color-jitter", "0.4,0.4,0.4"]);
+    let t = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{t}");
+    assert!(t.contains("are for CIFAR and image folders"), "{t}");
+
     // A truncated PNG and a text file named .jpg: refused by name, or skipped.
     let good = std::fs::read(root.join("train/dog/0.png")).unwrap();
     let cut = root.join("train/dog/cut.png");

@@ -50,6 +50,13 @@ pub struct DataRequest<'a> {
     /// Leave out unreadable images of a folder (reported) instead of
     /// refusing the folder.
     pub skip_bad_images: bool,
+    /// Train on torchvision's RandomResizedCrop of each image.
+    pub random_resized_crop: bool,
+    /// ColorJitter of training images: brightness, contrast, saturation,
+    /// hue.
+    pub color_jitter: Option<[f64; 4]>,
+    /// Per-channel mean and std given by the user.
+    pub normalize: Option<(Vec<f32>, Vec<f32>)>,
 }
 
 /// The batches of a run and what the model must look like for them.
@@ -141,6 +148,26 @@ fn folder_eval_transforms(size: usize) -> Vec<Transform> {
     ]
 }
 
+/// The training transforms: `base` (what evaluation does to reach `size`)
+/// or a random resized crop, then the augmentations asked for.
+fn train_transforms(base: &[Transform], size: usize, req: &DataRequest<'_>) -> Vec<Transform> {
+    let mut t = if req.random_resized_crop {
+        vec![Transform::random_resized_crop(size, size)]
+    } else {
+        base.to_vec()
+    };
+    t.extend(augmentations(size, req.translate, req.hflip));
+    if let Some([brightness, contrast, saturation, hue]) = req.color_jitter {
+        t.push(Transform::ColorJitter {
+            brightness,
+            contrast,
+            saturation,
+            hue,
+        });
+    }
+    t
+}
+
 /// The augmentations of a training pipeline.
 fn augmentations(size: usize, translate: usize, hflip: bool) -> Vec<Transform> {
     let mut t = Vec::new();
@@ -215,8 +242,7 @@ pub fn open_run_data(req: &DataRequest<'_>) -> Result<RunData> {
                     width: size,
                 })]
             };
-            let mut train_t = resize.clone();
-            train_t.extend(augmentations(size, req.translate, req.hflip));
+            let train_t = train_transforms(&resize, size, req);
             let (m, s) = kind.mean_std();
             (
                 train,
@@ -258,8 +284,7 @@ pub fn open_run_data(req: &DataRequest<'_>) -> Result<RunData> {
             let sample = limited(train.clone(), Some(STATS_SAMPLE));
             let stats = channel_stats(sample.as_ref())?;
             let eval_t = folder_eval_transforms(size);
-            let mut train_t = eval_t.clone();
-            train_t.extend(augmentations(size, req.translate, req.hflip));
+            let train_t = train_transforms(&eval_t, size, req);
             (
                 train,
                 Arc::new(val) as Arc<dyn ImageSource>,
@@ -283,6 +308,10 @@ pub fn open_run_data(req: &DataRequest<'_>) -> Result<RunData> {
         } else {
             unreachable!("every dataset is IDX, CIFAR or a folder")
         };
+    let (mean, std) = match &req.normalize {
+        Some((m, s)) => (m.clone(), s.clone()),
+        None => (mean, std),
+    };
     let train_src = limited(train_src, req.limit_train);
     let test_src = limited(test_src, req.limit_test);
     let in_channels = train_src.channels();

@@ -203,6 +203,21 @@ pub struct TrainOptions {
     /// refusing the folder.
     #[serde(default)]
     pub skip_bad_images: bool,
+    /// CIFAR and folders: train on torchvision's RandomResizedCrop instead
+    /// of the whole (resized) image.
+    #[serde(default)]
+    pub random_resized_crop: bool,
+    /// CIFAR and folders: ColorJitter (brightness, contrast, saturation,
+    /// hue) of training images.
+    #[serde(default)]
+    pub color_jitter: Option<[f64; 4]>,
+    /// CIFAR and folders: per-channel normalisation means (`None`: CIFAR's
+    /// constants, or computed from a folder's training images).
+    #[serde(default)]
+    pub mean: Option<Vec<f32>>,
+    /// Per-channel standard deviations, with `mean`.
+    #[serde(default)]
+    pub std: Option<Vec<f32>>,
     /// Start a new run in a folder that holds another run's checkpoint,
     /// replacing it (`--overwrite`). Not a setting of the run: never saved.
     #[serde(skip)]
@@ -247,6 +262,10 @@ impl TrainOptions {
             image_size: None,
             val_fraction: 0.1,
             skip_bad_images: false,
+            random_resized_crop: false,
+            color_jitter: None,
+            mean: None,
+            std: None,
             seed: 42,
             out_dir: None,
             runs_dir: PathBuf::from("runs"),
@@ -348,6 +367,17 @@ impl TrainOptions {
                 hflip: self.hflip,
             }
             .validate(kind)?;
+        }
+        let extras = self.random_resized_crop
+            || self.color_jitter.is_some()
+            || self.mean.is_some()
+            || self.image_size.is_some();
+        if extras && self.dataset.idx_kind().is_some() {
+            return Err(AppError::Usage(format!(
+                "--image-size, --random-resized-crop, --color-jitter, --mean and --std are for \
+                 CIFAR and image folders; {} uses --translate and --hflip",
+                self.dataset.title()
+            )));
         }
         if !(0.0..1.0).contains(&self.val_fraction) {
             return Err(AppError::Usage(format!(
@@ -550,6 +580,9 @@ pub fn run_train(opts: &TrainOptions, resume: Option<&Path>) -> Result<TrainOutc
         limit_test: opts.limit_test,
         val_fraction: opts.val_fraction,
         skip_bad_images: opts.skip_bad_images,
+        random_resized_crop: opts.random_resized_crop,
+        color_jitter: opts.color_jitter,
+        normalize: opts.mean.clone().zip(opts.std.clone()),
     })?;
     let created = !out_dir.exists();
     // Held until the run ends, whichever way.
