@@ -3,30 +3,15 @@
 //! and zoo.
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Command;
 
 use convnet::datasets::idx::{write_idx, IdxArray};
 use convnet::datasets::ALLOW_SYNTHETIC_ENV;
 use convnet::tensor::Rng;
 use convnet::train::Checkpoint;
 
-fn convnet(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_convnet"))
-        .args(args)
-        .env_remove("CONVNET_DATA")
-        // The split files these tests write are synthetic (few images).
-        .env(ALLOW_SYNTHETIC_ENV, "1")
-        .output()
-        .expect("the convnet binary runs")
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
+mod common;
+use common::{convnet, text};
 
 /// Class `c` is a bright vertical bar at column `2c + 4`, plus noise.
 fn write_split(dir: &Path, prefix: &str, n: usize, seed: u64) {

@@ -2,27 +2,12 @@
 //! tiny synthetic Fashion-MNIST files written by the test.
 
 use std::path::Path;
-use std::process::{Command, Output};
 
 use convnet::datasets::idx::{write_idx, IdxArray};
-use convnet::datasets::{ImageFolder, ImageSource, ALLOW_SYNTHETIC_ENV};
+use convnet::datasets::{ImageFolder, ImageSource};
 
-fn convnet(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_convnet"))
-        .args(args)
-        .env_remove("CONVNET_DATA")
-        .env(ALLOW_SYNTHETIC_ENV, "1")
-        .output()
-        .expect("the convnet binary runs")
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
+mod common;
+use common::{convnet, text};
 
 /// `n` images of a split: image `i` is uniformly `10 * i`, label `(i * 3) % 10`.
 fn write_fake_split(dir: &Path, prefix: &str, n: usize) {

@@ -3,31 +3,11 @@
 //! backbone (small synthetic data written by the tests).
 
 use std::path::Path;
-use std::process::{Command, Output};
 
-use convnet::datasets::ALLOW_SYNTHETIC_ENV;
 use convnet::tensor::Rng;
 
-fn convnet(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_convnet"))
-        .args(args)
-        .env_remove("CONVNET_DATA")
-        .env(ALLOW_SYNTHETIC_ENV, "1")
-        .output()
-        .expect("the convnet binary runs")
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
+mod common;
+use common::{convnet, s, text};
 
 /// Class `c` of `classes`: a colour of its own plus noise.
 fn pixel_of(c: usize, channel: usize, rng: &mut Rng) -> u8 {
