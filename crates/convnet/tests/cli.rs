@@ -683,3 +683,79 @@ fn train_from_weights_with_another_head_and_a_frozen_backbone() {
     ]);
     assert!(o.status.success(), "{}", text(&o));
 }
+
+/// `eval --plot` onto the checkpoint it evaluates or onto the test set it
+/// reads is refused before anything is written (a plot once replaced
+/// both); a new path gets the heat map. Special files are refused as
+/// `--resume` checkpoints and `infer` inputs too (both once read
+/// `/dev/zero` until memory ran out).
+#[test]
+fn eval_plot_never_replaces_its_inputs_and_special_inputs_are_refused() {
+    let data = fake_mnist(32, 20);
+    let config = convnet::zoo::ModelConfig::mnist();
+    let mut model = convnet::zoo::build("lenet1", &config, &mut Rng::seed_from(0)).unwrap();
+    let info = convnet::train::ModelInfo {
+        model: "lenet1".into(),
+        model_config: serde_json::to_string(&config).unwrap(),
+        dataset: "mnist".into(),
+        class_names: (0..10).map(|c| c.to_string()).collect(),
+        ..Default::default()
+    };
+    let ck = data.path().join("model.ckpt");
+    Checkpoint::capture(model.as_mut(), &info, 1, None)
+        .save(&ck)
+        .unwrap();
+    let test_images = data.path().join("mnist").join("t10k-images-idx3-ubyte");
+    let d = data.path().to_str().unwrap();
+    for target in [&ck, &test_images] {
+        let before = std::fs::read(target).unwrap();
+        let o = convnet(&[
+            "eval",
+            "--checkpoint",
+            ck.to_str().unwrap(),
+            "--data-dir",
+            d,
+            "--offline",
+            "--plot",
+            target.to_str().unwrap(),
+        ]);
+        let t = text(&o);
+        assert_eq!(o.status.code(), Some(1), "{t}");
+        assert!(t.contains("refusing to write there"), "{t}");
+        assert_eq!(std::fs::read(target).unwrap(), before, "{target:?} changed");
+    }
+    let heat = data.path().join("heat.png");
+    let o = convnet(&[
+        "eval",
+        "--checkpoint",
+        ck.to_str().unwrap(),
+        "--data-dir",
+        d,
+        "--offline",
+        "--plot",
+        heat.to_str().unwrap(),
+    ]);
+    assert!(o.status.success() && heat.is_file(), "{}", text(&o));
+
+    if cfg!(target_os = "linux") {
+        let o = convnet(&["train", "--resume", "/dev/zero"]);
+        let t = text(&o);
+        assert_eq!(o.status.code(), Some(1), "{t}");
+        assert!(t.contains("a character device"), "{t}");
+        let out = data.path().join("y.npy");
+        let o = convnet(&[
+            "infer",
+            "--model",
+            "lenet5",
+            "--weights",
+            ck.to_str().unwrap(),
+            "--input",
+            "/dev/zero",
+            "--output",
+            out.to_str().unwrap(),
+        ]);
+        let t = text(&o);
+        assert_eq!(o.status.code(), Some(1), "{t}");
+        assert!(t.contains("a character device"), "{t}");
+    }
+}
