@@ -245,18 +245,24 @@ fn predict_with_pipeline(
             }
         };
         let top = top_classes(&probs, top_k, |c| loaded.class_names.get(c).cloned());
-        crate::outln!("{} ({w}x{h}):", path.display())?;
-        print_top(&top)?;
-        report.predictions.push(Prediction {
-            path: path.to_path_buf(),
-            top,
-            image: None,
-        });
+        report.record(path, &format!("{} ({w}x{h})", path.display()), top)?;
     }
     Ok(report)
 }
 
 impl PredictReport {
+    /// Prints `heading:` and the ranked classes of an image, and keeps them.
+    fn record(&mut self, path: &Path, heading: &str, top: Vec<(usize, String, f32)>) -> Result<()> {
+        crate::outln!("{heading}:")?;
+        print_top(&top)?;
+        self.predictions.push(Prediction {
+            path: path.to_path_buf(),
+            top,
+            image: None,
+        });
+        Ok(())
+    }
+
     fn fail(&mut self, path: &Path, error: AppError) {
         let msg = super::error_message(&error);
         if msg.contains(&*path.to_string_lossy()) {
@@ -326,13 +332,7 @@ fn predict_imagenet(
             }
         };
         let top = top_classes(&probs, top_k, |c| names.get(c).map(|s| s.to_string()));
-        crate::outln!("{}:", path.display())?;
-        print_top(&top)?;
-        report.predictions.push(Prediction {
-            path: path.to_path_buf(),
-            top,
-            image: None,
-        });
+        report.record(path, &path.display().to_string(), top)?;
     }
     Ok(report)
 }
