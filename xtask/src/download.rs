@@ -4,10 +4,10 @@
 
 use std::path::PathBuf;
 
-use anyhow::{bail, Context};
+use anyhow::bail;
 use convnet::datasets::{
-    cifar::{ensure_cifar, import_cifar_from, CifarKind},
-    download::{ensure_dataset, import_from, DownloadOptions, Progress},
+    cifar::CifarKind,
+    download::{DownloadOptions, Progress},
     resolve_data_dir, DatasetKind, DATA_DIR_ENV,
 };
 
@@ -123,25 +123,17 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
         },
         ..DownloadOptions::default()
     };
-    for kind in &args.kinds {
-        let report = match &args.from {
-            Some(from) => import_from(*kind, from, &data_dir)
-                .with_context(|| format!("importing {} from {}", kind.title(), from.display()))?,
-            None => ensure_dataset(*kind, &data_dir, &opts)
-                .with_context(|| format!("downloading {}", kind.title()))?,
-        };
-        if !args.quiet {
-            print!("{report}");
-        }
-    }
-    for kind in &args.cifar {
-        let report = match &args.from {
-            Some(from) => import_cifar_from(*kind, from, &data_dir)
-                .with_context(|| format!("importing {} from {}", kind.title(), from.display()))?,
-            None => ensure_cifar(*kind, &data_dir, &opts)
-                .with_context(|| format!("downloading {}", kind.title()))?,
-        };
-        if !args.quiet {
+    let names: Vec<String> = args
+        .kinds
+        .iter()
+        .map(|k| k.name().to_string())
+        .chain(args.cifar.iter().map(|k| k.name().to_string()))
+        .collect();
+    let reports =
+        convnet::app::data::fetch_datasets(&names, &data_dir, args.from.as_deref(), &opts)
+            .map_err(|e| anyhow::anyhow!(convnet::app::error_message(&e)))?;
+    if !args.quiet {
+        for report in reports {
             print!("{report}");
         }
     }

@@ -52,6 +52,28 @@ enum Command {
     /// Export MNIST or Fashion-MNIST as an image folder; statistics of an image folder.
     #[command(subcommand)]
     Data(DataCommand),
+    /// Download datasets, or import local copies offline (--from), verified as
+    /// every load verifies them: mnist, fashion-mnist, cifar10, cifar100, all
+    /// [default: all = mnist and fashion-mnist].
+    Download(DownloadArgs),
+}
+
+#[derive(Args, Debug)]
+struct DownloadArgs {
+    /// Datasets: mnist, fashion-mnist, cifar10, cifar100 or all.
+    datasets: Vec<String>,
+    /// Data folder to fill (default: $CONVNET_DATA, else ./data).
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// Import from this folder (the publisher's files, .gz or plain; for
+    /// CIFAR the .tar.gz archive or a folder holding it) instead of
+    /// downloading.
+    #[arg(long, value_name = "DIR")]
+    from: Option<PathBuf>,
+    /// Never use the network: a dataset that is missing is an error saying
+    /// how to import it.
+    #[arg(long, conflicts_with = "from")]
+    offline: bool,
 }
 
 #[derive(Subcommand, Debug)]
@@ -708,6 +730,18 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             }
         }
         Command::Zoo => out!("{}", app::summary::zoo_table()?)?,
+        Command::Download(a) => {
+            let data_dir = convnet::datasets::resolve_data_dir(a.data_dir.as_deref());
+            let opts = convnet::datasets::DownloadOptions {
+                offline: a.offline,
+                ..Default::default()
+            };
+            for report in
+                app::data::fetch_datasets(&a.datasets, &data_dir, a.from.as_deref(), &opts)?
+            {
+                out!("{report}")?;
+            }
+        }
         Command::Infer(a) => {
             let shape = app::weights::infer(a.model.as_deref(), &a.weights, &a.input, &a.output)?;
             outln!("logits {shape:?} written to {}", a.output.display())?;

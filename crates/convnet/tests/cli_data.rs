@@ -97,3 +97,35 @@ fn export_writes_labelled_class_folders_refuses_to_overwrite_and_stats_reads_the
     assert!(!o.status.success());
     assert!(text(&o).contains("nothing"), "{}", text(&o));
 }
+
+/// `convnet download --from` imports with the publisher's checksums (a file
+/// that is not the publisher's is refused by name, nothing is written), and
+/// names that cannot be downloaded are errors listing the valid ones.
+#[test]
+fn download_imports_verified_copies_and_refuses_the_rest() {
+    let src = tempfile::tempdir().unwrap();
+    let data = tempfile::tempdir().unwrap();
+    write_fake_split(src.path(), "train", 5);
+    write_fake_split(src.path(), "t10k", 5);
+    let o = convnet(&[
+        "download",
+        "mnist",
+        "--from",
+        src.path().to_str().unwrap(),
+        "--data-dir",
+        data.path().to_str().unwrap(),
+    ]);
+    let t = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{t}");
+    assert!(t.contains("train-images-idx3-ubyte"), "{t}");
+    assert!(!data.path().join("mnist").exists(), "{t}");
+    for (name, msg) in [
+        ("folder:photos", "an image folder is not downloaded"),
+        ("svhn", "cifar10, cifar100"),
+    ] {
+        let o = convnet(&["download", name, "--offline"]);
+        let t = text(&o);
+        assert_eq!(o.status.code(), Some(1), "{t}");
+        assert!(t.contains(msg), "{t}");
+    }
+}

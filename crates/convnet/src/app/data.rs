@@ -2,10 +2,10 @@
 
 use std::path::{Path, PathBuf};
 
-use convnet_datasets::download::{ensure_dataset, offline_hint, DownloadOptions};
+use convnet_datasets::download::{ensure_dataset, import_from, offline_hint, DownloadOptions};
 use convnet_datasets::{
     find_dataset, locate::missing_files, resolve_data_dir, DataLoader, Dataset, DatasetKind,
-    LoadOptions, LoaderConfig, Split,
+    DatasetSpec, LoadOptions, LoaderConfig, Split,
 };
 
 use super::{AppError, Result};
@@ -150,4 +150,62 @@ pub fn folder_stats(spec: &str) -> Result<String> {
         list(&stats.mean),
         list(&stats.std)
     ))
+}
+
+/// Downloads each dataset of `datasets` into `data_dir` (or, with `from`,
+/// imports it from a local copy: a folder of the publisher's files or, for
+/// CIFAR, the archive), verified as every load verifies it; files already
+/// valid are kept. `datasets` accepts `mnist`, `fashion-mnist`, `cifar10`,
+/// `cifar100` and `all` (MNIST and Fashion-MNIST; CIFAR only when named);
+/// none means `all`. Returns what was done, one report per dataset. What
+/// `convnet download` and `cargo xtask download` run.
+pub fn fetch_datasets(
+    datasets: &[String],
+    data_dir: &Path,
+    from: Option<&Path>,
+    opts: &DownloadOptions,
+) -> Result<Vec<String>> {
+    let mut specs: Vec<DatasetSpec> = Vec::new();
+    for name in datasets {
+        let add: Vec<DatasetSpec> = if name == "all" {
+            DatasetKind::ALL.map(DatasetSpec::from).to_vec()
+        } else {
+            match name.parse::<DatasetSpec>()? {
+                DatasetSpec::Folder(_) => {
+                    return Err(AppError::Usage(format!(
+                        "`{name}`: an image folder is not downloaded; give mnist, \
+                         fashion-mnist, cifar10, cifar100 or all"
+                    )))
+                }
+                spec => vec![spec],
+            }
+        };
+        for spec in add {
+            if !specs.contains(&spec) {
+                specs.push(spec);
+            }
+        }
+    }
+    if specs.is_empty() {
+        specs = DatasetKind::ALL.map(DatasetSpec::from).to_vec();
+    }
+    let mut reports = Vec::new();
+    for spec in &specs {
+        let report = if let Some(kind) = spec.idx_kind() {
+            match from {
+                Some(dir) => import_from(kind, dir, data_dir)?.to_string(),
+                None => ensure_dataset(kind, data_dir, opts)?.to_string(),
+            }
+        } else {
+            let kind = spec.cifar_kind().expect("IDX or CIFAR");
+            match from {
+                Some(dir) => {
+                    convnet_datasets::cifar::import_cifar_from(kind, dir, data_dir)?.to_string()
+                }
+                None => convnet_datasets::cifar::ensure_cifar(kind, data_dir, opts)?.to_string(),
+            }
+        };
+        reports.push(report);
+    }
+    Ok(reports)
 }
