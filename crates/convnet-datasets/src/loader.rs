@@ -200,11 +200,11 @@ impl DataLoader {
 
     /// Images per epoch (all of them, or fewer with `drop_last`).
     pub fn len(&self) -> usize {
-        if self.config.drop_last {
-            self.dataset.len() / self.config.batch_size * self.config.batch_size
-        } else {
-            self.dataset.len()
-        }
+        epoch_len(
+            self.dataset.len(),
+            self.config.batch_size,
+            self.config.drop_last,
+        )
     }
 
     /// `true` if an epoch has no images.
@@ -280,6 +280,17 @@ impl DataLoader {
 /// augmentation of the image at position `p` from `.fork(1).fork(p)`.
 pub(crate) fn epoch_rng(seed: u64, epoch: usize) -> Rng {
     Rng::seed_from(seed).fork(epoch as u64)
+}
+
+/// Images an epoch over `n` images visits: all of them, or with
+/// `drop_last` only the whole batches of `batch_size` (what both loaders
+/// report as their `len`).
+pub(crate) fn epoch_len(n: usize, batch_size: usize, drop_last: bool) -> usize {
+    if drop_last {
+        n / batch_size * batch_size
+    } else {
+        n
+    }
 }
 
 /// The order in which epoch `epoch` visits `len` items: `0..len`, shuffled

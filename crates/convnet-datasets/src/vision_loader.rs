@@ -27,7 +27,7 @@ use rayon::prelude::*;
 
 use crate::error::{DatasetError, Result};
 use crate::folder::{open_split, FolderOptions, FolderSplit, SkippedFile};
-use crate::loader::{epoch_order, epoch_rng};
+use crate::loader::{epoch_len, epoch_order, epoch_rng};
 use crate::source::{ImageSource, RawImage};
 use crate::transforms::Pipeline;
 
@@ -236,12 +236,11 @@ impl VisionLoader {
 
     /// Images per epoch (all of them, or fewer with `drop_last`).
     pub fn len(&self) -> usize {
-        let n = self.source.len();
-        if self.config.drop_last {
-            n / self.config.batch_size * self.config.batch_size
-        } else {
-            n
-        }
+        epoch_len(
+            self.source.len(),
+            self.config.batch_size,
+            self.config.drop_last,
+        )
     }
 
     /// `true` if an epoch has no images.
