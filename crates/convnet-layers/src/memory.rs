@@ -153,6 +153,21 @@ pub fn check_memory(
     check_memory_within(model, input_shape, usage, what, available_bytes())
 }
 
+/// [`check_memory`] for a caller about to run `model` on `input_shape`:
+/// only a [`LayerError::Memory`] is returned; a shape the model refuses is
+/// left to the forward pass, which reports it with its own context.
+pub fn refuse_if_too_big(
+    model: &dyn Layer,
+    input_shape: &[usize],
+    usage: Usage,
+    what: &str,
+) -> Result<()> {
+    match check_memory(model, input_shape, usage, what) {
+        Err(e @ LayerError::Memory { .. }) => Err(e),
+        _ => Ok(()),
+    }
+}
+
 /// `about 1.2 TiB (weights 528.0 MiB, gradients ..., activations 1.2 TiB)`.
 fn describe(need: &MemoryNeed) -> String {
     let mut parts = vec![format!("weights {}", human_bytes(need.weights))];

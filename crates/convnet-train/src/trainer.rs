@@ -4,8 +4,8 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
-use convnet_layers::memory::{check_memory, Usage};
-use convnet_layers::{Layer, LayerError};
+use convnet_layers::memory::{refuse_if_too_big, Usage};
+use convnet_layers::Layer;
 use convnet_tensor::Tensor;
 use serde::{Deserialize, Serialize};
 
@@ -122,14 +122,15 @@ pub struct EvalReport {
 }
 
 /// An error if running `model` on batches of `shape` would need more memory
-/// than the machine has ([`check_memory`]); a shape the model refuses is left
-/// to the forward pass, which says so with its own context.
-fn refuse_if_too_big(model: &dyn Layer, shape: &[usize], usage: Usage, what: &str) -> Result<()> {
+/// than the machine has ([`refuse_if_too_big`]).
+fn refuse_if_too_big_batch(
+    model: &dyn Layer,
+    shape: &[usize],
+    usage: Usage,
+    what: &str,
+) -> Result<()> {
     let what = format!("{what} on batches of shape {shape:?}");
-    match check_memory(model, shape, usage, &what) {
-        Err(e @ LayerError::Memory { .. }) => Err(e.into()),
-        _ => Ok(()),
-    }
+    Ok(refuse_if_too_big(model, shape, usage, &what)?)
 }
 
 /// Evaluates `model` in inference mode on every batch of `data` (epoch 0's
@@ -145,7 +146,7 @@ pub fn evaluate(
     for (index, batch) in data.batches(0).enumerate() {
         let batch = batch?;
         if index == 0 {
-            refuse_if_too_big(model, batch.images.shape(), Usage::Inference, "evaluation")?;
+            refuse_if_too_big_batch(model, batch.images.shape(), Usage::Inference, "evaluation")?;
         }
         let logits = model.infer(&batch.images)?;
         if logits.shape().get(1) != Some(&num_classes) {
@@ -486,7 +487,7 @@ impl<'m> Trainer<'m> {
                     let usage = Usage::Training {
                         optimizer_slots: self.config.optimizer.buffers(),
                     };
-                    refuse_if_too_big(&*self.model, batch.images.shape(), usage, "training")?;
+                    refuse_if_too_big_batch(&*self.model, batch.images.shape(), usage, "training")?;
                 }
                 // The batch's images are ours: layers that can reuse their
                 // memory do (`forward_owned`).

@@ -282,7 +282,7 @@ pub fn infer(
     }
     let wm = build_with_weights(model, weights, None, LoadMode::Strict, 0)?;
     // A shape the model refuses is reported by `infer` below, with context.
-    if let Err(e @ convnet_layers::LayerError::Memory { .. }) = convnet_layers::memory::check_memory(
+    convnet_layers::memory::refuse_if_too_big(
         &*wm.model,
         x.shape(),
         convnet_layers::memory::Usage::Inference,
@@ -292,9 +292,7 @@ pub fn infer(
             x.shape(),
             input.display()
         ),
-    ) {
-        return Err(e.into());
-    }
+    )?;
     let logits = wm.model.infer(&x).map_err(|e| {
         AppError::Usage(format!(
             "{} on input {:?} from {}: {e}",
