@@ -8,44 +8,15 @@ use std::path::{Path, PathBuf};
 use crate::error::{Result, TrainError};
 
 /// Writes `bytes` to `path` so that a crash at any moment leaves either the
-/// old file or the new one, never a partial file: the data goes to a
-/// temporary file in the same folder, which is flushed to disk (`fsync`) and
-/// then renamed over `path`; the folder is synced too where the platform
-/// allows it.
+/// old file or the new one, never a partial file (temporary file beside it,
+/// `fsync`, rename: [`convnet_tensor::fileio::write_atomic`], the one writer
+/// of the workspace).
 ///
 /// An existing `path` must be a regular file ([`check_output`]): renaming
 /// over a device node would replace the device.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     check_output(path, &[])?;
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-        _ => std::path::PathBuf::from("."),
-    };
-    let mut builder = tempfile::Builder::new();
-    builder.prefix(".tmp-");
-    // Temporary files are private (0600) by default; the result is an
-    // ordinary file, readable by others as any file this user writes.
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        builder.permissions(std::fs::Permissions::from_mode(0o644));
-    }
-    let mut tmp = builder
-        .tempfile_in(&dir)
-        .map_err(|e| TrainError::io(&dir, e))?;
-    tmp.write_all(bytes)
-        .map_err(|e| TrainError::io(tmp.path(), e))?;
-    tmp.as_file()
-        .sync_all()
-        .map_err(|e| TrainError::io(tmp.path(), e))?;
-    tmp.persist(path)
-        .map_err(|e| TrainError::io(path, e.error))?;
-    // Make the rename itself durable (not supported on every platform; a
-    // failure here does not make the file less complete).
-    if let Ok(d) = std::fs::File::open(&dir) {
-        let _ = d.sync_all();
-    }
-    Ok(())
+    convnet_tensor::fileio::write_atomic(path, bytes).map_err(|e| TrainError::io(path, e))
 }
 
 /// The name of the lock file inside a locked folder.
@@ -150,10 +121,10 @@ fn process_is_running(pid: u32) -> bool {
     proc_root.join(pid.to_string()).exists()
 }
 
-/// Whether `name` is a temporary file of an atomic write: `.tmp-*` (this
-/// crate's [`write_atomic`]) or `.<file>.tmp-*` (the weights crate's).
+/// Whether `name` is a temporary file of an atomic write
+/// ([`convnet_tensor::fileio::is_temporary_name`]).
 pub fn is_temporary_name(name: &str) -> bool {
-    name.starts_with(".tmp-") || (name.starts_with('.') && name.contains(".tmp-"))
+    convnet_tensor::fileio::is_temporary_name(name)
 }
 
 /// Removes the temporary files that atomic writes killed half-way left in
@@ -325,8 +296,13 @@ mod tests {
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
-            let mode = std::fs::metadata(&p).unwrap().permissions().mode();
-            assert_eq!(mode & 0o777, 0o644);
+            // The permissions of any file this user creates (never the
+            // temporary file's private 0600).
+            let plain = dir.path().join("plain.bin");
+            std::fs::write(&plain, b"x").unwrap();
+            let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode(&p), mode(&plain));
+            std::fs::remove_file(&plain).unwrap();
         }
         let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
         assert_eq!(names.len(), 1);

@@ -1,6 +1,5 @@
 //! Atomic file writes, and the one way input files are read.
 
-use std::io::Write;
 use std::path::Path;
 
 use crate::error::{Result, WeightsError};
@@ -18,31 +17,9 @@ pub(crate) fn check_regular(path: &Path) -> Result<()> {
         .map_err(|e| WeightsError::io(path, e))
 }
 
-/// Writes `bytes` to a temporary file beside `path`, syncs it and renames it
-/// over `path`: a crash leaves either the old file or the new one, never a
-/// half-written file.
+/// Writes `bytes` to `path` atomically: a crash leaves either the old file
+/// or the new one, never a half-written file (see
+/// [`convnet_tensor::fileio::write_atomic`], the one writer of the workspace).
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
-    let name = path
-        .file_name()
-        .ok_or_else(|| WeightsError::format(path, "not a file name"))?;
-    let tmp = dir.join(format!(
-        ".{}.tmp-{}",
-        name.to_string_lossy(),
-        std::process::id()
-    ));
-    let result = (|| {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)
-    })();
-    if let Err(e) = result {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(WeightsError::io(path, e));
-    }
-    Ok(())
+    convnet_tensor::fileio::write_atomic(path, bytes).map_err(|e| WeightsError::io(path, e))
 }
