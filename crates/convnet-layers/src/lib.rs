@@ -99,6 +99,7 @@
 //! | [`LayerScale`] | timm's `LayerScale`, torchvision ConvNeXt's `layer_scale` |
 //! | [`StochasticDepth`] | `torchvision.ops.StochasticDepth` |
 //! | [`ClassToken`], [`PositionEmbedding`], [`SelectToken`] | torchvision ViT's `class_token`, `pos_embedding`, `x[:, 0]` |
+//! | [`ExpectShape`] | `torch._assert` on the input shape (the identity otherwise) |
 //! | [`Wrapped`] | a module's own parameter applied after a submodule (`layer_scale * block(x)`) |
 //! | [`Sequential`], [`Residual`], [`Concat`], [`Add`] | `nn.Sequential`, ResNet blocks, Inception, `a(x) + b(x)` |
 //!
@@ -119,6 +120,7 @@ mod conv2d;
 mod dropout;
 mod elementwise;
 pub mod error;
+mod expect_shape;
 mod flatten;
 mod fused;
 mod gelu;
@@ -142,8 +144,8 @@ mod softmax;
 mod stochastic_depth;
 pub mod summary;
 mod tanh;
-#[cfg(test)]
-mod testing;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
 mod util;
 mod wrapped;
 
@@ -156,6 +158,7 @@ pub use containers::{Add, Concat, Residual, Sequential};
 pub use conv2d::{Conv2d, Conv2dConfig};
 pub use dropout::Dropout;
 pub use error::{LayerError, Result};
+pub use expect_shape::ExpectShape;
 pub use flatten::Flatten;
 pub use gelu::GELU;
 pub use identity::Identity;

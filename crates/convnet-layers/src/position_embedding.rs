@@ -55,7 +55,10 @@ impl PositionEmbedding {
         if !matches!(pos.shape(), [1, t, d] if *t > 0 && *d > 0) {
             return Err(LayerError::config(
                 NAME,
-                format!("the embedding must be [1, T, D] with T, D >= 1, got {:?}", pos.shape()),
+                format!(
+                    "the embedding must be [1, T, D] with T, D >= 1, got {:?}",
+                    pos.shape()
+                ),
             ));
         }
         Ok(PositionEmbedding {

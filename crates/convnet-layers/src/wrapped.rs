@@ -186,12 +186,9 @@ impl Layer for Wrapped {
             params: self.num_params(),
             leaf: false,
         });
-        let y = self.inner.summarize(
-            &join(name, &self.inner_name),
-            input_shape,
-            depth + 1,
-            rows,
-        )?;
+        let y =
+            self.inner
+                .summarize(&join(name, &self.inner_name), input_shape, depth + 1, rows)?;
         self.outer.summarize(name, &y, depth + 1, rows)?;
         Ok(out)
     }

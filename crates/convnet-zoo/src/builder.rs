@@ -250,6 +250,21 @@ pub fn no_variant(model: &str, config: &ModelConfig) -> Result<()> {
     }
 }
 
+/// Builds a registry model without variants: checks that `config` names no
+/// variant and has sizes this program accepts, builds the network with
+/// `build` and checks that `config`'s input goes through it.
+pub fn build_checked<L: Layer + 'static>(
+    model: &str,
+    config: &ModelConfig,
+    build: impl FnOnce() -> Result<L>,
+) -> Result<Box<dyn Layer>> {
+    no_variant(model, config)?;
+    config.check(model)?;
+    let net = build()?;
+    check_input(model, &net, config)?;
+    Ok(Box::new(net))
+}
+
 /// Checks that `config`'s input goes through `net` and gives one score per
 /// class, naming the model and the input size otherwise.
 pub fn check_input(model: &str, net: &dyn Layer, config: &ModelConfig) -> Result<()> {

@@ -574,21 +574,16 @@ impl GoogLeNet {
         let mut g = self.trunk[2].backward(&g)?;
         if let (Some((_, g2)), Some(aux)) = (grad_aux, &mut self.aux) {
             let ga = aux[1].backward(g2).map_err(|e| e.in_child(AUX_NAMES[1]))?;
-            add_into(&mut g, &ga);
+            g.axpy(1.0, &ga)
+                .map_err(|e| LayerError::tensor("GoogLeNet", e))?;
         }
         let mut g = self.trunk[1].backward(&g)?;
         if let (Some((g1, _)), Some(aux)) = (grad_aux, &mut self.aux) {
             let ga = aux[0].backward(g1).map_err(|e| e.in_child(AUX_NAMES[0]))?;
-            add_into(&mut g, &ga);
+            g.axpy(1.0, &ga)
+                .map_err(|e| LayerError::tensor("GoogLeNet", e))?;
         }
         Ok(self.trunk[0].backward(&g)?)
-    }
-}
-
-fn add_into(acc: &mut Tensor, x: &Tensor) {
-    debug_assert_eq!(acc.shape(), x.shape());
-    for (a, b) in acc.as_slice_mut().iter_mut().zip(x.as_slice()) {
-        *a += b;
     }
 }
 

@@ -44,9 +44,7 @@ use convnet_layers::{
 };
 use convnet_tensor::Rng;
 
-use crate::builder::{
-    batch_norm, check_input, check_sizes, conv, linear, no_variant, ConvInit, LinearInit,
-};
+use crate::builder::{batch_norm, build_checked, check_sizes, conv, linear, ConvInit, LinearInit};
 use crate::error::{Result, ZooError};
 use crate::{ModelConfig, ModelEntry};
 
@@ -452,16 +450,12 @@ pub(crate) fn build_registry(
     config: &ModelConfig,
     rng: &mut Rng,
 ) -> Result<Box<dyn Layer>> {
-    no_variant(name, config)?;
-    config.check(name)?;
     let cfg = ResNetConfig {
         in_channels: config.in_channels,
         num_classes: config.num_classes,
         ..base
     };
-    let net = build(&cfg, name, rng)?;
-    check_input(name, &net, config)?;
-    Ok(Box::new(net))
+    build_checked(name, config, || build(&cfg, name, rng))
 }
 
 macro_rules! resnet_entry {

@@ -32,8 +32,7 @@ use convnet_layers::{
 use convnet_tensor::Rng;
 
 use crate::builder::{
-    batch_norm, check_dropout, check_input, check_sizes, conv, linear, no_variant, ConvInit,
-    LinearInit,
+    batch_norm, build_checked, check_dropout, check_sizes, conv, linear, ConvInit, LinearInit,
 };
 use crate::error::{Result, ZooError};
 use crate::{ModelConfig, ModelEntry};
@@ -212,16 +211,12 @@ pub(crate) fn build_registry(
     config: &ModelConfig,
     rng: &mut Rng,
 ) -> Result<Box<dyn Layer>> {
-    no_variant(name, config)?;
-    config.check(name)?;
     let cfg = VggConfig {
         in_channels: config.in_channels,
         num_classes: config.num_classes,
         ..base
     };
-    let net = build(&cfg, name, rng)?;
-    check_input(name, &net, config)?;
-    Ok(Box::new(net))
+    build_checked(name, config, || build(&cfg, name, rng))
 }
 
 macro_rules! vgg_entry {
