@@ -587,6 +587,31 @@ impl GoogLeNet {
     }
 }
 
+impl GoogLeNet {
+    /// The parts in visiting order (torchvision's `state_dict` order), with
+    /// their names: the trunk segments and the head merged (`""`), then
+    /// `aux1` and `aux2` between them.
+    fn parts(&self) -> Vec<(&'static str, &Sequential)> {
+        let mut v: Vec<(&'static str, &Sequential)> = self.trunk.iter().map(|t| ("", t)).collect();
+        if let Some(aux) = &self.aux {
+            v.extend(AUX_NAMES.into_iter().zip(aux.iter()));
+        }
+        v.push(("", &self.head));
+        v
+    }
+
+    /// [`GoogLeNet::parts`], mutably.
+    fn parts_mut(&mut self) -> Vec<(&'static str, &mut Sequential)> {
+        let mut v: Vec<(&'static str, &mut Sequential)> =
+            self.trunk.iter_mut().map(|t| ("", t)).collect();
+        if let Some(aux) = &mut self.aux {
+            v.extend(AUX_NAMES.into_iter().zip(aux.iter_mut()));
+        }
+        v.push(("", &mut self.head));
+        v
+    }
+}
+
 impl Layer for GoogLeNet {
     fn type_name(&self) -> &'static str {
         "GoogLeNet"
@@ -638,75 +663,39 @@ impl Layer for GoogLeNet {
     }
 
     fn visit_params(&self, prefix: &str, f: &mut dyn FnMut(&str, &Param)) {
-        for t in &self.trunk {
-            t.visit_params(prefix, f);
+        for (n, part) in self.parts() {
+            part.visit_params(&join(prefix, n), f);
         }
-        if let Some(aux) = &self.aux {
-            for (a, name) in aux.iter().zip(AUX_NAMES) {
-                a.visit_params(&join(prefix, name), f);
-            }
-        }
-        self.head.visit_params(prefix, f);
     }
 
     fn visit_params_mut(&mut self, prefix: &str, f: &mut dyn FnMut(&str, &mut Param)) {
-        for t in &mut self.trunk {
-            t.visit_params_mut(prefix, f);
+        for (n, part) in self.parts_mut() {
+            part.visit_params_mut(&join(prefix, n), f);
         }
-        if let Some(aux) = &mut self.aux {
-            for (a, name) in aux.iter_mut().zip(AUX_NAMES) {
-                a.visit_params_mut(&join(prefix, name), f);
-            }
-        }
-        self.head.visit_params_mut(prefix, f);
     }
 
     fn visit_buffers(&self, prefix: &str, f: &mut dyn FnMut(&str, &Tensor)) {
-        for t in &self.trunk {
-            t.visit_buffers(prefix, f);
+        for (n, part) in self.parts() {
+            part.visit_buffers(&join(prefix, n), f);
         }
-        if let Some(aux) = &self.aux {
-            for (a, name) in aux.iter().zip(AUX_NAMES) {
-                a.visit_buffers(&join(prefix, name), f);
-            }
-        }
-        self.head.visit_buffers(prefix, f);
     }
 
     fn visit_buffers_mut(&mut self, prefix: &str, f: &mut dyn FnMut(&str, &mut Tensor)) {
-        for t in &mut self.trunk {
-            t.visit_buffers_mut(prefix, f);
+        for (n, part) in self.parts_mut() {
+            part.visit_buffers_mut(&join(prefix, n), f);
         }
-        if let Some(aux) = &mut self.aux {
-            for (a, name) in aux.iter_mut().zip(AUX_NAMES) {
-                a.visit_buffers_mut(&join(prefix, name), f);
-            }
-        }
-        self.head.visit_buffers_mut(prefix, f);
     }
 
     fn set_frozen(&mut self, prefix: &str, frozen: &dyn Fn(&str) -> bool) {
-        for t in &mut self.trunk {
-            t.set_frozen(prefix, frozen);
+        for (n, part) in self.parts_mut() {
+            part.set_frozen(&join(prefix, n), frozen);
         }
-        if let Some(aux) = &mut self.aux {
-            for (a, name) in aux.iter_mut().zip(AUX_NAMES) {
-                a.set_frozen(&join(prefix, name), frozen);
-            }
-        }
-        self.head.set_frozen(prefix, frozen);
     }
 
     fn visit_rngs_mut(&mut self, prefix: &str, f: &mut dyn FnMut(&str, &mut Rng)) {
-        for t in &mut self.trunk {
-            t.visit_rngs_mut(prefix, f);
+        for (n, part) in self.parts_mut() {
+            part.visit_rngs_mut(&join(prefix, n), f);
         }
-        if let Some(aux) = &mut self.aux {
-            for (a, name) in aux.iter_mut().zip(AUX_NAMES) {
-                a.visit_rngs_mut(&join(prefix, name), f);
-            }
-        }
-        self.head.visit_rngs_mut(prefix, f);
     }
 
     /// The network's row, then the trunk's and head's children in order of
@@ -751,24 +740,14 @@ impl Layer for GoogLeNet {
     }
 
     fn clone_boxed(&self) -> Option<Box<dyn Layer>> {
-        let seq = |s: &Sequential| -> Option<Sequential> {
-            let children: Vec<(String, Box<dyn Layer>)> = s
-                .children()
-                .map(|(n, c)| c.clone_boxed().map(|c| (n.to_string(), c)))
-                .collect::<Option<_>>()?;
-            Sequential::named(children).ok()
-        };
-        let trunk = [
-            seq(&self.trunk[0])?,
-            seq(&self.trunk[1])?,
-            seq(&self.trunk[2])?,
-        ];
+        let seq = |s: &Sequential| s.try_clone().ok();
+        let [t0, t1, t2] = &self.trunk;
         let aux = match &self.aux {
             Some([a1, a2]) => Some([seq(a1)?, seq(a2)?]),
             None => None,
         };
         Some(Box::new(GoogLeNet {
-            trunk,
+            trunk: [seq(t0)?, seq(t1)?, seq(t2)?],
             aux,
             head: seq(&self.head)?,
             cache: None,

@@ -6,7 +6,10 @@
 
 mod common;
 
-use common::{check_layer_with as check_layer, random, sgd_step_unchecked as sgd_step};
+use common::{
+    assert_every_param_moved, check_layer_with as check_layer, param_values, random, sgd_step,
+    sgd_step_unchecked,
+};
 use convnet_layers::{summary, Layer};
 use convnet_tensor::gradcheck::GradCheck;
 use convnet_tensor::{Rng, Tensor};
@@ -298,33 +301,21 @@ fn tiny28_trains_and_every_parameter_learns() {
     assert_eq!(m.num_params(), 139_018);
     let x = random(&[16, 1, 28, 28], 13);
     let labels: Vec<usize> = (0..16).map(|i| (i * 7) % 10).collect();
-    let mut before = Vec::new();
-    m.visit_params("", &mut |_, p| before.push(p.value.clone()));
+    let before = param_values(m.as_ref());
     // The head starts at zero: the first step moves the head only, the
-    // second reaches everything.
-    let first = sgd_step(m.as_mut(), &x, &labels, 0.05);
+    // second reaches everything (the checked step asserts it).
+    let first = sgd_step_unchecked(m.as_mut(), &x, &labels, 0.05);
     assert!(
         (first - 10f64.ln()).abs() < 1e-5,
         "uniform logits at start: {first}"
     );
     sgd_step(m.as_mut(), &x, &labels, 0.05);
-    let mut zero = Vec::new();
-    m.visit_params("", &mut |n, p| {
-        if p.grad.as_slice().iter().all(|&g| g == 0.0) {
-            zero.push(n.to_string());
-        }
-    });
-    assert!(zero.is_empty(), "without gradient: {zero:?}");
     let mut last = first;
     for _ in 0..25 {
         last = sgd_step(m.as_mut(), &x, &labels, 0.05);
     }
     assert!(last < 0.5 * first, "loss {first} -> {last}");
-    let mut i = 0;
-    m.visit_params("", &mut |n, p| {
-        assert_ne!(p.value, before[i], "{n} did not move");
-        i += 1;
-    });
+    assert_every_param_moved(m.as_ref(), &before);
     // A copy computes the same thing.
     let copy = m.clone_boxed().unwrap();
     assert_eq!(copy.infer(&x).unwrap(), m.infer(&x).unwrap());

@@ -283,3 +283,20 @@ fn sgd_step_with(
     });
     loss
 }
+
+/// The values of every parameter of `model`, in visiting order.
+pub fn param_values(model: &dyn Layer) -> Vec<Tensor> {
+    let mut v = Vec::new();
+    model.visit_params("", &mut |_, p| v.push(p.value.clone()));
+    v
+}
+
+/// Asserts that every parameter differs from its value in `before`
+/// ([`param_values`]), naming the first that did not move.
+pub fn assert_every_param_moved(model: &dyn Layer, before: &[Tensor]) {
+    let mut i = 0;
+    model.visit_params("", &mut |n, p| {
+        assert_ne!(p.value, before[i], "{n} did not move");
+        i += 1;
+    });
+}
