@@ -396,3 +396,19 @@ mod tests {
         assert!(linear(LinearConfig::new(0, 4), LinearInit::Normal(0.01), &mut rng).is_err());
     }
 }
+
+/// A registry entry without variants: `entry!(CONST, "name",
+/// default_config, "description", |config, rng| ...)`.
+macro_rules! entry {
+    ($const:ident, $name:literal, $default:expr, $desc:literal, $build:expr) => {
+        #[doc = concat!("Registry entry `", $name, "`: ", $desc, ".")]
+        pub const $const: $crate::ModelEntry = $crate::ModelEntry {
+            name: $name,
+            description: $desc,
+            variants: &[],
+            default_config: $default,
+            builder: $build,
+        };
+    };
+}
+pub(crate) use entry;

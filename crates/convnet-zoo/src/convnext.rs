@@ -44,9 +44,9 @@ use convnet_layers::{
 };
 use convnet_tensor::{conv_output_size, Rng, Tensor};
 
-use crate::builder::no_variant;
+use crate::builder::{entry, no_variant};
 use crate::error::{Result, ZooError};
-use crate::{ModelConfig, ModelEntry};
+use crate::ModelConfig;
 
 /// Epsilon of every LayerNorm of ConvNeXt.
 const LN_EPS: f32 = 1e-6;
@@ -377,44 +377,38 @@ fn from_model_config(
     Ok(config)
 }
 
-macro_rules! entry {
+/// The registry entry of variant `$variant` (`ConvNeXtConfig::$variant`).
+macro_rules! convnext_entry {
     ($const:ident, $name:literal, $variant:ident, $default:expr, $desc:literal) => {
-        #[doc = concat!("Registry entry `", $name, "`.")]
-        pub const $const: ModelEntry = ModelEntry {
-            name: $name,
-            description: $desc,
-            variants: &[],
-            default_config: $default,
-            builder: |model, rng| {
-                let config = from_model_config($name, ConvNeXtConfig::$variant(), model)?;
-                Ok(Box::new(convnext(&config, rng)?))
-            },
-        };
+        entry!($const, $name, $default, $desc, |model, rng| {
+            let config = from_model_config($name, ConvNeXtConfig::$variant(), model)?;
+            Ok(Box::new(convnext(&config, rng)?))
+        });
     };
 }
 
-entry!(
+convnext_entry!(
     TINY,
     "convnext_tiny",
     tiny,
     ModelConfig::imagenet,
     "ConvNeXt-T (Liu 2022), torchvision convnext_tiny: dims 96-768, depths 3-3-9-3, 28,589,128 parameters on 3x224x224"
 );
-entry!(
+convnext_entry!(
     SMALL,
     "convnext_small",
     small,
     ModelConfig::imagenet,
     "ConvNeXt-S, torchvision convnext_small: dims 96-768, depths 3-3-27-3, 50,223,688 parameters"
 );
-entry!(
+convnext_entry!(
     BASE,
     "convnext_base",
     base,
     ModelConfig::imagenet,
     "ConvNeXt-B, torchvision convnext_base: dims 128-1024, depths 3-3-27-3, 88,591,464 parameters"
 );
-entry!(
+convnext_entry!(
     TINY28,
     "convnext_tiny28",
     tiny28,

@@ -44,9 +44,11 @@ use convnet_layers::{
 };
 use convnet_tensor::Rng;
 
-use crate::builder::{batch_norm, build_checked, check_sizes, conv, linear, ConvInit, LinearInit};
+use crate::builder::{
+    batch_norm, build_checked, check_sizes, conv, entry, linear, ConvInit, LinearInit,
+};
 use crate::error::{Result, ZooError};
-use crate::{ModelConfig, ModelEntry};
+use crate::ModelConfig;
 
 /// The residual block of a ResNet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -460,14 +462,13 @@ pub(crate) fn build_registry(
 
 macro_rules! resnet_entry {
     ($entry:ident, $name:literal, $config:expr, $desc:literal) => {
-        #[doc = concat!("`", $name, "`'s registry entry: ", $desc, ".")]
-        pub const $entry: ModelEntry = ModelEntry {
-            name: $name,
-            description: $desc,
-            variants: &[],
-            default_config: ModelConfig::imagenet,
-            builder: |config, rng| build_registry($name, $config, config, rng),
-        };
+        entry!(
+            $entry,
+            $name,
+            ModelConfig::imagenet,
+            $desc,
+            |config, rng| { build_registry($name, $config, config, rng) }
+        );
     };
 }
 

@@ -32,10 +32,11 @@ use convnet_layers::{
 use convnet_tensor::Rng;
 
 use crate::builder::{
-    batch_norm, build_checked, check_dropout, check_sizes, conv, linear, ConvInit, LinearInit,
+    batch_norm, build_checked, check_dropout, check_sizes, conv, entry, linear, ConvInit,
+    LinearInit,
 };
 use crate::error::{Result, ZooError};
-use crate::{ModelConfig, ModelEntry};
+use crate::ModelConfig;
 
 /// VGG's configuration: the convolution widths stage by stage, BatchNorm or
 /// not, and the classifier.
@@ -221,14 +222,13 @@ pub(crate) fn build_registry(
 
 macro_rules! vgg_entry {
     ($entry:ident, $name:literal, $config:expr, $desc:literal) => {
-        #[doc = concat!("`", $name, "`'s registry entry: ", $desc, ".")]
-        pub const $entry: ModelEntry = ModelEntry {
-            name: $name,
-            description: $desc,
-            variants: &[],
-            default_config: ModelConfig::imagenet,
-            builder: |config, rng| build_registry($name, $config, config, rng),
-        };
+        entry!(
+            $entry,
+            $name,
+            ModelConfig::imagenet,
+            $desc,
+            |config, rng| { build_registry($name, $config, config, rng) }
+        );
     };
 }
 

@@ -41,10 +41,10 @@ use convnet_layers::{
 use convnet_tensor::init::{normal, xavier_uniform};
 use convnet_tensor::{Rng, Tensor};
 
-use crate::builder::no_variant;
+use crate::builder::{entry, no_variant};
 use crate::convnext::trunc_normal;
 use crate::error::{Result, ZooError};
-use crate::{ModelConfig, ModelEntry};
+use crate::ModelConfig;
 
 /// Epsilon of every LayerNorm of the ViT.
 const LN_EPS: f32 = 1e-6;
@@ -353,44 +353,38 @@ fn from_model_config(name: &str, base: ViTConfig, model: &ModelConfig) -> Result
     Ok(config)
 }
 
-macro_rules! entry {
+/// The registry entry of variant `$variant` (`ViTConfig::$variant`).
+macro_rules! vit_entry {
     ($const:ident, $name:literal, $variant:ident, $default:expr, $desc:literal) => {
-        #[doc = concat!("Registry entry `", $name, "`.")]
-        pub const $const: ModelEntry = ModelEntry {
-            name: $name,
-            description: $desc,
-            variants: &[],
-            default_config: $default,
-            builder: |model, rng| {
-                let config = from_model_config($name, ViTConfig::$variant(), model)?;
-                Ok(Box::new(vit(&config, rng)?))
-            },
-        };
+        entry!($const, $name, $default, $desc, |model, rng| {
+            let config = from_model_config($name, ViTConfig::$variant(), model)?;
+            Ok(Box::new(vit(&config, rng)?))
+        });
     };
 }
 
-entry!(
+vit_entry!(
     B_16,
     "vit_b_16",
     b_16,
     ModelConfig::imagenet,
     "ViT-B/16 (Dosovitskiy 2021), torchvision vit_b_16: D 768, 12 blocks of 12 heads, 86,567,656 parameters on 3x224x224"
 );
-entry!(
+vit_entry!(
     S_16,
     "vit_s_16",
     s_16,
     ModelConfig::imagenet,
     "ViT-S/16 (DeiT-S sizes): D 384, 12 blocks of 6 heads, 22,050,664 parameters"
 );
-entry!(
+vit_entry!(
     TI_16,
     "vit_ti_16",
     ti_16,
     ModelConfig::imagenet,
     "ViT-Ti/16 (DeiT-Ti sizes): D 192, 12 blocks of 3 heads, 5,717,416 parameters"
 );
-entry!(
+vit_entry!(
     TINY28,
     "vit_tiny28",
     tiny28,
