@@ -310,6 +310,22 @@ pub fn check_sizes(model: &str, sizes: &[(&str, usize)]) -> Result<()> {
     Ok(())
 }
 
+/// A registry entry without variants: `entry!(CONST, "name",
+/// default_config, "description", |config, rng| ...)`.
+macro_rules! entry {
+    ($const:ident, $name:literal, $default:expr, $desc:literal, $build:expr) => {
+        #[doc = concat!("Registry entry `", $name, "`: ", $desc, ".")]
+        pub const $const: $crate::ModelEntry = $crate::ModelEntry {
+            name: $name,
+            description: $desc,
+            variants: &[],
+            default_config: $default,
+            builder: $build,
+        };
+    };
+}
+pub(crate) use entry;
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -396,19 +412,3 @@ mod tests {
         assert!(linear(LinearConfig::new(0, 4), LinearInit::Normal(0.01), &mut rng).is_err());
     }
 }
-
-/// A registry entry without variants: `entry!(CONST, "name",
-/// default_config, "description", |config, rng| ...)`.
-macro_rules! entry {
-    ($const:ident, $name:literal, $default:expr, $desc:literal, $build:expr) => {
-        #[doc = concat!("Registry entry `", $name, "`: ", $desc, ".")]
-        pub const $const: $crate::ModelEntry = $crate::ModelEntry {
-            name: $name,
-            description: $desc,
-            variants: &[],
-            default_config: $default,
-            builder: $build,
-        };
-    };
-}
-pub(crate) use entry;
