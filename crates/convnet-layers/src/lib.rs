@@ -97,6 +97,10 @@
 //! | [`BatchNorm2d`] | `nn.BatchNorm2d` (momentum 0.1, eps 1e-5) |
 //! | [`LayerNorm`], [`LayerNorm2d`] | `nn.LayerNorm`, torchvision's ConvNeXt `LayerNorm2d` |
 //! | [`LayerScale`] | timm's `LayerScale`, torchvision ConvNeXt's `layer_scale` |
+//! | [`StochasticDepth`] | `torchvision.ops.StochasticDepth` |
+//! | [`ClassToken`], [`PositionEmbedding`], [`SelectToken`] | torchvision ViT's `class_token`, `pos_embedding`, `x[:, 0]` |
+//! | [`ExpectShape`] | `torch._assert` on the input shape (the identity otherwise) |
+//! | [`Wrapped`] | a module's own parameter applied after a submodule (`layer_scale * block(x)`) |
 //! | [`Sequential`], [`Residual`], [`Concat`], [`Add`] | `nn.Sequential`, ResNet blocks, Inception, `a(x) + b(x)` |
 //!
 //! Compute goes through the kernels of `convnet_tensor::kernels` (sgemm,
@@ -110,11 +114,13 @@ mod adaptive_avg_pool2d;
 mod attention;
 mod avg_pool2d;
 mod batch_norm2d;
+mod class_token;
 pub mod containers;
 mod conv2d;
 mod dropout;
 mod elementwise;
 pub mod error;
+mod expect_shape;
 mod flatten;
 mod fused;
 mod gelu;
@@ -130,24 +136,29 @@ pub mod memory;
 mod model_tests;
 pub mod param;
 mod permute;
+mod position_embedding;
 mod relu;
+mod select_token;
 mod sigmoid;
 mod softmax;
 mod stochastic_depth;
 pub mod summary;
 mod tanh;
-#[cfg(test)]
-mod testing;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
 mod util;
+mod wrapped;
 
 pub use adaptive_avg_pool2d::AdaptiveAvgPool2d;
 pub use attention::{MultiheadAttention, MultiheadAttentionConfig};
 pub use avg_pool2d::AvgPool2d;
 pub use batch_norm2d::{BatchNorm2d, BatchNorm2dConfig};
+pub use class_token::ClassToken;
 pub use containers::{Add, Concat, Residual, Sequential};
 pub use conv2d::{Conv2d, Conv2dConfig};
 pub use dropout::Dropout;
 pub use error::{LayerError, Result};
+pub use expect_shape::ExpectShape;
 pub use flatten::Flatten;
 pub use gelu::GELU;
 pub use identity::Identity;
@@ -159,10 +170,13 @@ pub use linear::{Linear, LinearConfig};
 pub use max_pool2d::{MaxPool2d, Pool2dConfig};
 pub use param::{join, Param};
 pub use permute::Permute;
+pub use position_embedding::PositionEmbedding;
 pub use relu::ReLU;
+pub use select_token::SelectToken;
 pub use sigmoid::Sigmoid;
 pub use softmax::Softmax;
 pub use stochastic_depth::{DropMode, StochasticDepth};
 pub use summary::{summary, Summary, SummaryRow};
 pub use tanh::Tanh;
 pub use util::IntoPair;
+pub use wrapped::Wrapped;

@@ -1,5 +1,9 @@
 //! Test helpers: a finite-difference gradient check of any layer, for its
 //! input and every parameter, with the loss `Σ out · r`.
+//!
+//! Compiled for this crate's tests and, with the `testing` feature, for
+//! the tests of the crates above (the zoo's), so that every crate checks
+//! gradients the same way. They panic on failure, as test helpers do.
 
 use convnet_tensor::gradcheck::{check_gradient, project, projection, GradCheck};
 use convnet_tensor::{Rng, Tensor};
@@ -7,31 +11,34 @@ use convnet_tensor::{Rng, Tensor};
 use crate::layer::Layer;
 
 /// A tensor of standard normal samples.
-pub(crate) fn random(shape: &[usize], seed: u64) -> Tensor {
+pub fn random(shape: &[usize], seed: u64) -> Tensor {
     Tensor::randn(shape, 0.0, 1.0, &mut Rng::seed_from(seed))
 }
 
 /// Random values whose magnitude is at least `gap` (away from ReLU's kink).
-pub(crate) fn random_away_from_zero(shape: &[usize], gap: f32, seed: u64) -> Tensor {
+pub fn random_away_from_zero(shape: &[usize], gap: f32, seed: u64) -> Tensor {
     random(shape, seed).map(|v| if v >= 0.0 { v + gap } else { v - gap })
 }
 
 /// Distinct values spaced at least 0.05 apart, in random order (no ties in a
 /// max-pooling window even after a finite-difference step).
-pub(crate) fn random_distinct(shape: &[usize], seed: u64) -> Tensor {
+pub fn random_distinct(shape: &[usize], seed: u64) -> Tensor {
     let n: usize = shape.iter().product();
     let mut v: Vec<f32> = (0..n).map(|i| (i as f32 - n as f32 / 2.0) * 0.05).collect();
     Rng::seed_from(seed).shuffle(&mut v);
     Tensor::from_vec(shape, v).unwrap()
 }
 
-fn snapshot_rngs(layer: &mut dyn Layer) -> Vec<Rng> {
+/// The random generators of `layer`, in visiting order.
+pub fn snapshot_rngs<L: Layer + ?Sized>(layer: &mut L) -> Vec<Rng> {
     let mut v = Vec::new();
     layer.visit_rngs_mut("", &mut |_, r| v.push(r.clone()));
     v
 }
 
-fn restore_rngs(layer: &mut dyn Layer, saved: &[Rng]) {
+/// Restores generators saved by [`snapshot_rngs`], so that the next
+/// forward pass draws the same masks.
+pub fn restore_rngs<L: Layer + ?Sized>(layer: &mut L, saved: &[Rng]) {
     let mut i = 0;
     layer.visit_rngs_mut("", &mut |_, r| {
         *r = saved[i].clone();
@@ -56,12 +63,12 @@ fn set_param(layer: &mut dyn Layer, name: &str, values: &[f32]) {
 /// evaluation sees the same mask. Also checks that parameter gradients
 /// accumulate across two backward passes. Panics with the layer, the tensor
 /// and the worst element on failure.
-pub(crate) fn check_layer(layer: &mut dyn Layer, x: &Tensor) {
+pub fn check_layer(layer: &mut dyn Layer, x: &Tensor) {
     check_layer_with(layer, x, GradCheck::default())
 }
 
 /// [`check_layer`] with explicit tolerances.
-pub(crate) fn check_layer_with(layer: &mut dyn Layer, x: &Tensor, cfg: GradCheck) {
+pub fn check_layer_with(layer: &mut dyn Layer, x: &Tensor, cfg: GradCheck) {
     let what = layer.type_name();
     let rngs = snapshot_rngs(layer);
     restore_rngs(layer, &rngs);

@@ -33,7 +33,7 @@ use convnet_layers::{
 use convnet_tensor::Rng;
 
 use crate::builder::{
-    check_dropout, check_input, check_sizes, conv, linear, no_variant, ConvInit, LinearInit,
+    build_checked, check_dropout, check_sizes, conv, linear, ConvInit, LinearInit,
 };
 use crate::error::Result;
 use crate::{ModelConfig, ModelEntry};
@@ -155,18 +155,12 @@ pub fn alexnet(config: &AlexNetConfig, rng: &mut Rng) -> Result<Sequential> {
 }
 
 fn build_entry(config: &ModelConfig, rng: &mut Rng) -> Result<Box<dyn Layer>> {
-    no_variant(NAME, config)?;
-    config.check(NAME)?;
-    let net = alexnet(
-        &AlexNetConfig {
-            in_channels: config.in_channels,
-            num_classes: config.num_classes,
-            ..AlexNetConfig::default()
-        },
-        rng,
-    )?;
-    check_input(NAME, &net, config)?;
-    Ok(Box::new(net))
+    let cfg = AlexNetConfig {
+        in_channels: config.in_channels,
+        num_classes: config.num_classes,
+        ..AlexNetConfig::default()
+    };
+    build_checked(NAME, config, || alexnet(&cfg, rng))
 }
 
 #[cfg(test)]

@@ -250,6 +250,21 @@ pub fn no_variant(model: &str, config: &ModelConfig) -> Result<()> {
     }
 }
 
+/// Builds a registry model without variants: checks that `config` names no
+/// variant and has sizes this program accepts, builds the network with
+/// `build` and checks that `config`'s input goes through it.
+pub fn build_checked<L: Layer + 'static>(
+    model: &str,
+    config: &ModelConfig,
+    build: impl FnOnce() -> Result<L>,
+) -> Result<Box<dyn Layer>> {
+    no_variant(model, config)?;
+    config.check(model)?;
+    let net = build()?;
+    check_input(model, &net, config)?;
+    Ok(Box::new(net))
+}
+
 /// Checks that `config`'s input goes through `net` and gives one score per
 /// class, naming the model and the input size otherwise.
 pub fn check_input(model: &str, net: &dyn Layer, config: &ModelConfig) -> Result<()> {
@@ -294,6 +309,22 @@ pub fn check_sizes(model: &str, sizes: &[(&str, usize)]) -> Result<()> {
     }
     Ok(())
 }
+
+/// A registry entry without variants: `entry!(CONST, "name",
+/// default_config, "description", |config, rng| ...)`.
+macro_rules! entry {
+    ($const:ident, $name:literal, $default:expr, $desc:literal, $build:expr) => {
+        #[doc = concat!("Registry entry `", $name, "`: ", $desc, ".")]
+        pub const $const: $crate::ModelEntry = $crate::ModelEntry {
+            name: $name,
+            description: $desc,
+            variants: &[],
+            default_config: $default,
+            builder: $build,
+        };
+    };
+}
+pub(crate) use entry;
 
 #[cfg(test)]
 mod tests {

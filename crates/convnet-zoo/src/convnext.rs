@@ -10,7 +10,7 @@
 //! avgpool      AdaptiveAvgPool2d(1)
 //! classifier   LayerNorm2d(d_last), Flatten, Linear(d_last, classes)
 //!
-//! CNBlock(d):  x + StochasticDepth(layer_scale ⊙ block(x))
+//! CNBlock(d):  x + StochasticDepth(layer_scale ⊙ block(x))    (cn_block)
 //!   block.0  Conv2d(d, d, 7×7, padding 3, groups d)     depthwise
 //!   block.1  Permute to NHWC
 //!   block.2  LayerNorm(d, eps 1e-6)                      channels-last
@@ -38,14 +38,15 @@
 //! zero.
 
 use convnet_layers::{
-    join, AdaptiveAvgPool2d, Conv2d, Conv2dConfig, DropMode, Flatten, Layer, LayerError, LayerNorm,
-    LayerNorm2d, LayerNormConfig, LayerScale, Linear, LinearConfig, Param, Permute, Sequential,
-    StochasticDepth, SummaryRow, GELU,
+    AdaptiveAvgPool2d, Conv2d, Conv2dConfig, DropMode, Flatten, LayerNorm, LayerNorm2d,
+    LayerNormConfig, LayerScale, Linear, LinearConfig, Permute, Residual, Sequential,
+    StochasticDepth, Wrapped, GELU,
 };
 use convnet_tensor::{conv_output_size, Rng, Tensor};
 
+use crate::builder::{entry, no_variant};
 use crate::error::{Result, ZooError};
-use crate::{ModelConfig, ModelEntry};
+use crate::ModelConfig;
 
 /// Epsilon of every LayerNorm of ConvNeXt.
 const LN_EPS: f32 = 1e-6;
@@ -236,18 +237,14 @@ fn layer_norm2d(channels: usize) -> Result<LayerNorm2d> {
     )?)
 }
 
-fn boxed(l: impl Layer + 'static) -> Box<dyn Layer> {
-    Box::new(l)
-}
-
 /// ConvNeXt's block: `x + StochasticDepth(layer_scale ⊙ block(x))`.
 ///
 /// `block` is the depthwise 7×7 convolution, the permutation to
 /// channels-last, a LayerNorm, the inverted bottleneck (`Linear(d, 4d)`,
 /// GELU, `Linear(4d, d)`) and the permutation back. `layer_scale` (`[d, 1,
 /// 1]`) is a parameter of the block itself, visited first, as in
-/// torchvision's `state_dict`; stochastic depth drops the whole residual
-/// branch of a sample in training.
+/// torchvision's `state_dict` ([`Wrapped`]); stochastic depth drops the
+/// whole residual branch of a sample in training.
 ///
 /// PyTorch equivalent: `torchvision.models.convnext.CNBlock`.
 ///
@@ -259,10 +256,10 @@ fn boxed(l: impl Layer + 'static) -> Box<dyn Layer> {
 /// ```
 /// use convnet_layers::Layer;
 /// use convnet_tensor::{Rng, Tensor};
-/// use convnet_zoo::convnext::CNBlock;
+/// use convnet_zoo::convnext::cn_block;
 ///
 /// let mut rng = Rng::seed_from(0);
-/// let mut block = CNBlock::new(8, 1e-6, 0.1, &mut rng)?;
+/// let mut block = cn_block(8, 1e-6, 0.1, &mut rng)?;
 /// let keys: Vec<String> = block.param_shapes().into_iter().map(|(k, _)| k).collect();
 /// assert_eq!(keys[0], "layer_scale");
 /// assert_eq!(keys[1], "block.0.weight");
@@ -273,191 +270,33 @@ fn boxed(l: impl Layer + 'static) -> Box<dyn Layer> {
 /// assert_eq!(block.backward(&y)?.shape(), x.shape());
 /// # Ok::<(), convnet_zoo::ZooError>(())
 /// ```
-#[derive(Debug)]
-pub struct CNBlock {
-    block: Sequential,
-    layer_scale: LayerScale,
-    stochastic_depth: StochasticDepth,
-    /// Whether a `forward` awaits its `backward`, and its input shape.
-    cache: Option<Vec<usize>>,
-}
-
-impl CNBlock {
-    /// A block of width `dim`, `layer_scale` initial value and drop-path
-    /// probability `stochastic_depth_prob`, initialised as torchvision.
-    pub fn new(
-        dim: usize,
-        layer_scale: f32,
-        stochastic_depth_prob: f32,
-        rng: &mut Rng,
-    ) -> Result<Self> {
-        let block = Sequential::new(vec![
-            boxed(conv(
-                Conv2dConfig::new(dim, dim, 7).padding(3).groups(dim),
-                rng,
-            )?),
-            boxed(Permute::new(&[0, 2, 3, 1])?),
-            boxed(LayerNorm::with_config(
-                LayerNormConfig::new(dim).eps(LN_EPS),
-            )?),
-            boxed(linear(dim, 4 * dim, rng)?),
-            boxed(GELU::new()),
-            boxed(linear(4 * dim, dim, rng)?),
-            boxed(Permute::new(&[0, 3, 1, 2])?),
-        ]);
-        Ok(CNBlock {
-            block,
-            layer_scale: LayerScale::channels_first(dim, layer_scale)?
-                .with_param_name("layer_scale"),
-            stochastic_depth: StochasticDepth::new(stochastic_depth_prob, DropMode::Row, rng)?,
-            cache: None,
-        })
-    }
-
-    /// The drop-path probability of this block.
-    pub fn stochastic_depth_prob(&self) -> f32 {
-        self.stochastic_depth.p()
-    }
-
-    fn residual_mismatch(input: &[usize], branch: &[usize]) -> LayerError {
-        LayerError::input_shape(
-            "CNBlock",
-            format!("an input the block keeps unchanged (its branch gives {branch:?})"),
-            input,
-        )
-    }
-}
-
-impl Layer for CNBlock {
-    fn type_name(&self) -> &'static str {
-        "CNBlock"
-    }
-
-    fn infer(&self, x: &Tensor) -> convnet_layers::Result<Tensor> {
-        let r = self.block.infer(x).map_err(|e| e.in_child("block"))?;
-        let mut r = self.layer_scale.infer(&r)?;
-        if r.shape() != x.shape() {
-            return Err(Self::residual_mismatch(x.shape(), r.shape()));
-        }
-        for (a, b) in r.as_slice_mut().iter_mut().zip(x.as_slice()) {
-            *a += b;
-        }
-        Ok(r)
-    }
-
-    fn forward(&mut self, x: &Tensor) -> convnet_layers::Result<Tensor> {
-        let r = self.block.forward(x).map_err(|e| e.in_child("block"))?;
-        let r = self.layer_scale.forward(&r)?;
-        if r.shape() != x.shape() {
-            return Err(Self::residual_mismatch(x.shape(), r.shape()));
-        }
-        let mut r = self
-            .stochastic_depth
-            .forward(&r)
-            .map_err(|e| e.in_child("stochastic_depth"))?;
-        for (a, b) in r.as_slice_mut().iter_mut().zip(x.as_slice()) {
-            *a += b;
-        }
-        self.cache = Some(x.shape().to_vec());
-        Ok(r)
-    }
-
-    fn backward(&mut self, grad_out: &Tensor) -> convnet_layers::Result<Tensor> {
-        let shape = self
-            .cache
-            .as_ref()
-            .ok_or_else(|| LayerError::no_cache("CNBlock"))?;
-        if grad_out.shape() != shape.as_slice() {
-            return Err(LayerError::input_shape(
-                "CNBlock",
-                format!("a gradient of the last output's shape {shape:?}"),
-                grad_out.shape(),
-            ));
-        }
-        self.cache = None;
-        let g = self
-            .stochastic_depth
-            .backward(grad_out)
-            .map_err(|e| e.in_child("stochastic_depth"))?;
-        let g = self.layer_scale.backward(&g)?;
-        let mut gx = self.block.backward(&g).map_err(|e| e.in_child("block"))?;
-        for (a, b) in gx.as_slice_mut().iter_mut().zip(grad_out.as_slice()) {
-            *a += b;
-        }
-        Ok(gx)
-    }
-
-    fn output_shape(&self, input_shape: &[usize]) -> convnet_layers::Result<Vec<usize>> {
-        let r = self
-            .block
-            .output_shape(input_shape)
-            .map_err(|e| e.in_child("block"))?;
-        let r = self.layer_scale.output_shape(&r)?;
-        if r != input_shape {
-            return Err(Self::residual_mismatch(input_shape, &r));
-        }
-        Ok(r)
-    }
-
-    fn visit_params(&self, prefix: &str, f: &mut dyn FnMut(&str, &Param)) {
-        self.layer_scale.visit_params(prefix, f);
-        self.block.visit_params(&join(prefix, "block"), f);
-    }
-
-    fn visit_params_mut(&mut self, prefix: &str, f: &mut dyn FnMut(&str, &mut Param)) {
-        self.layer_scale.visit_params_mut(prefix, f);
-        self.block.visit_params_mut(&join(prefix, "block"), f);
-    }
-
-    fn set_frozen(&mut self, prefix: &str, frozen: &dyn Fn(&str) -> bool) {
-        self.layer_scale.set_frozen(prefix, frozen);
-        self.block.set_frozen(&join(prefix, "block"), frozen);
-    }
-
-    fn visit_rngs_mut(&mut self, prefix: &str, f: &mut dyn FnMut(&str, &mut Rng)) {
-        self.stochastic_depth
-            .visit_rngs_mut(&join(prefix, "stochastic_depth"), f);
-    }
-
-    fn summarize(
-        &self,
-        name: &str,
-        input_shape: &[usize],
-        depth: usize,
-        rows: &mut Vec<SummaryRow>,
-    ) -> convnet_layers::Result<Vec<usize>> {
-        let out = self.output_shape(input_shape)?;
-        rows.push(SummaryRow {
-            name: name.to_string(),
-            type_name: self.type_name().to_string(),
-            depth,
-            output_shape: out.clone(),
-            params: self.num_params(),
-            leaf: false,
-        });
-        let r = self
-            .block
-            .summarize(&join(name, "block"), input_shape, depth + 1, rows)?;
-        self.layer_scale
-            .summarize(&join(name, "layer_scale"), &r, depth + 1, rows)?;
-        self.stochastic_depth
-            .summarize(&join(name, "stochastic_depth"), &r, depth + 1, rows)?;
-        Ok(out)
-    }
-
-    fn clone_boxed(&self) -> Option<Box<dyn Layer>> {
-        let dim = self.layer_scale.gamma.shape()[0];
-        let mut layer_scale = LayerScale::channels_first(dim, 0.0)
-            .ok()?
-            .with_param_name("layer_scale");
-        layer_scale.gamma = self.layer_scale.gamma.clone();
-        Some(Box::new(CNBlock {
-            block: self.block.try_clone().ok()?,
-            layer_scale,
-            stochastic_depth: self.stochastic_depth.clone(),
-            cache: None,
-        }))
-    }
+pub fn cn_block(
+    dim: usize,
+    layer_scale: f32,
+    stochastic_depth_prob: f32,
+    rng: &mut Rng,
+) -> Result<Residual> {
+    let block = Sequential::default()
+        .with(conv(
+            Conv2dConfig::new(dim, dim, 7).padding(3).groups(dim),
+            rng,
+        )?)
+        .with(Permute::new(&[0, 2, 3, 1])?)
+        .with(LayerNorm::with_config(
+            LayerNormConfig::new(dim).eps(LN_EPS),
+        )?)
+        .with(linear(dim, 4 * dim, rng)?)
+        .with(GELU::new())
+        .with(linear(4 * dim, dim, rng)?)
+        .with(Permute::new(&[0, 3, 1, 2])?);
+    let layer_scale = LayerScale::channels_first(dim, layer_scale)?.with_param_name("layer_scale");
+    let branch = Sequential::default()
+        .with_named("", Wrapped::new("block", block, layer_scale))?
+        .with_named(
+            "stochastic_depth",
+            StochasticDepth::new(stochastic_depth_prob, DropMode::Row, rng)?,
+        )?;
+    Ok(Residual::new(Box::new(branch), None)?)
 }
 
 /// Builds a ConvNeXt: a [`Sequential`] with children `features`, `avgpool`
@@ -481,41 +320,40 @@ impl Layer for CNBlock {
 pub fn convnext(config: &ConvNeXtConfig, rng: &mut Rng) -> Result<Sequential> {
     config.validate()?;
     let p = config.stem_patch;
-    let mut features = Sequential::default();
     // Stem: "patchify" convolution and a channels-first LayerNorm.
-    features.push(boxed(Sequential::new(vec![
-        boxed(conv(
-            Conv2dConfig::new(config.in_channels, config.dims[0], p).stride(p),
-            rng,
-        )?),
-        boxed(layer_norm2d(config.dims[0])?),
-    ])));
+    let mut features = Sequential::default().with(
+        Sequential::default()
+            .with(conv(
+                Conv2dConfig::new(config.in_channels, config.dims[0], p).stride(p),
+                rng,
+            )?)
+            .with(layer_norm2d(config.dims[0])?),
+    );
     let mut drop_path = config.drop_path_probs().into_iter();
     for (stage, (&dim, &depth)) in config.dims.iter().zip(&config.depths).enumerate() {
         let mut blocks = Sequential::default();
         for _ in 0..depth {
             let sd = drop_path.next().expect("one probability per block");
-            blocks.push(boxed(CNBlock::new(dim, config.layer_scale, sd, rng)?));
+            blocks = blocks.with(cn_block(dim, config.layer_scale, sd, rng)?);
         }
-        features.push(boxed(blocks));
+        features = features.with(blocks);
         if let Some(&next) = config.dims.get(stage + 1) {
-            features.push(boxed(Sequential::new(vec![
-                boxed(layer_norm2d(dim)?),
-                boxed(conv(Conv2dConfig::new(dim, next, 2).stride(2), rng)?),
-            ])));
+            features = features.with(
+                Sequential::default()
+                    .with(layer_norm2d(dim)?)
+                    .with(conv(Conv2dConfig::new(dim, next, 2).stride(2), rng)?),
+            );
         }
     }
     let last = *config.dims.last().expect("validated: at least one stage");
-    let classifier = Sequential::new(vec![
-        boxed(layer_norm2d(last)?),
-        boxed(Flatten::new()),
-        boxed(linear(last, config.num_classes, rng)?),
-    ]);
-    Ok(Sequential::named(vec![
-        ("features", boxed(features)),
-        ("avgpool", boxed(AdaptiveAvgPool2d::new(1)?)),
-        ("classifier", boxed(classifier)),
-    ])?)
+    let classifier = Sequential::default()
+        .with(layer_norm2d(last)?)
+        .with(Flatten::new())
+        .with(linear(last, config.num_classes, rng)?);
+    Ok(Sequential::default()
+        .with_named("features", features)?
+        .with_named("avgpool", AdaptiveAvgPool2d::new(1)?)?
+        .with_named("classifier", classifier)?)
 }
 
 /// The ConvNeXt configuration a registry entry builds for `model`: the
@@ -527,12 +365,7 @@ fn from_model_config(
     model: &ModelConfig,
 ) -> Result<ConvNeXtConfig> {
     model.check(name)?;
-    if let Some(v) = &model.variant {
-        return Err(ZooError::config(
-            name,
-            format!("unknown variant `{v}`: this model has no variants"),
-        ));
-    }
+    no_variant(name, model)?;
     let config = ConvNeXtConfig {
         in_channels: model.in_channels,
         num_classes: model.num_classes,
@@ -544,44 +377,38 @@ fn from_model_config(
     Ok(config)
 }
 
-macro_rules! entry {
+/// The registry entry of variant `$variant` (`ConvNeXtConfig::$variant`).
+macro_rules! convnext_entry {
     ($const:ident, $name:literal, $variant:ident, $default:expr, $desc:literal) => {
-        #[doc = concat!("Registry entry `", $name, "`.")]
-        pub const $const: ModelEntry = ModelEntry {
-            name: $name,
-            description: $desc,
-            variants: &[],
-            default_config: $default,
-            builder: |model, rng| {
-                let config = from_model_config($name, ConvNeXtConfig::$variant(), model)?;
-                Ok(Box::new(convnext(&config, rng)?))
-            },
-        };
+        entry!($const, $name, $default, $desc, |model, rng| {
+            let config = from_model_config($name, ConvNeXtConfig::$variant(), model)?;
+            Ok(Box::new(convnext(&config, rng)?))
+        });
     };
 }
 
-entry!(
+convnext_entry!(
     TINY,
     "convnext_tiny",
     tiny,
     ModelConfig::imagenet,
     "ConvNeXt-T (Liu 2022), torchvision convnext_tiny: dims 96-768, depths 3-3-9-3, 28,589,128 parameters on 3x224x224"
 );
-entry!(
+convnext_entry!(
     SMALL,
     "convnext_small",
     small,
     ModelConfig::imagenet,
     "ConvNeXt-S, torchvision convnext_small: dims 96-768, depths 3-3-27-3, 50,223,688 parameters"
 );
-entry!(
+convnext_entry!(
     BASE,
     "convnext_base",
     base,
     ModelConfig::imagenet,
     "ConvNeXt-B, torchvision convnext_base: dims 128-1024, depths 3-3-27-3, 88,591,464 parameters"
 );
-entry!(
+convnext_entry!(
     TINY28,
     "convnext_tiny28",
     tiny28,
@@ -592,6 +419,7 @@ entry!(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use convnet_layers::Layer;
 
     #[test]
     fn drop_path_grows_linearly_to_the_variant_value() {

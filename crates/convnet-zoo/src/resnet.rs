@@ -45,10 +45,10 @@ use convnet_layers::{
 use convnet_tensor::Rng;
 
 use crate::builder::{
-    batch_norm, check_input, check_sizes, conv, linear, no_variant, ConvInit, LinearInit,
+    batch_norm, build_checked, check_sizes, conv, entry, linear, ConvInit, LinearInit,
 };
 use crate::error::{Result, ZooError};
-use crate::{ModelConfig, ModelEntry};
+use crate::ModelConfig;
 
 /// The residual block of a ResNet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -452,28 +452,23 @@ pub(crate) fn build_registry(
     config: &ModelConfig,
     rng: &mut Rng,
 ) -> Result<Box<dyn Layer>> {
-    no_variant(name, config)?;
-    config.check(name)?;
     let cfg = ResNetConfig {
         in_channels: config.in_channels,
         num_classes: config.num_classes,
         ..base
     };
-    let net = build(&cfg, name, rng)?;
-    check_input(name, &net, config)?;
-    Ok(Box::new(net))
+    build_checked(name, config, || build(&cfg, name, rng))
 }
 
 macro_rules! resnet_entry {
     ($entry:ident, $name:literal, $config:expr, $desc:literal) => {
-        #[doc = concat!("`", $name, "`'s registry entry: ", $desc, ".")]
-        pub const $entry: ModelEntry = ModelEntry {
-            name: $name,
-            description: $desc,
-            variants: &[],
-            default_config: ModelConfig::imagenet,
-            builder: |config, rng| build_registry($name, $config, config, rng),
-        };
+        entry!(
+            $entry,
+            $name,
+            ModelConfig::imagenet,
+            $desc,
+            |config, rng| { build_registry($name, $config, config, rng) }
+        );
     };
 }
 

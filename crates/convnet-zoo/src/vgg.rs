@@ -32,11 +32,11 @@ use convnet_layers::{
 use convnet_tensor::Rng;
 
 use crate::builder::{
-    batch_norm, check_dropout, check_input, check_sizes, conv, linear, no_variant, ConvInit,
+    batch_norm, build_checked, check_dropout, check_sizes, conv, entry, linear, ConvInit,
     LinearInit,
 };
 use crate::error::{Result, ZooError};
-use crate::{ModelConfig, ModelEntry};
+use crate::ModelConfig;
 
 /// VGG's configuration: the convolution widths stage by stage, BatchNorm or
 /// not, and the classifier.
@@ -212,28 +212,23 @@ pub(crate) fn build_registry(
     config: &ModelConfig,
     rng: &mut Rng,
 ) -> Result<Box<dyn Layer>> {
-    no_variant(name, config)?;
-    config.check(name)?;
     let cfg = VggConfig {
         in_channels: config.in_channels,
         num_classes: config.num_classes,
         ..base
     };
-    let net = build(&cfg, name, rng)?;
-    check_input(name, &net, config)?;
-    Ok(Box::new(net))
+    build_checked(name, config, || build(&cfg, name, rng))
 }
 
 macro_rules! vgg_entry {
     ($entry:ident, $name:literal, $config:expr, $desc:literal) => {
-        #[doc = concat!("`", $name, "`'s registry entry: ", $desc, ".")]
-        pub const $entry: ModelEntry = ModelEntry {
-            name: $name,
-            description: $desc,
-            variants: &[],
-            default_config: ModelConfig::imagenet,
-            builder: |config, rng| build_registry($name, $config, config, rng),
-        };
+        entry!(
+            $entry,
+            $name,
+            ModelConfig::imagenet,
+            $desc,
+            |config, rng| { build_registry($name, $config, config, rng) }
+        );
     };
 }
 

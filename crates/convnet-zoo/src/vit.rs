@@ -31,25 +31,23 @@
 //! embedding from a normal of std 0.02, attention as `nn.MultiheadAttention`,
 //! MLP weights Xavier-uniform with biases of std 1e-6, and a zero head.
 //!
-//! The final LayerNorm is applied to the class token only: LayerNorm works
-//! token by token, so the logits and every gradient are those of
-//! torchvision's "normalise every token, then keep the first".
+//! The final LayerNorm is applied to the class token only ([`vit`]).
 
 use convnet_layers::{
-    join, Conv2d, Conv2dConfig, Dropout, Layer, LayerError, LayerNorm, LayerNormConfig, Linear,
-    MultiheadAttention, MultiheadAttentionConfig, Param, Residual, Sequential, SummaryRow, GELU,
+    ClassToken, Conv2d, Conv2dConfig, Dropout, ExpectShape, Flatten, LayerNorm, LayerNormConfig,
+    Linear, MultiheadAttention, MultiheadAttentionConfig, Permute, PositionEmbedding, Residual,
+    SelectToken, Sequential, Wrapped, GELU,
 };
 use convnet_tensor::init::{normal, xavier_uniform};
 use convnet_tensor::{Rng, Tensor};
 
+use crate::builder::{entry, no_variant};
 use crate::convnext::trunc_normal;
 use crate::error::{Result, ZooError};
-use crate::{ModelConfig, ModelEntry};
+use crate::ModelConfig;
 
 /// Epsilon of every LayerNorm of the ViT.
 const LN_EPS: f32 = 1e-6;
-
-const NAME: &str = "VisionTransformer";
 
 /// The configuration of a Vision Transformer.
 #[derive(Debug, Clone, PartialEq)]
@@ -180,10 +178,6 @@ impl ViTConfig {
     }
 }
 
-fn boxed(l: impl Layer + 'static) -> Box<dyn Layer> {
-    Box::new(l)
-}
-
 fn layer_norm(dim: usize) -> Result<LayerNorm> {
     Ok(LayerNorm::with_config(
         LayerNormConfig::new(dim).eps(LN_EPS),
@@ -233,27 +227,39 @@ pub fn encoder_block(config: &ViTConfig, rng: &mut Rng) -> Result<Sequential> {
         MultiheadAttentionConfig::new(d, config.num_heads).dropout(config.attention_dropout),
         rng,
     )?;
-    let attention_branch = Sequential::named(vec![
-        ("ln_1", boxed(layer_norm(d)?)),
-        ("self_attention", boxed(attention)),
-        ("dropout", boxed(Dropout::new(config.dropout, rng)?)),
-    ])?;
-    let mlp = Sequential::new(vec![
-        boxed(mlp_linear(d, config.mlp_dim, rng)?),
-        boxed(GELU::new()),
-        boxed(Dropout::new(config.dropout, rng)?),
-        boxed(mlp_linear(config.mlp_dim, d, rng)?),
-        boxed(Dropout::new(config.dropout, rng)?),
-    ]);
-    let mlp_branch = Sequential::named(vec![("ln_2", boxed(layer_norm(d)?)), ("mlp", boxed(mlp))])?;
-    Ok(Sequential::named(vec![
-        ("", boxed(Residual::new(boxed(attention_branch), None)?)),
-        ("", boxed(Residual::new(boxed(mlp_branch), None)?)),
-    ])?)
+    let attention_branch = Sequential::default()
+        .with_named("ln_1", layer_norm(d)?)?
+        .with_named("self_attention", attention)?
+        .with_named("dropout", Dropout::new(config.dropout, rng)?)?;
+    let mlp = Sequential::default()
+        .with(mlp_linear(d, config.mlp_dim, rng)?)
+        .with(GELU::new())
+        .with(Dropout::new(config.dropout, rng)?)
+        .with(mlp_linear(config.mlp_dim, d, rng)?)
+        .with(Dropout::new(config.dropout, rng)?);
+    let mlp_branch = Sequential::default()
+        .with_named("ln_2", layer_norm(d)?)?
+        .with_named("mlp", mlp)?;
+    Ok(Sequential::default()
+        .with_named("", Residual::new(Box::new(attention_branch), None)?)?
+        .with_named("", Residual::new(Box::new(mlp_branch), None)?)?)
 }
 
-/// The Vision Transformer: patch embedding, class token, learned position
-/// embedding, pre-norm encoder blocks, final LayerNorm and linear head.
+/// Builds a Vision Transformer: patch embedding, class token, learned
+/// position embedding, pre-norm encoder blocks, final LayerNorm and linear
+/// head, initialised as torchvision's: a [`Sequential`] whose parameters are
+/// torchvision's `state_dict`.
+///
+/// ```text
+/// ""        Wrapped: class_token prepended to          [N, C, S, S] -> [N, T, D]
+///           conv_proj, Flatten(2), Permute(0, 2, 1)     (image size checked first)
+/// encoder   pos_embedding, dropout, layers, SelectToken(0), ln
+/// heads     head: Linear(D, classes)
+/// ```
+///
+/// The final LayerNorm is applied to the class token only: LayerNorm works
+/// token by token, so the logits and every gradient are those of
+/// torchvision's "normalise every token, then keep the first".
 ///
 /// PyTorch equivalent: `torchvision.models.VisionTransformer` (without the
 /// optional `pre_logits` representation layer, which none of torchvision's
@@ -267,390 +273,74 @@ pub fn encoder_block(config: &ViTConfig, rng: &mut Rng) -> Result<Sequential> {
 /// ```
 /// use convnet_layers::Layer;
 /// use convnet_tensor::{Rng, Tensor};
-/// use convnet_zoo::vit::{ViTConfig, VisionTransformer};
+/// use convnet_zoo::vit::{vit, ViTConfig};
 ///
 /// let mut rng = Rng::seed_from(0);
-/// let mut vit = VisionTransformer::new(&ViTConfig::tiny28(), &mut rng)?;
-/// assert_eq!(vit.num_params(), 139_018);
-/// let shapes = vit.param_shapes();
+/// let mut model = vit(&ViTConfig::tiny28(), &mut rng)?;
+/// assert_eq!(model.num_params(), 139_018);
+/// let shapes = model.param_shapes();
 /// assert_eq!(shapes[0], ("class_token".to_string(), vec![1, 1, 64]));
 /// assert_eq!(shapes[3], ("encoder.pos_embedding".to_string(), vec![1, 17, 64]));
 /// let x = Tensor::randn(&[2, 1, 28, 28], 0.0, 1.0, &mut rng);
-/// let y = vit.forward(&x)?;
+/// let y = model.forward(&x)?;
 /// assert_eq!(y.shape(), &[2, 10]);
-/// assert_eq!(vit.backward(&y)?.shape(), x.shape());
-/// assert!(vit.infer(&Tensor::zeros(&[2, 1, 32, 32])).is_err()); // not the trained size
+/// assert_eq!(model.backward(&y)?.shape(), x.shape());
+/// assert!(model.infer(&Tensor::zeros(&[2, 1, 32, 32])).is_err()); // not the trained size
 /// # Ok::<(), convnet_zoo::ZooError>(())
 /// ```
-#[derive(Debug)]
-pub struct VisionTransformer {
-    /// `[1, 1, D]`, prepended to the patch tokens.
-    pub class_token: Param,
-    /// The patch embedding, `Conv2d(C, D, P, stride P)`.
-    pub conv_proj: Conv2d,
-    /// `[1, T, D]`, added to the tokens.
-    pub pos_embedding: Param,
-    dropout: Dropout,
-    /// The encoder blocks, named `encoder_layer_0`, ...
-    layers: Sequential,
-    /// The final LayerNorm (`encoder.ln`).
-    ln: LayerNorm,
-    /// `heads.head`.
-    heads: Sequential,
-    config: ViTConfig,
-    /// The batch size of the last `forward`.
-    cache: Option<usize>,
-}
-
-impl VisionTransformer {
-    /// A ViT initialised as torchvision's.
-    pub fn new(config: &ViTConfig, rng: &mut Rng) -> Result<Self> {
-        config.validate()?;
-        let (d, p) = (config.hidden_dim, config.patch_size);
-        let mut conv_proj =
-            Conv2d::new(Conv2dConfig::new(config.in_channels, d, p).stride(p), rng)?;
-        let fan_in = config.in_channels * p * p;
-        conv_proj.weight.value =
-            trunc_normal(conv_proj.weight.shape(), (1.0 / fan_in as f32).sqrt(), rng);
-        if let Some(b) = &mut conv_proj.bias {
-            b.value.fill(0.0);
-        }
-        let t = config.seq_length();
-        let pos_embedding = normal(&[1, t, d], 0.0, 0.02, rng);
-        let dropout = Dropout::new(config.dropout, rng)?;
-        let mut layers = Sequential::default();
-        for i in 0..config.num_layers {
-            layers.push_named(
-                format!("encoder_layer_{i}"),
-                boxed(encoder_block(config, rng)?),
-            )?;
-        }
-        let head = Linear::from_tensors(
-            Tensor::zeros(&[config.num_classes, d]),
-            Some(Tensor::zeros(&[config.num_classes])),
-        )?;
-        Ok(VisionTransformer {
-            class_token: Param::new(Tensor::zeros(&[1, 1, d])),
-            conv_proj,
-            pos_embedding: Param::new(pos_embedding),
-            dropout,
-            layers,
-            ln: layer_norm(d)?,
-            heads: Sequential::named(vec![("head", boxed(head))])?,
-            config: config.clone(),
-            cache: None,
-        })
+pub fn vit(config: &ViTConfig, rng: &mut Rng) -> Result<Sequential> {
+    config.validate()?;
+    let (c, d, p, s) = (
+        config.in_channels,
+        config.hidden_dim,
+        config.patch_size,
+        config.image_size,
+    );
+    let mut conv_proj = Conv2d::new(Conv2dConfig::new(c, d, p).stride(p), rng)?;
+    conv_proj.weight.value = trunc_normal(
+        conv_proj.weight.shape(),
+        (1.0 / (c * p * p) as f32).sqrt(),
+        rng,
+    );
+    if let Some(b) = &mut conv_proj.bias {
+        b.value.fill(0.0);
     }
-
-    /// The configuration.
-    pub fn config(&self) -> &ViTConfig {
-        &self.config
+    let patches = Sequential::default()
+        .with_named(
+            "",
+            ExpectShape::new(&[None, Some(c), Some(s), Some(s)])
+                .because("the position embedding is learned for this size"),
+        )?
+        .with_named("conv_proj", conv_proj)?
+        .with_named("", Flatten::with_dims(2, -1)?)?
+        .with_named("", Permute::new(&[0, 2, 1])?)?;
+    let pos_embedding = normal(&[1, config.seq_length(), d], 0.0, 0.02, rng);
+    let mut encoder = Sequential::default()
+        .with_named("", PositionEmbedding::from_tensor(pos_embedding)?)?
+        .with_named("dropout", Dropout::new(config.dropout, rng)?)?;
+    let mut layers = Sequential::default();
+    for i in 0..config.num_layers {
+        layers = layers.with_named(format!("encoder_layer_{i}"), encoder_block(config, rng)?)?;
     }
-
-    /// The encoder blocks.
-    pub fn layers(&self) -> &Sequential {
-        &self.layers
-    }
-
-    /// Errors unless the input is `[N, C, S, S]` as configured; returns `N`.
-    fn check(&self, shape: &[usize]) -> convnet_layers::Result<usize> {
-        let c = &self.config;
-        match shape {
-            &[n, ch, h, w] if ch == c.in_channels && h == c.image_size && w == c.image_size => {
-                Ok(n)
-            }
-            _ => Err(LayerError::input_shape(
-                NAME,
-                format!(
-                    "[N, {}, {}, {}] (the position embedding is learned for this size)",
-                    c.in_channels, c.image_size, c.image_size
-                ),
-                shape,
-            )),
-        }
-    }
-
-    /// Patch features `[N, D, g, g]` -> tokens `[N, T, D]`: the class token
-    /// first, then the patches in row-major order, plus the position
-    /// embedding.
-    fn tokens(&self, patches: &Tensor, n: usize) -> Tensor {
-        let (d, t) = (self.config.hidden_dim, self.config.seq_length());
-        let g2 = t - 1;
-        let (p, cls, pos) = (
-            patches.as_slice(),
-            self.class_token.value.as_slice(),
-            self.pos_embedding.value.as_slice(),
-        );
-        let mut out = vec![0.0f32; n * t * d];
-        for (s, sample) in out.chunks_exact_mut(t * d).enumerate() {
-            sample[..d].copy_from_slice(cls);
-            let src = &p[s * d * g2..(s + 1) * d * g2];
-            for (c, plane) in src.chunks_exact(g2).enumerate() {
-                for (i, &v) in plane.iter().enumerate() {
-                    sample[(1 + i) * d + c] = v;
-                }
-            }
-            for (v, &e) in sample.iter_mut().zip(pos) {
-                *v += e;
-            }
-        }
-        Tensor::from_vec(&[n, t, d], out).expect("sizes agree")
-    }
-
-    /// The class token of each sample: `[N, T, D]` -> `[N, D]`.
-    fn first_token(x: &Tensor) -> Tensor {
-        let (n, t, d) = (x.shape()[0], x.shape()[1], x.shape()[2]);
-        let mut out = Vec::with_capacity(n * d);
-        for sample in x.as_slice().chunks_exact(t * d) {
-            out.extend_from_slice(&sample[..d]);
-        }
-        Tensor::from_vec(&[n, d], out).expect("sizes agree")
-    }
-
-    /// Runs the encoder blocks, the final norm and the head in inference
-    /// mode.
-    fn infer_from_tokens(&self, tokens: &Tensor) -> convnet_layers::Result<Tensor> {
-        let x = self
-            .layers
-            .infer(tokens)
-            .map_err(|e| e.in_child("encoder.layers"))?;
-        let cls = self
-            .ln
-            .infer(&Self::first_token(&x))
-            .map_err(|e| e.in_child("encoder.ln"))?;
-        self.heads.infer(&cls).map_err(|e| e.in_child("heads"))
-    }
-}
-
-impl Layer for VisionTransformer {
-    fn type_name(&self) -> &'static str {
-        NAME
-    }
-
-    fn infer(&self, x: &Tensor) -> convnet_layers::Result<Tensor> {
-        let n = self.check(x.shape())?;
-        let patches = self
-            .conv_proj
-            .infer(x)
-            .map_err(|e| e.in_child("conv_proj"))?;
-        self.infer_from_tokens(&self.tokens(&patches, n))
-    }
-
-    fn forward(&mut self, x: &Tensor) -> convnet_layers::Result<Tensor> {
-        let n = self.check(x.shape())?;
-        let patches = self
-            .conv_proj
-            .forward(x)
-            .map_err(|e| e.in_child("conv_proj"))?;
-        let tokens = self.tokens(&patches, n);
-        let tokens = self
-            .dropout
-            .forward(&tokens)
-            .map_err(|e| e.in_child("encoder.dropout"))?;
-        let x = self
-            .layers
-            .forward(&tokens)
-            .map_err(|e| e.in_child("encoder.layers"))?;
-        let cls = self
-            .ln
-            .forward(&Self::first_token(&x))
-            .map_err(|e| e.in_child("encoder.ln"))?;
-        let y = self.heads.forward(&cls).map_err(|e| e.in_child("heads"))?;
-        self.cache = Some(n);
-        Ok(y)
-    }
-
-    fn backward(&mut self, grad_out: &Tensor) -> convnet_layers::Result<Tensor> {
-        let n = self.cache.ok_or_else(|| LayerError::no_cache(NAME))?;
-        let c = &self.config;
-        let (d, t, g) = (c.hidden_dim, c.seq_length(), c.grid());
-        if grad_out.shape() != [n, c.num_classes] {
-            return Err(LayerError::input_shape(
-                NAME,
-                format!(
-                    "a gradient of the last output's shape [{n}, {}]",
-                    c.num_classes
-                ),
-                grad_out.shape(),
-            ));
-        }
-        self.cache = None;
-        let g_cls = self
-            .heads
-            .backward(grad_out)
-            .map_err(|e| e.in_child("heads"))?;
-        let g_cls = self
-            .ln
-            .backward(&g_cls)
-            .map_err(|e| e.in_child("encoder.ln"))?;
-        // Only the class token reaches the head.
-        let mut g_x = vec![0.0f32; n * t * d];
-        for (sample, row) in g_x
-            .chunks_exact_mut(t * d)
-            .zip(g_cls.as_slice().chunks_exact(d))
-        {
-            sample[..d].copy_from_slice(row);
-        }
-        let g_x = Tensor::from_vec(&[n, t, d], g_x).expect("sizes agree");
-        let g_tokens = self
-            .layers
-            .backward(&g_x)
-            .map_err(|e| e.in_child("encoder.layers"))?;
-        let g_tokens = self
-            .dropout
-            .backward(&g_tokens)
-            .map_err(|e| e.in_child("encoder.dropout"))?;
-        // Position embedding and class token: sums over the batch, in order.
-        let g_pos = self.pos_embedding.grad.as_slice_mut();
-        let g_cls_token = self.class_token.grad.as_slice_mut();
-        let mut g_patches = vec![0.0f32; n * d * g * g];
-        for (s, sample) in g_tokens.as_slice().chunks_exact(t * d).enumerate() {
-            for (acc, &v) in g_pos.iter_mut().zip(sample) {
-                *acc += v;
-            }
-            for (acc, &v) in g_cls_token.iter_mut().zip(&sample[..d]) {
-                *acc += v;
-            }
-            let dst = &mut g_patches[s * d * g * g..(s + 1) * d * g * g];
-            for (i, token) in sample[d..].chunks_exact(d).enumerate() {
-                for (ch, &v) in token.iter().enumerate() {
-                    dst[ch * g * g + i] = v;
-                }
-            }
-        }
-        let g_patches = Tensor::from_vec(&[n, d, g, g], g_patches).expect("sizes agree");
-        self.conv_proj
-            .backward(&g_patches)
-            .map_err(|e| e.in_child("conv_proj"))
-    }
-
-    fn output_shape(&self, input_shape: &[usize]) -> convnet_layers::Result<Vec<usize>> {
-        let n = self.check(input_shape)?;
-        Ok(vec![n, self.config.num_classes])
-    }
-
-    fn visit_params(&self, prefix: &str, f: &mut dyn FnMut(&str, &Param)) {
-        f(&join(prefix, "class_token"), &self.class_token);
-        self.conv_proj.visit_params(&join(prefix, "conv_proj"), f);
-        f(&join(prefix, "encoder.pos_embedding"), &self.pos_embedding);
-        self.layers.visit_params(&join(prefix, "encoder.layers"), f);
-        self.ln.visit_params(&join(prefix, "encoder.ln"), f);
-        self.heads.visit_params(&join(prefix, "heads"), f);
-    }
-
-    fn set_frozen(&mut self, prefix: &str, frozen: &dyn Fn(&str) -> bool) {
-        self.conv_proj
-            .set_frozen(&join(prefix, "conv_proj"), frozen);
-        self.layers
-            .set_frozen(&join(prefix, "encoder.layers"), frozen);
-        self.ln.set_frozen(&join(prefix, "encoder.ln"), frozen);
-        self.heads.set_frozen(&join(prefix, "heads"), frozen);
-    }
-
-    fn visit_params_mut(&mut self, prefix: &str, f: &mut dyn FnMut(&str, &mut Param)) {
-        f(&join(prefix, "class_token"), &mut self.class_token);
-        self.conv_proj
-            .visit_params_mut(&join(prefix, "conv_proj"), f);
-        f(
-            &join(prefix, "encoder.pos_embedding"),
-            &mut self.pos_embedding,
-        );
-        self.layers
-            .visit_params_mut(&join(prefix, "encoder.layers"), f);
-        self.ln.visit_params_mut(&join(prefix, "encoder.ln"), f);
-        self.heads.visit_params_mut(&join(prefix, "heads"), f);
-    }
-
-    fn visit_rngs_mut(&mut self, prefix: &str, f: &mut dyn FnMut(&str, &mut Rng)) {
-        self.dropout
-            .visit_rngs_mut(&join(prefix, "encoder.dropout"), f);
-        self.layers
-            .visit_rngs_mut(&join(prefix, "encoder.layers"), f);
-    }
-
-    fn summarize(
-        &self,
-        name: &str,
-        input_shape: &[usize],
-        depth: usize,
-        rows: &mut Vec<SummaryRow>,
-    ) -> convnet_layers::Result<Vec<usize>> {
-        let out = self.output_shape(input_shape)?;
-        let (n, c) = (input_shape[0], &self.config);
-        let (d, t, g) = (c.hidden_dim, c.seq_length(), c.grid());
-        rows.push(SummaryRow {
-            name: name.to_string(),
-            type_name: NAME.to_string(),
-            depth,
-            output_shape: out.clone(),
-            params: self.num_params(),
-            leaf: false,
-        });
-        let patches =
-            self.conv_proj
-                .summarize(&join(name, "conv_proj"), input_shape, depth + 1, rows)?;
-        debug_assert_eq!(patches, [n, d, g, g]);
-        // The token assembly: class token and position embedding.
-        rows.push(SummaryRow {
-            name: join(name, "class_token + encoder.pos_embedding"),
-            type_name: "Tokens".to_string(),
-            depth: depth + 1,
-            output_shape: vec![n, t, d],
-            params: self.class_token.len() + self.pos_embedding.len(),
-            leaf: true,
-        });
-        self.dropout
-            .summarize(&join(name, "encoder.dropout"), &[n, t, d], depth + 1, rows)?;
-        self.layers
-            .summarize(&join(name, "encoder.layers"), &[n, t, d], depth + 1, rows)?;
-        self.ln
-            .summarize(&join(name, "encoder.ln"), &[n, d], depth + 1, rows)?;
-        self.heads
-            .summarize(&join(name, "heads"), &[n, d], depth + 1, rows)?;
-        Ok(out)
-    }
-
-    fn clone_boxed(&self) -> Option<Box<dyn Layer>> {
-        let mut conv_proj = Conv2d::from_tensors(
-            *self.conv_proj.config(),
-            self.conv_proj.weight.value.clone(),
-            self.conv_proj.bias.as_ref().map(|b| b.value.clone()),
-        )
-        .ok()?;
-        conv_proj.weight = self.conv_proj.weight.clone();
-        conv_proj.bias = self.conv_proj.bias.clone();
-        let mut ln = layer_norm(self.config.hidden_dim).ok()?;
-        let mut values = Vec::new();
-        self.ln.visit_params("", &mut |_, p| values.push(p.clone()));
-        let mut i = 0;
-        ln.visit_params_mut("", &mut |_, p| {
-            *p = values[i].clone();
-            i += 1;
-        });
-        Some(Box::new(VisionTransformer {
-            class_token: self.class_token.clone(),
-            conv_proj,
-            pos_embedding: self.pos_embedding.clone(),
-            dropout: self.dropout.clone(),
-            layers: self.layers.try_clone().ok()?,
-            ln,
-            heads: self.heads.try_clone().ok()?,
-            config: self.config.clone(),
-            cache: None,
-        }))
-    }
+    encoder = encoder
+        .with_named("layers", layers)?
+        .with_named("", SelectToken::new(0))?
+        .with_named("ln", layer_norm(d)?)?;
+    let head = Linear::from_tensors(
+        Tensor::zeros(&[config.num_classes, d]),
+        Some(Tensor::zeros(&[config.num_classes])),
+    )?;
+    Ok(Sequential::default()
+        .with_named("", Wrapped::new("", patches, ClassToken::new(d)?))?
+        .with_named("encoder", encoder)?
+        .with_named("heads", Sequential::default().with_named("head", head)?)?)
 }
 
 /// The ViT configuration a registry entry builds for `model`: the named
 /// variant with the input channels, image size and classes of `model`.
 fn from_model_config(name: &str, base: ViTConfig, model: &ModelConfig) -> Result<ViTConfig> {
     model.check(name)?;
-    if let Some(v) = &model.variant {
-        return Err(ZooError::config(
-            name,
-            format!("unknown variant `{v}`: this model has no variants"),
-        ));
-    }
+    no_variant(name, model)?;
     let config = ViTConfig {
         in_channels: model.in_channels,
         image_size: model.image_size,
@@ -663,44 +353,38 @@ fn from_model_config(name: &str, base: ViTConfig, model: &ModelConfig) -> Result
     Ok(config)
 }
 
-macro_rules! entry {
+/// The registry entry of variant `$variant` (`ViTConfig::$variant`).
+macro_rules! vit_entry {
     ($const:ident, $name:literal, $variant:ident, $default:expr, $desc:literal) => {
-        #[doc = concat!("Registry entry `", $name, "`.")]
-        pub const $const: ModelEntry = ModelEntry {
-            name: $name,
-            description: $desc,
-            variants: &[],
-            default_config: $default,
-            builder: |model, rng| {
-                let config = from_model_config($name, ViTConfig::$variant(), model)?;
-                Ok(Box::new(VisionTransformer::new(&config, rng)?))
-            },
-        };
+        entry!($const, $name, $default, $desc, |model, rng| {
+            let config = from_model_config($name, ViTConfig::$variant(), model)?;
+            Ok(Box::new(vit(&config, rng)?))
+        });
     };
 }
 
-entry!(
+vit_entry!(
     B_16,
     "vit_b_16",
     b_16,
     ModelConfig::imagenet,
     "ViT-B/16 (Dosovitskiy 2021), torchvision vit_b_16: D 768, 12 blocks of 12 heads, 86,567,656 parameters on 3x224x224"
 );
-entry!(
+vit_entry!(
     S_16,
     "vit_s_16",
     s_16,
     ModelConfig::imagenet,
     "ViT-S/16 (DeiT-S sizes): D 384, 12 blocks of 6 heads, 22,050,664 parameters"
 );
-entry!(
+vit_entry!(
     TI_16,
     "vit_ti_16",
     ti_16,
     ModelConfig::imagenet,
     "ViT-Ti/16 (DeiT-Ti sizes): D 192, 12 blocks of 3 heads, 5,717,416 parameters"
 );
-entry!(
+vit_entry!(
     TINY28,
     "vit_tiny28",
     tiny28,
@@ -743,7 +427,7 @@ mod tests {
                 ..ok.clone()
             },
         ] {
-            let e = VisionTransformer::new(&bad, &mut Rng::seed_from(0)).unwrap_err();
+            let e = vit(&bad, &mut Rng::seed_from(0)).unwrap_err();
             assert!(matches!(e, ZooError::Config { .. }), "{bad:?}: {e}");
         }
         let e = ViTConfig {

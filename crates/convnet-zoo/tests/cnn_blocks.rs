@@ -4,9 +4,9 @@
 //! routing with the 0.3-weighted auxiliary losses), and training steps of
 //! the small models.
 
-mod cnn_common;
+mod common;
 
-use cnn_common::{block_tolerance, check_layer, check_with, random, sgd_step, tiny_net_tolerance};
+use common::{block_tolerance, check_block, check_with, random, sgd_step, tiny_net_tolerance};
 use convnet_layers::{
     AdaptiveAvgPool2d, Dropout, Flatten, Layer, Linear, LinearConfig, ReLU, Sequential,
 };
@@ -26,7 +26,7 @@ fn basic_block_gradients_identity_and_projection_shortcuts() {
     // Identity shortcut: 3 -> 3 channels, stride 1.
     let mut block = basic_block(3, 3, 1, false, &mut rng).unwrap();
     assert!(block.shortcut().is_none());
-    check_layer(
+    check_block(
         &mut block,
         &random(&[2, 3, 5, 5], 2),
         block_tolerance(),
@@ -35,7 +35,7 @@ fn basic_block_gradients_identity_and_projection_shortcuts() {
     // Projection shortcut: 2 -> 4 channels, stride 2.
     let mut block = basic_block(2, 4, 2, false, &mut rng).unwrap();
     assert!(block.shortcut().is_some());
-    check_layer(
+    check_block(
         &mut block,
         &random(&[2, 2, 6, 6], 3),
         block_tolerance(),
@@ -49,7 +49,7 @@ fn bottleneck_gradients_identity_and_projection_shortcuts() {
     // 8 -> 2 -> 2 -> 8 channels: identity shortcut.
     let mut block = bottleneck(8, 2, 1, false, &mut rng).unwrap();
     assert!(block.shortcut().is_none());
-    check_layer(
+    check_block(
         &mut block,
         &random(&[2, 8, 4, 4], 5),
         block_tolerance(),
@@ -75,7 +75,7 @@ fn bottleneck_gradients_identity_and_projection_shortcuts() {
             "downsample.1.bias"
         ]
     );
-    check_layer(
+    check_block(
         &mut block,
         &random(&[2, 3, 6, 6], 6),
         block_tolerance(),
@@ -87,7 +87,7 @@ fn bottleneck_gradients_identity_and_projection_shortcuts() {
 fn basic_conv2d_and_inception_module_gradients() {
     let mut rng = Rng::seed_from(7);
     let mut c = basic_conv2d(2, 3, 3, 2, 1, &mut rng).unwrap();
-    check_layer(
+    check_block(
         &mut c,
         &random(&[2, 2, 5, 5], 8),
         block_tolerance(),
@@ -111,7 +111,7 @@ fn basic_conv2d_and_inception_module_gradients() {
             .find(|(n, _)| n == "branch3.1.conv.weight")
             .unwrap();
         assert_eq!(b3.1, vec![2, 1, k, k]);
-        check_layer(
+        check_block(
             &mut m,
             &random(&[2, 3, 5, 5], 9),
             block_tolerance(),
@@ -126,7 +126,7 @@ fn auxiliary_classifier_gradients_with_dropout() {
     // classes are small, large tensors are checked on a sample.
     let mut aux = inception_aux(3, 4, 0.7, &mut Rng::seed_from(10)).unwrap();
     assert_eq!(aux.output_shape(&[2, 3, 8, 8]).unwrap(), vec![2, 4]);
-    check_layer(&mut aux, &random(&[2, 3, 8, 8], 11), block_tolerance(), 48);
+    check_block(&mut aux, &random(&[2, 3, 8, 8], 11), block_tolerance(), 48);
 }
 
 /// A GoogLeNet-shaped network a few hundred parameters wide.
@@ -329,9 +329,9 @@ fn full_googlenet_training_step_reaches_every_parameter() {
     let (a1, a2) = net.aux_logits().unwrap();
     assert_eq!((a1.shape(), a2.shape()), (&[2, 4][..], &[2, 4][..]));
     let labels = [1, 3];
-    let (_, g) = cnn_common::cross_entropy(&y, &labels);
-    let (_, g1) = cnn_common::cross_entropy(a1, &labels);
-    let (_, g2) = cnn_common::cross_entropy(a2, &labels);
+    let (_, g) = common::cross_entropy(&y, &labels);
+    let (_, g1) = common::cross_entropy(a1, &labels);
+    let (_, g2) = common::cross_entropy(a2, &labels);
     let w = |t: Tensor| t.map(|v| v * AUX_LOSS_WEIGHT);
     net.backward_with_aux(&g, Some((&w(g1), &w(g2)))).unwrap();
     net.visit_params("", &mut |k, p| {

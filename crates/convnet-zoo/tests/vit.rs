@@ -4,14 +4,17 @@
 //! encoder block and of a whole tiny ViT, dropout, and training steps of
 //! the 28×28 variant.
 
-mod transformer_support;
+mod common;
 
+use common::{
+    assert_every_param_moved, check_layer_with as check_layer, param_values, random, sgd_step,
+    sgd_step_unchecked,
+};
 use convnet_layers::{summary, Layer};
 use convnet_tensor::gradcheck::GradCheck;
 use convnet_tensor::{Rng, Tensor};
-use convnet_zoo::vit::{encoder_block, ViTConfig, VisionTransformer};
+use convnet_zoo::vit::{encoder_block, vit, ViTConfig};
 use convnet_zoo::{build, entry, ModelConfig};
-use transformer_support::{check_layer, random, sgd_step};
 
 const DEEP: GradCheck = GradCheck {
     eps: 1e-3,
@@ -87,8 +90,8 @@ fn b16_s16_ti16_equal_torchvision() {
 
 #[test]
 fn initialisation_follows_torchvision() {
-    let vit = VisionTransformer::new(&ViTConfig::tiny28(), &mut Rng::seed_from(1)).unwrap();
-    vit.visit_params("", &mut |name, p| {
+    let model = vit(&ViTConfig::tiny28(), &mut Rng::seed_from(1)).unwrap();
+    model.visit_params("", &mut |name, p| {
         let v = p.value.as_slice();
         let std = (v.iter().map(|x| x * x).sum::<f32>() / v.len() as f32).sqrt();
         let all = |x: f32| v.iter().all(|&a| a == x);
@@ -133,19 +136,24 @@ fn tokens_are_patches_in_row_major_order_after_the_class_token() {
         mlp_dim: 8,
         ..ViTConfig::tiny28()
     };
-    let mut vit = VisionTransformer::new(&cfg, &mut Rng::seed_from(2)).unwrap();
+    let mut model = vit(&cfg, &mut Rng::seed_from(2)).unwrap();
     let mut rng = Rng::seed_from(3);
-    vit.visit_params_mut("", &mut |_, p| {
+    model.visit_params_mut("", &mut |_, p| {
         p.value = Tensor::randn(p.shape(), 0.0, 0.5, &mut rng)
     });
+    let mut params = Vec::new();
+    model.visit_params("", &mut |n, p| {
+        params.push((n.to_string(), p.value.clone()))
+    });
+    let get = |k: &str| params.iter().find(|(n, _)| n == k).unwrap().1.clone();
     let x = random(&[2, 2, 6, 6], 4);
     let (d, t) = (4, 5);
-    let w = vit.conv_proj.weight.value.clone();
-    let b = vit.conv_proj.bias.as_ref().unwrap().value.clone();
+    let (w, b) = (get("conv_proj.weight"), get("conv_proj.bias"));
+    let (class_token, pos_embedding) = (get("class_token"), get("encoder.pos_embedding"));
     let mut tokens = vec![0.0f32; 2 * t * d];
     for n in 0..2 {
         for c in 0..d {
-            tokens[n * t * d + c] = vit.class_token.value.as_slice()[c];
+            tokens[n * t * d + c] = class_token.as_slice()[c];
         }
         for (r, col) in (0..2).flat_map(|r| (0..2).map(move |c| (r, c))) {
             let tok = 1 + r * 2 + col;
@@ -162,18 +170,18 @@ fn tokens_are_patches_in_row_major_order_after_the_class_token() {
             }
         }
         for k in 0..t * d {
-            tokens[n * t * d + k] += vit.pos_embedding.value.as_slice()[k];
+            tokens[n * t * d + k] += pos_embedding.as_slice()[k];
         }
     }
     let tokens = Tensor::from_vec(&[2, t, d], tokens).unwrap();
-    let encoded = vit.layers().infer(&tokens).unwrap();
+    // The one encoder block, with the model's weights.
+    let mut block = encoder_block(&cfg, &mut Rng::seed_from(0)).unwrap();
+    block.visit_params_mut("encoder.layers.encoder_layer_0", &mut |n, p| {
+        p.value = get(n)
+    });
+    let encoded = block.infer(&tokens).unwrap();
     // encoder.ln on every token, then the class token, then the head.
     let mut logits = Vec::new();
-    let mut params = Vec::new();
-    vit.visit_params("", &mut |n, p| {
-        params.push((n.to_string(), p.value.clone()))
-    });
-    let get = |k: &str| params.iter().find(|(n, _)| n == k).unwrap().1.clone();
     let (lw, lb, hw, hb) = (
         get("encoder.ln.weight"),
         get("encoder.ln.bias"),
@@ -196,9 +204,9 @@ fn tokens_are_patches_in_row_major_order_after_the_class_token() {
         }
     }
     let want = Tensor::from_vec(&[2, 3], logits).unwrap();
-    let got = vit.infer(&x).unwrap();
+    let got = model.infer(&x).unwrap();
     assert!(got.allclose(&want, 1e-4, 1e-5), "{got:?} vs {want:?}");
-    assert!(vit.forward(&x).unwrap().allclose(&want, 1e-4, 1e-5));
+    assert!(model.forward(&x).unwrap().allclose(&want, 1e-4, 1e-5));
 }
 
 #[test]
@@ -229,14 +237,14 @@ fn gradient_of_a_whole_tiny_vit() {
         dropout: 0.1,
         attention_dropout: 0.1,
     };
-    let mut vit = VisionTransformer::new(&cfg, &mut Rng::seed_from(7)).unwrap();
+    let mut model = vit(&cfg, &mut Rng::seed_from(7)).unwrap();
     // A non-zero head (torchvision starts it at zero, which would hide every
     // other gradient) and a non-zero class token.
     let mut rng = Rng::seed_from(8);
-    vit.visit_params_mut("", &mut |_, p| {
+    model.visit_params_mut("", &mut |_, p| {
         p.value = Tensor::randn(p.shape(), 0.0, 0.5, &mut rng)
     });
-    check_layer(&mut vit, &random(&[2, 2, 4, 4], 9), DEEP);
+    check_layer(&mut model, &random(&[2, 2, 4, 4], 9), DEEP);
 }
 
 #[test]
@@ -258,10 +266,10 @@ fn dropout_only_in_training_and_replayable() {
         attention_dropout: 0.3,
         ..ViTConfig::tiny28()
     };
-    let mut vit = VisionTransformer::new(&cfg, &mut Rng::seed_from(11)).unwrap();
-    head(&mut vit);
+    let mut model = vit(&cfg, &mut Rng::seed_from(11)).unwrap();
+    head(&mut model);
     let mut names = Vec::new();
-    vit.visit_rngs_mut("", &mut |n, _| names.push(n.to_string()));
+    model.visit_rngs_mut("", &mut |n, _| names.push(n.to_string()));
     assert_eq!(
         names.len(),
         1 + 4 * 4,
@@ -269,19 +277,19 @@ fn dropout_only_in_training_and_replayable() {
     );
     assert_eq!(names[0], "encoder.dropout");
     assert!(names.contains(&"encoder.layers.encoder_layer_3.self_attention".to_string()));
-    let a = vit.forward(&x).unwrap();
-    assert!(!a.allclose(&vit.infer(&x).unwrap(), 1e-4, 1e-4));
-    assert_ne!(a, vit.forward(&x).unwrap());
+    let a = model.forward(&x).unwrap();
+    assert!(!a.allclose(&model.infer(&x).unwrap(), 1e-4, 1e-4));
+    assert_ne!(a, model.forward(&x).unwrap());
     let mut saved = Vec::new();
-    vit.visit_rngs_mut("", &mut |_, r| saved.push(r.clone()));
-    let b = vit.forward(&x).unwrap();
+    model.visit_rngs_mut("", &mut |_, r| saved.push(r.clone()));
+    let b = model.forward(&x).unwrap();
     let mut i = 0;
-    vit.visit_rngs_mut("", &mut |_, r| {
+    model.visit_rngs_mut("", &mut |_, r| {
         *r = saved[i].clone();
         i += 1;
     });
     assert_eq!(
-        vit.forward(&x).unwrap(),
+        model.forward(&x).unwrap(),
         b,
         "the same generators, the same masks"
     );
@@ -293,33 +301,21 @@ fn tiny28_trains_and_every_parameter_learns() {
     assert_eq!(m.num_params(), 139_018);
     let x = random(&[16, 1, 28, 28], 13);
     let labels: Vec<usize> = (0..16).map(|i| (i * 7) % 10).collect();
-    let mut before = Vec::new();
-    m.visit_params("", &mut |_, p| before.push(p.value.clone()));
+    let before = param_values(m.as_ref());
     // The head starts at zero: the first step moves the head only, the
-    // second reaches everything.
-    let first = sgd_step(m.as_mut(), &x, &labels, 0.05);
+    // second reaches everything (the checked step asserts it).
+    let first = sgd_step_unchecked(m.as_mut(), &x, &labels, 0.05);
     assert!(
         (first - 10f64.ln()).abs() < 1e-5,
         "uniform logits at start: {first}"
     );
     sgd_step(m.as_mut(), &x, &labels, 0.05);
-    let mut zero = Vec::new();
-    m.visit_params("", &mut |n, p| {
-        if p.grad.as_slice().iter().all(|&g| g == 0.0) {
-            zero.push(n.to_string());
-        }
-    });
-    assert!(zero.is_empty(), "without gradient: {zero:?}");
     let mut last = first;
     for _ in 0..25 {
         last = sgd_step(m.as_mut(), &x, &labels, 0.05);
     }
     assert!(last < 0.5 * first, "loss {first} -> {last}");
-    let mut i = 0;
-    m.visit_params("", &mut |n, p| {
-        assert_ne!(p.value, before[i], "{n} did not move");
-        i += 1;
-    });
+    assert_every_param_moved(m.as_ref(), &before);
     // A copy computes the same thing.
     let copy = m.clone_boxed().unwrap();
     assert_eq!(copy.infer(&x).unwrap(), m.infer(&x).unwrap());
@@ -349,7 +345,7 @@ fn registry_configurations_and_errors() {
         .unwrap_err()
         .to_string();
     assert!(
-        e.contains("VisionTransformer") && e.contains("[N, 3, 35, 35]"),
+        e.contains("ExpectShape") && e.contains("[N, 3, 35, 35]"),
         "{e}"
     );
     assert!(m.output_shape(&[2, 1, 35, 35]).is_err());

@@ -1,8 +1,13 @@
-//! Shared helpers of the CNN zoo tests: finite-difference gradient checks of
-//! whole blocks and models, and a softmax cross-entropy for training steps.
+//! Helpers shared by the zoo's tests: finite-difference gradient checks of
+//! whole blocks and models (on top of `convnet_layers::testing`, which
+//! checks single layers and is re-exported here), and a softmax
+//! cross-entropy with a plain SGD step for training steps.
 
 #![allow(dead_code)]
 
+#[allow(unused_imports)]
+pub use convnet_layers::testing::{check_layer_with, random};
+use convnet_layers::testing::{restore_rngs, snapshot_rngs};
 use convnet_layers::Layer;
 use convnet_tensor::gradcheck::{check_gradient, project, projection, GradCheck};
 use convnet_tensor::{Rng, Tensor};
@@ -51,20 +56,6 @@ pub fn randomize_params<L: Layer + ?Sized>(layer: &mut L, seed: u64) {
                 rng.uniform(-0.5, 0.5)
             };
         }
-    });
-}
-
-fn snapshot_rngs<L: Layer + ?Sized>(layer: &mut L) -> Vec<Rng> {
-    let mut v = Vec::new();
-    layer.visit_rngs_mut("", &mut |_, r| v.push(r.clone()));
-    v
-}
-
-fn restore_rngs<L: Layer + ?Sized>(layer: &mut L, saved: &[Rng]) {
-    let mut i = 0;
-    layer.visit_rngs_mut("", &mut |_, r| {
-        *r = saved[i].clone();
-        i += 1;
     });
 }
 
@@ -217,7 +208,7 @@ fn check_elements(
 }
 
 /// [`check_with`] for the loss `Σ out · r` of a plain layer.
-pub fn check_layer(layer: &mut dyn Layer, x: &Tensor, cfg: GradCheck, max_per_param: usize) {
+pub fn check_block(layer: &mut dyn Layer, x: &Tensor, cfg: GradCheck, max_per_param: usize) {
     let out_len = layer.output_shape(x.shape()).unwrap().iter().product();
     let r = projection(out_len, 99);
     let out_shape = layer.output_shape(x.shape()).unwrap();
@@ -238,11 +229,6 @@ pub fn check_layer(layer: &mut dyn Layer, x: &Tensor, cfg: GradCheck, max_per_pa
         cfg,
         max_per_param,
     );
-}
-
-/// A tensor of standard normal samples.
-pub fn random(shape: &[usize], seed: u64) -> Tensor {
-    Tensor::randn(shape, 0.0, 1.0, &mut Rng::seed_from(seed))
 }
 
 /// Mean softmax cross-entropy of `logits` `[N, K]` for `labels`, and its
@@ -267,17 +253,50 @@ pub fn cross_entropy(logits: &Tensor, labels: &[usize]) -> (f64, Tensor) {
 /// One SGD step of `model` on `(x, labels)`: returns the loss before the
 /// step. Asserts that every parameter received a non-zero gradient.
 pub fn sgd_step(model: &mut dyn Layer, x: &Tensor, labels: &[usize], lr: f32) -> f64 {
+    sgd_step_with(model, x, labels, lr, true)
+}
+
+/// [`sgd_step`] without the assertion (a ViT's zero head gives the other
+/// parameters zero gradients in the first step).
+pub fn sgd_step_unchecked(model: &mut dyn Layer, x: &Tensor, labels: &[usize], lr: f32) -> f64 {
+    sgd_step_with(model, x, labels, lr, false)
+}
+
+fn sgd_step_with(
+    model: &mut dyn Layer,
+    x: &Tensor,
+    labels: &[usize],
+    lr: f32,
+    every_param_learns: bool,
+) -> f64 {
     model.zero_grad();
     let y = model.forward(x).unwrap();
     let (loss, g) = cross_entropy(&y, labels);
     model.backward(&g).unwrap();
     model.visit_params_mut("", &mut |name, p| {
         assert!(
-            p.grad.as_slice().iter().any(|&v| v != 0.0),
+            !every_param_learns || p.grad.as_slice().iter().any(|&v| v != 0.0),
             "{name} has a zero gradient"
         );
         let grad = p.grad.clone();
         p.value.axpy(-lr, &grad).unwrap();
     });
     loss
+}
+
+/// The values of every parameter of `model`, in visiting order.
+pub fn param_values(model: &dyn Layer) -> Vec<Tensor> {
+    let mut v = Vec::new();
+    model.visit_params("", &mut |_, p| v.push(p.value.clone()));
+    v
+}
+
+/// Asserts that every parameter differs from its value in `before`
+/// ([`param_values`]), naming the first that did not move.
+pub fn assert_every_param_moved(model: &dyn Layer, before: &[Tensor]) {
+    let mut i = 0;
+    model.visit_params("", &mut |n, p| {
+        assert_ne!(p.value, before[i], "{n} did not move");
+        i += 1;
+    });
 }
