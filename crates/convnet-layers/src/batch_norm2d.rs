@@ -6,11 +6,12 @@
 
 use convnet_tensor::kernels::norm::{
     batch_norm2d_backward, batch_norm2d_forward_infer, batch_norm2d_forward_train,
-    batch_norm_update_running_stats,
+    batch_norm_infer_scale, batch_norm_update_running_stats,
 };
 use convnet_tensor::Tensor;
 
 use crate::error::{LayerError, Result};
+use crate::fused::FusionRole;
 use crate::layer::{visit_param, visit_param_mut, Layer};
 use crate::param::{join, Param};
 use crate::util::{check_grad, kernel, nchw, take_cache, tensor};
@@ -223,6 +224,21 @@ impl BatchNorm2d {
         nchw(NAME, shape, Some(self.config.num_features))
     }
 
+    /// The per-channel `scale` and `shift` of inference,
+    /// `y = (x − running_mean)·scale + shift` with
+    /// `scale = weight/√(running_var + eps)` and `shift = bias`, computed by
+    /// the tensor crate's kernel: what [`Layer::infer`] applies, for a caller
+    /// that folds this layer into the convolution before it.
+    pub(crate) fn infer_scale_shift(&self) -> Result<(Vec<f32>, Vec<f32>)> {
+        let (w, b) = self.affine();
+        let mut scale = vec![0.0f32; w.len()];
+        kernel(
+            NAME,
+            batch_norm_infer_scale(&mut scale, self.running_var.as_slice(), &w, self.config.eps),
+        )?;
+        Ok((scale, b))
+    }
+
     /// The scale and shift (ones and zeros when not affine).
     fn affine(&self) -> (Vec<f32>, Vec<f32>) {
         let c = self.config.num_features;
@@ -263,13 +279,21 @@ impl Layer for BatchNorm2d {
         let c = shape[1];
         if self.frozen {
             let y = self.infer(x)?;
-            let eps = self.config.eps as f64;
+            // The inverse standard deviation is the scale of a weight of ones.
+            let mut save_invstd = vec![0.0f32; c];
+            kernel(
+                NAME,
+                batch_norm_infer_scale(
+                    &mut save_invstd,
+                    self.running_var.as_slice(),
+                    &vec![1.0; c],
+                    self.config.eps,
+                ),
+            )?;
             self.cache = Some(Cache {
                 input: x.clone(),
                 save_mean: self.running_mean.as_slice().to_vec(),
-                save_invstd: (self.running_var.as_slice().iter())
-                    .map(|&v| (1.0 / (v as f64 + eps).sqrt()) as f32)
-                    .collect(),
+                save_invstd,
                 shape,
                 frozen: true,
             });
@@ -397,6 +421,10 @@ impl Layer for BatchNorm2d {
 
     fn as_any(&self) -> Option<&dyn std::any::Any> {
         Some(self)
+    }
+
+    fn fusion_role(&self) -> Option<FusionRole<'_>> {
+        Some(FusionRole::BatchNorm2d(self))
     }
 
     fn clone_boxed(&self) -> Option<Box<dyn Layer>> {

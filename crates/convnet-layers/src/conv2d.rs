@@ -11,6 +11,7 @@ use convnet_tensor::kernels::conv2d::{conv2d_backward, conv2d_forward};
 use convnet_tensor::{Conv2dGeometry, Rng, Tensor};
 
 use crate::error::{LayerError, Result};
+use crate::fused::FusionRole;
 use crate::layer::{visit_param, visit_param_mut, Layer};
 use crate::param::Param;
 use crate::util::{check_grad, kernel, nchw, take_cache, tensor, IntoPair};
@@ -384,6 +385,10 @@ impl Layer for Conv2d {
 
     fn as_any(&self) -> Option<&dyn std::any::Any> {
         Some(self)
+    }
+
+    fn fusion_role(&self) -> Option<FusionRole<'_>> {
+        Some(FusionRole::Conv2d(self))
     }
 
     fn clone_boxed(&self) -> Option<Box<dyn Layer>> {

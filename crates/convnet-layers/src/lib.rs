@@ -149,6 +149,7 @@ pub use conv2d::{Conv2d, Conv2dConfig};
 pub use dropout::Dropout;
 pub use error::{LayerError, Result};
 pub use flatten::Flatten;
+pub use fused::FusionRole;
 pub use gelu::GELU;
 pub use identity::Identity;
 pub use layer::{visit_param, visit_param_mut, Layer};
