@@ -12,9 +12,9 @@ use convnet_tensor::Tensor;
 
 use crate::error::{LayerError, Result};
 use crate::fused::FusionRole;
-use crate::layer::{visit_param, visit_param_mut, Layer};
+use crate::layer::{visit_weight_bias, visit_weight_bias_mut, Layer};
 use crate::param::{join, Param};
-use crate::util::{check_grad, kernel, nchw, take_cache, tensor};
+use crate::util::{check_eps, kernel, nchw, take_cache_for, tensor};
 
 const NAME: &str = "BatchNorm2d";
 
@@ -150,12 +150,7 @@ impl BatchNorm2d {
         if c == 0 {
             return Err(LayerError::config(NAME, "num_features must be >= 1"));
         }
-        if !(config.eps >= 0.0 && config.eps.is_finite()) {
-            return Err(LayerError::config(
-                NAME,
-                format!("eps must be finite and >= 0, got {}", config.eps),
-            ));
-        }
+        check_eps(NAME, config.eps)?;
         if !(0.0..=1.0).contains(&config.momentum) {
             return Err(LayerError::config(
                 NAME,
@@ -339,10 +334,7 @@ impl Layer for BatchNorm2d {
     }
 
     fn backward(&mut self, grad_out: &Tensor) -> Result<Tensor> {
-        if let Some(cache) = &self.cache {
-            check_grad(NAME, grad_out, &cache.shape)?;
-        }
-        let cache = take_cache(&mut self.cache, NAME)?;
+        let cache = take_cache_for(&mut self.cache, NAME, grad_out, |c| c.shape.to_vec())?;
         if cache.frozen {
             return Ok(self.backward_frozen(grad_out, cache));
         }
@@ -380,16 +372,14 @@ impl Layer for BatchNorm2d {
     }
 
     fn visit_params(&self, prefix: &str, f: &mut dyn FnMut(&str, &Param)) {
-        if let (Some(w), Some(b)) = (&self.weight, &self.bias) {
-            visit_param(prefix, "weight", w, f);
-            visit_param(prefix, "bias", b, f);
+        if let Some(w) = &self.weight {
+            visit_weight_bias(prefix, w, self.bias.as_ref(), f)
         }
     }
 
     fn visit_params_mut(&mut self, prefix: &str, f: &mut dyn FnMut(&str, &mut Param)) {
-        if let (Some(w), Some(b)) = (&mut self.weight, &mut self.bias) {
-            visit_param_mut(prefix, "weight", w, f);
-            visit_param_mut(prefix, "bias", b, f);
+        if let Some(w) = &mut self.weight {
+            visit_weight_bias_mut(prefix, w, self.bias.as_mut(), f)
         }
     }
 

@@ -286,3 +286,30 @@ pub fn visit_param_mut(
 ) {
     f(&join(prefix, name), p)
 }
+
+/// Visits `weight` and, if there is one, `bias`: the parameters of
+/// [`crate::Conv2d`], [`crate::Linear`] and the normalisation layers.
+pub(crate) fn visit_weight_bias(
+    prefix: &str,
+    weight: &Param,
+    bias: Option<&Param>,
+    f: &mut dyn FnMut(&str, &Param),
+) {
+    visit_param(prefix, "weight", weight, f);
+    if let Some(b) = bias {
+        visit_param(prefix, "bias", b, f);
+    }
+}
+
+/// [`visit_weight_bias`], mutably.
+pub(crate) fn visit_weight_bias_mut(
+    prefix: &str,
+    weight: &mut Param,
+    bias: Option<&mut Param>,
+    f: &mut dyn FnMut(&str, &mut Param),
+) {
+    visit_param_mut(prefix, "weight", weight, f);
+    if let Some(b) = bias {
+        visit_param_mut(prefix, "bias", b, f);
+    }
+}

@@ -167,13 +167,8 @@ impl Layer for Add {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testing::{check_layer, random};
-    use crate::{Identity, Linear, LinearConfig};
-    use convnet_tensor::Rng;
-
-    fn lin(i: usize, o: usize, seed: u64) -> Box<dyn Layer> {
-        Box::new(Linear::new(LinearConfig::new(i, o), &mut Rng::seed_from(seed)).unwrap())
-    }
+    use crate::testing::{boxed_linear as lin, check_layer, random};
+    use crate::Identity;
 
     #[test]
     fn gradient_of_two_and_three_branches() {

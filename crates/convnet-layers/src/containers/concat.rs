@@ -8,8 +8,8 @@
 use convnet_tensor::{numel, Tensor};
 
 use crate::containers::{
-    add_into, check_names, clone_children, map_children, map_children_mut, summarize_branches,
-    to_branches, visit, visit_mut, Child,
+    add_into, check_names, clone_children, map_children, map_children_mut, numbered,
+    summarize_branches, to_branches, visit, visit_mut, Child,
 };
 use crate::error::{LayerError, Result};
 use crate::layer::Layer;
@@ -61,13 +61,7 @@ pub struct Concat {
 impl Concat {
     /// Branches named `0`, `1`, ...; errors without a branch.
     pub fn new(branches: Vec<Box<dyn Layer>>) -> Result<Self> {
-        Self::named(
-            branches
-                .into_iter()
-                .enumerate()
-                .map(|(i, b)| (i.to_string(), b))
-                .collect(),
-        )
+        Self::named(numbered(branches))
     }
 
     /// Named branches; errors without a branch, on duplicate names or
@@ -209,13 +203,8 @@ impl Layer for Concat {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testing::{check_layer, random};
-    use crate::{Identity, Linear, LinearConfig};
-    use convnet_tensor::Rng;
-
-    fn lin(i: usize, o: usize, seed: u64) -> Box<dyn Layer> {
-        Box::new(Linear::new(LinearConfig::new(i, o), &mut Rng::seed_from(seed)).unwrap())
-    }
+    use crate::testing::{boxed_linear as lin, check_layer, random};
+    use crate::Identity;
 
     #[test]
     fn concatenates_on_axis_1_in_order() {

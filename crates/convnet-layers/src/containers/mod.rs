@@ -65,6 +65,15 @@ pub(crate) fn check_names(container: &dyn Layer) -> Result<()> {
     Ok(())
 }
 
+/// Children named after their position: `0`, `1`, ...
+pub(crate) fn numbered(layers: Vec<Box<dyn Layer>>) -> Vec<Child> {
+    layers
+        .into_iter()
+        .enumerate()
+        .map(|(i, l)| (i.to_string(), l))
+        .collect()
+}
+
 /// Children from `(name, layer)` pairs.
 pub(crate) fn to_children<S: Into<String>>(layers: Vec<(S, Box<dyn Layer>)>) -> Vec<Child> {
     layers.into_iter().map(|(n, l)| (n.into(), l)).collect()

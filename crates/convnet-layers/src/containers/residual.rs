@@ -327,13 +327,8 @@ impl Layer for Residual {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testing::{check_layer, random};
-    use crate::{Linear, LinearConfig, Sequential};
-    use convnet_tensor::Rng;
-
-    fn lin(i: usize, o: usize, seed: u64) -> Box<dyn Layer> {
-        Box::new(Linear::new(LinearConfig::new(i, o), &mut Rng::seed_from(seed)).unwrap())
-    }
+    use crate::testing::{boxed_linear as lin, check_layer, random};
+    use crate::Sequential;
 
     #[test]
     fn gradient_identity_and_projection_shortcut() {
@@ -372,5 +367,46 @@ mod tests {
             .unwrap()
             .with_names("", "", "act")
             .is_err());
+    }
+
+    #[test]
+    fn named_parts_keep_their_names_and_order() {
+        let block = Residual::new(lin(3, 3, 1), Some(lin(3, 3, 2)))
+            .unwrap()
+            .with_activation(lin(3, 2, 3))
+            .with_activation(lin(3, 3, 4));
+        assert_eq!(block.body().num_params(), 12);
+        assert_eq!(block.shortcut().map(|s| s.num_params()), Some(12));
+        let keys =
+            |b: &Residual| -> Vec<String> { b.param_shapes().into_iter().map(|p| p.0).collect() };
+        assert_eq!(
+            keys(&block),
+            [
+                "weight",
+                "bias",
+                "downsample.weight",
+                "downsample.bias",
+                "act.weight",
+                "act.bias"
+            ]
+        );
+        let renamed = block.with_names("body", "proj", "post").unwrap();
+        assert_eq!(
+            keys(&renamed)[2..],
+            ["proj.weight", "proj.bias", "post.weight", "post.bias"]
+        );
+        assert_eq!(keys(&renamed)[0], "body.weight");
+        // The activation (with parameters) runs after the sum, in training and inference.
+        let mut r = renamed;
+        let x = random(&[2, 3], 5);
+        assert_eq!(r.infer(&x).unwrap(), r.forward(&x).unwrap());
+        check_layer(&mut r, &x);
+        let copy = r.clone_boxed().unwrap();
+        assert_eq!(copy.param_shapes(), r.param_shapes());
+        assert_eq!(copy.infer(&x).unwrap(), r.infer(&x).unwrap());
+        assert!(Residual::new(lin(3, 3, 1), None)
+            .unwrap()
+            .shortcut()
+            .is_none());
     }
 }

@@ -7,7 +7,7 @@
 use convnet_tensor::Tensor;
 
 use crate::containers::{
-    check_names, container_row, summarize_child, to_children, visit, visit_mut, Child,
+    check_names, container_row, numbered, summarize_child, to_children, visit, visit_mut, Child,
 };
 use crate::error::{LayerError, Result};
 use crate::layer::Layer;
@@ -73,11 +73,7 @@ impl Sequential {
         Sequential {
             forwarded: false,
             frozen_prefix: 0,
-            children: layers
-                .into_iter()
-                .enumerate()
-                .map(|(i, l)| (i.to_string(), l))
-                .collect(),
+            children: numbered(layers),
         }
     }
 
