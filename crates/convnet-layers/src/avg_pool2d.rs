@@ -10,7 +10,7 @@ use convnet_tensor::{Pool2dGeometry, Tensor};
 use crate::error::Result;
 use crate::layer::Layer;
 use crate::max_pool2d::Pool2dConfig;
-use crate::util::{check_grad, kernel, take_cache, tensor};
+use crate::util::{kernel, take_cache_for, tensor};
 
 const NAME: &str = "AvgPool2d";
 
@@ -101,10 +101,9 @@ impl Layer for AvgPool2d {
     }
 
     fn backward(&mut self, grad_out: &Tensor) -> Result<Tensor> {
-        if let Some(g) = &self.cache {
-            check_grad(NAME, grad_out, &g.output_shape())?;
-        }
-        let g = take_cache(&mut self.cache, NAME)?;
+        let g = take_cache_for(&mut self.cache, NAME, grad_out, |g| {
+            g.output_shape().to_vec()
+        })?;
         let mut grad_in = Tensor::zeros(&g.input_shape());
         kernel(
             NAME,

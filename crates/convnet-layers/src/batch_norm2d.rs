@@ -6,14 +6,15 @@
 
 use convnet_tensor::kernels::norm::{
     batch_norm2d_backward, batch_norm2d_forward_infer, batch_norm2d_forward_train,
-    batch_norm_update_running_stats,
+    batch_norm_infer_scale, batch_norm_update_running_stats,
 };
 use convnet_tensor::Tensor;
 
 use crate::error::{LayerError, Result};
-use crate::layer::{visit_param, visit_param_mut, Layer};
+use crate::fused::FusionRole;
+use crate::layer::{visit_weight_bias, visit_weight_bias_mut, Layer};
 use crate::param::{join, Param};
-use crate::util::{check_grad, kernel, nchw, take_cache, tensor};
+use crate::util::{check_eps, kernel, nchw, take_cache_for, tensor};
 
 const NAME: &str = "BatchNorm2d";
 
@@ -149,12 +150,7 @@ impl BatchNorm2d {
         if c == 0 {
             return Err(LayerError::config(NAME, "num_features must be >= 1"));
         }
-        if !(config.eps >= 0.0 && config.eps.is_finite()) {
-            return Err(LayerError::config(
-                NAME,
-                format!("eps must be finite and >= 0, got {}", config.eps),
-            ));
-        }
+        check_eps(NAME, config.eps)?;
         if !(0.0..=1.0).contains(&config.momentum) {
             return Err(LayerError::config(
                 NAME,
@@ -223,6 +219,21 @@ impl BatchNorm2d {
         nchw(NAME, shape, Some(self.config.num_features))
     }
 
+    /// The per-channel `scale` and `shift` of inference,
+    /// `y = (x − running_mean)·scale + shift` with
+    /// `scale = weight/√(running_var + eps)` and `shift = bias`, computed by
+    /// the tensor crate's kernel: what [`Layer::infer`] applies, for a caller
+    /// that folds this layer into the convolution before it.
+    pub(crate) fn infer_scale_shift(&self) -> Result<(Vec<f32>, Vec<f32>)> {
+        let (w, b) = self.affine();
+        let mut scale = vec![0.0f32; w.len()];
+        kernel(
+            NAME,
+            batch_norm_infer_scale(&mut scale, self.running_var.as_slice(), &w, self.config.eps),
+        )?;
+        Ok((scale, b))
+    }
+
     /// The scale and shift (ones and zeros when not affine).
     fn affine(&self) -> (Vec<f32>, Vec<f32>) {
         let c = self.config.num_features;
@@ -263,13 +274,21 @@ impl Layer for BatchNorm2d {
         let c = shape[1];
         if self.frozen {
             let y = self.infer(x)?;
-            let eps = self.config.eps as f64;
+            // The inverse standard deviation is the scale of a weight of ones.
+            let mut save_invstd = vec![0.0f32; c];
+            kernel(
+                NAME,
+                batch_norm_infer_scale(
+                    &mut save_invstd,
+                    self.running_var.as_slice(),
+                    &vec![1.0; c],
+                    self.config.eps,
+                ),
+            )?;
             self.cache = Some(Cache {
                 input: x.clone(),
                 save_mean: self.running_mean.as_slice().to_vec(),
-                save_invstd: (self.running_var.as_slice().iter())
-                    .map(|&v| (1.0 / (v as f64 + eps).sqrt()) as f32)
-                    .collect(),
+                save_invstd,
                 shape,
                 frozen: true,
             });
@@ -315,10 +334,7 @@ impl Layer for BatchNorm2d {
     }
 
     fn backward(&mut self, grad_out: &Tensor) -> Result<Tensor> {
-        if let Some(cache) = &self.cache {
-            check_grad(NAME, grad_out, &cache.shape)?;
-        }
-        let cache = take_cache(&mut self.cache, NAME)?;
+        let cache = take_cache_for(&mut self.cache, NAME, grad_out, |c| c.shape.to_vec())?;
         if cache.frozen {
             return Ok(self.backward_frozen(grad_out, cache));
         }
@@ -356,16 +372,14 @@ impl Layer for BatchNorm2d {
     }
 
     fn visit_params(&self, prefix: &str, f: &mut dyn FnMut(&str, &Param)) {
-        if let (Some(w), Some(b)) = (&self.weight, &self.bias) {
-            visit_param(prefix, "weight", w, f);
-            visit_param(prefix, "bias", b, f);
+        if let Some(w) = &self.weight {
+            visit_weight_bias(prefix, w, self.bias.as_ref(), f)
         }
     }
 
     fn visit_params_mut(&mut self, prefix: &str, f: &mut dyn FnMut(&str, &mut Param)) {
-        if let (Some(w), Some(b)) = (&mut self.weight, &mut self.bias) {
-            visit_param_mut(prefix, "weight", w, f);
-            visit_param_mut(prefix, "bias", b, f);
+        if let Some(w) = &mut self.weight {
+            visit_weight_bias_mut(prefix, w, self.bias.as_mut(), f)
         }
     }
 
@@ -397,6 +411,10 @@ impl Layer for BatchNorm2d {
 
     fn as_any(&self) -> Option<&dyn std::any::Any> {
         Some(self)
+    }
+
+    fn fusion_role(&self) -> Option<FusionRole<'_>> {
+        Some(FusionRole::BatchNorm2d(self))
     }
 
     fn clone_boxed(&self) -> Option<Box<dyn Layer>> {

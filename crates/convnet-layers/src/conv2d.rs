@@ -11,9 +11,10 @@ use convnet_tensor::kernels::conv2d::{conv2d_backward, conv2d_forward};
 use convnet_tensor::{Conv2dGeometry, Rng, Tensor};
 
 use crate::error::{LayerError, Result};
-use crate::layer::{visit_param, visit_param_mut, Layer};
+use crate::fused::FusionRole;
+use crate::layer::{visit_weight_bias, visit_weight_bias_mut, Layer};
 use crate::param::Param;
-use crate::util::{check_grad, kernel, nchw, take_cache, tensor, IntoPair};
+use crate::util::{kernel, nchw, take_cache_for, tensor, IntoPair};
 
 const NAME: &str = "Conv2d";
 
@@ -325,10 +326,9 @@ impl Layer for Conv2d {
     }
 
     fn backward(&mut self, grad_out: &Tensor) -> Result<Tensor> {
-        if let Some((_, g)) = &self.cache {
-            check_grad(NAME, grad_out, &g.output_shape())?;
-        }
-        let (x, g) = take_cache(&mut self.cache, NAME)?;
+        let (x, g) = take_cache_for(&mut self.cache, NAME, grad_out, |(_, g)| {
+            g.output_shape().to_vec()
+        })?;
         let mut grad_in = vec![0.0f32; x.len()];
         kernel(
             NAME,
@@ -346,10 +346,9 @@ impl Layer for Conv2d {
     }
 
     fn backward_params(&mut self, grad_out: &Tensor) -> Result<()> {
-        if let Some((_, g)) = &self.cache {
-            check_grad(NAME, grad_out, &g.output_shape())?;
-        }
-        let (x, g) = take_cache(&mut self.cache, NAME)?;
+        let (x, g) = take_cache_for(&mut self.cache, NAME, grad_out, |(_, g)| {
+            g.output_shape().to_vec()
+        })?;
         kernel(
             NAME,
             conv2d_backward(
@@ -369,21 +368,19 @@ impl Layer for Conv2d {
     }
 
     fn visit_params(&self, prefix: &str, f: &mut dyn FnMut(&str, &Param)) {
-        visit_param(prefix, "weight", &self.weight, f);
-        if let Some(b) = &self.bias {
-            visit_param(prefix, "bias", b, f);
-        }
+        visit_weight_bias(prefix, &self.weight, self.bias.as_ref(), f)
     }
 
     fn visit_params_mut(&mut self, prefix: &str, f: &mut dyn FnMut(&str, &mut Param)) {
-        visit_param_mut(prefix, "weight", &mut self.weight, f);
-        if let Some(b) = &mut self.bias {
-            visit_param_mut(prefix, "bias", b, f);
-        }
+        visit_weight_bias_mut(prefix, &mut self.weight, self.bias.as_mut(), f)
     }
 
     fn as_any(&self) -> Option<&dyn std::any::Any> {
         Some(self)
+    }
+
+    fn fusion_role(&self) -> Option<FusionRole<'_>> {
+        Some(FusionRole::Conv2d(self))
     }
 
     fn clone_boxed(&self) -> Option<Box<dyn Layer>> {

@@ -143,6 +143,11 @@ impl ElementWise {
         Ok(grad_in)
     }
 
+    /// A ReLU runs fused after a BatchNorm or a residual sum.
+    pub(crate) fn fusion_role(&self) -> Option<crate::fused::FusionRole<'static>> {
+        matches!(self.act, Activation::Relu).then_some(crate::fused::FusionRole::ReLU)
+    }
+
     pub(crate) fn fresh(&self) -> Self {
         ElementWise::new(self.act)
     }
@@ -175,6 +180,10 @@ macro_rules! elementwise_layer {
 
             fn output_shape(&self, input_shape: &[usize]) -> $crate::error::Result<Vec<usize>> {
                 Ok(input_shape.to_vec())
+            }
+
+            fn fusion_role(&self) -> Option<$crate::fused::FusionRole<'_>> {
+                self.inner.fusion_role()
             }
 
             fn clone_boxed(&self) -> Option<Box<dyn $crate::layer::Layer>> {

@@ -3,6 +3,7 @@
 use convnet_tensor::{Rng, Tensor};
 
 use crate::error::Result;
+use crate::fused::FusionRole;
 use crate::param::{join, Param};
 use crate::summary::SummaryRow;
 
@@ -57,22 +58,61 @@ pub trait Layer: Send + Sync + std::fmt::Debug {
     /// at run time for that input.
     fn output_shape(&self, input_shape: &[usize]) -> Result<Vec<usize>>;
 
-    /// Visits every trainable parameter with its full name.
-    fn visit_params(&self, _prefix: &str, _f: &mut dyn FnMut(&str, &Param)) {}
+    /// Visits every trainable parameter with its full name. The default
+    /// visits the children's ([`Layer::visit_children`]), each under
+    /// `join(prefix, child_name)`: a leaf with parameters overrides it.
+    fn visit_params(&self, prefix: &str, f: &mut dyn FnMut(&str, &Param)) {
+        self.visit_children(&mut |n, c| c.visit_params(&join(prefix, n), f));
+    }
 
-    /// Visits every trainable parameter mutably, with its full name.
-    fn visit_params_mut(&mut self, _prefix: &str, _f: &mut dyn FnMut(&str, &mut Param)) {}
+    /// Visits every trainable parameter mutably, with its full name (the
+    /// children's by default).
+    fn visit_params_mut(&mut self, prefix: &str, f: &mut dyn FnMut(&str, &mut Param)) {
+        self.visit_children_mut(&mut |n, c| c.visit_params_mut(&join(prefix, n), f));
+    }
 
     /// Visits every buffer (state that is saved but not optimised, such as
-    /// BatchNorm's `running_mean`, `running_var`, `num_batches_tracked`).
-    fn visit_buffers(&self, _prefix: &str, _f: &mut dyn FnMut(&str, &Tensor)) {}
+    /// BatchNorm's `running_mean`, `running_var`, `num_batches_tracked`);
+    /// the children's by default.
+    fn visit_buffers(&self, prefix: &str, f: &mut dyn FnMut(&str, &Tensor)) {
+        self.visit_children(&mut |n, c| c.visit_buffers(&join(prefix, n), f));
+    }
 
-    /// Visits every buffer mutably.
-    fn visit_buffers_mut(&mut self, _prefix: &str, _f: &mut dyn FnMut(&str, &mut Tensor)) {}
+    /// Visits every buffer mutably (the children's by default).
+    fn visit_buffers_mut(&mut self, prefix: &str, f: &mut dyn FnMut(&str, &mut Tensor)) {
+        self.visit_children_mut(&mut |n, c| c.visit_buffers_mut(&join(prefix, n), f));
+    }
 
     /// Visits the random generators of the layer (Dropout's, stochastic
-    /// depth's), so that a checkpoint can save and restore them.
-    fn visit_rngs_mut(&mut self, _prefix: &str, _f: &mut dyn FnMut(&str, &mut Rng)) {}
+    /// depth's), so that a checkpoint can save and restore them (the
+    /// children's by default).
+    fn visit_rngs_mut(&mut self, prefix: &str, f: &mut dyn FnMut(&str, &mut Rng)) {
+        self.visit_children_mut(&mut |n, c| c.visit_rngs_mut(&join(prefix, n), f));
+    }
+
+    /// The hook of a container: calls `f` with the name and the layer of
+    /// every child, in order (parameters are visited in this order). A leaf
+    /// has none (the default). A child named `""` is merged into the
+    /// container's namespace.
+    ///
+    /// The default visitors ([`Layer::visit_params`], [`Layer::visit_buffers`],
+    /// [`Layer::visit_rngs_mut`], their `_mut` forms and
+    /// [`Layer::set_frozen`]) walk the children through this hook and its
+    /// twin [`Layer::visit_children_mut`], so a container implements these two
+    /// and inherits the rest.
+    fn visit_children(&self, _f: &mut dyn FnMut(&str, &dyn Layer)) {}
+
+    /// [`Layer::visit_children`] with mutable children (same names, same
+    /// order).
+    fn visit_children_mut(&mut self, _f: &mut dyn FnMut(&str, &mut dyn Layer)) {}
+
+    /// The part the layer can play in inference-time fusion
+    /// (`Conv2d → BatchNorm2d → ReLU` runs as one pass in
+    /// [`crate::Sequential::infer`], a residual sum and its ReLU as another),
+    /// or `None` (the default): the layer then always runs on its own.
+    fn fusion_role(&self) -> Option<FusionRole<'_>> {
+        None
+    }
 
     /// Appends this layer's rows to a summary, for input shape `input_shape`,
     /// and returns its output shape. A leaf layer adds one row; a container
@@ -118,10 +158,13 @@ pub trait Layer: Send + Sync + std::fmt::Debug {
     ///   [`crate::Sequential`] skips the backward pass through its leading
     ///   children that have no trainable parameter in
     ///   [`Layer::backward_params`] (nobody needs their gradients).
-    /// - Other layers ignore it (the default): their gradients are still
+    /// - Other layers ignore it (the default passes it on to the children
+    ///   of [`Layer::visit_children_mut`], and a leaf has none): their gradients are still
     ///   computed where they are on the way to trainable ones, and the
     ///   optimizer leaves the frozen values alone.
-    fn set_frozen(&mut self, _prefix: &str, _frozen: &dyn Fn(&str) -> bool) {}
+    fn set_frozen(&mut self, prefix: &str, frozen: &dyn Fn(&str) -> bool) {
+        self.visit_children_mut(&mut |n, c| c.set_frozen(&join(prefix, n), frozen));
+    }
 
     /// Resets every parameter gradient to zero.
     fn zero_grad(&mut self) {
@@ -143,9 +186,9 @@ pub trait Layer: Send + Sync + std::fmt::Debug {
         None
     }
 
-    /// The layer as [`std::any::Any`], for containers that recognise
-    /// concrete layers (inference fuses `Conv2d → BatchNorm2d`), or `None`
-    /// (the default).
+    /// The layer as [`std::any::Any`], to recognise a concrete layer type
+    /// (`Conv2d` and `BatchNorm2d` give themselves), or `None` (the
+    /// default). Inference fusion asks [`Layer::fusion_role`] instead.
     fn as_any(&self) -> Option<&dyn std::any::Any> {
         None
     }
@@ -218,6 +261,15 @@ impl Layer for Box<dyn Layer> {
     fn as_any(&self) -> Option<&dyn std::any::Any> {
         (**self).as_any()
     }
+    fn visit_children(&self, f: &mut dyn FnMut(&str, &dyn Layer)) {
+        (**self).visit_children(f)
+    }
+    fn visit_children_mut(&mut self, f: &mut dyn FnMut(&str, &mut dyn Layer)) {
+        (**self).visit_children_mut(f)
+    }
+    fn fusion_role(&self) -> Option<FusionRole<'_>> {
+        (**self).fusion_role()
+    }
 }
 
 /// Visits a named parameter: a helper for `visit_params` implementations.
@@ -233,4 +285,31 @@ pub fn visit_param_mut(
     f: &mut dyn FnMut(&str, &mut Param),
 ) {
     f(&join(prefix, name), p)
+}
+
+/// Visits `weight` and, if there is one, `bias`: the parameters of
+/// [`crate::Conv2d`], [`crate::Linear`] and the normalisation layers.
+pub(crate) fn visit_weight_bias(
+    prefix: &str,
+    weight: &Param,
+    bias: Option<&Param>,
+    f: &mut dyn FnMut(&str, &Param),
+) {
+    visit_param(prefix, "weight", weight, f);
+    if let Some(b) = bias {
+        visit_param(prefix, "bias", b, f);
+    }
+}
+
+/// [`visit_weight_bias`], mutably.
+pub(crate) fn visit_weight_bias_mut(
+    prefix: &str,
+    weight: &mut Param,
+    bias: Option<&mut Param>,
+    f: &mut dyn FnMut(&str, &mut Param),
+) {
+    visit_param_mut(prefix, "weight", weight, f);
+    if let Some(b) = bias {
+        visit_param_mut(prefix, "bias", b, f);
+    }
 }

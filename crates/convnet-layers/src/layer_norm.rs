@@ -8,9 +8,9 @@ use convnet_tensor::kernels::norm::{layer_norm_backward, layer_norm_forward};
 use convnet_tensor::Tensor;
 
 use crate::error::{LayerError, Result};
-use crate::layer::{visit_param, visit_param_mut, Layer};
+use crate::layer::{visit_weight_bias, visit_weight_bias_mut, Layer};
 use crate::param::Param;
-use crate::util::{check_grad, kernel, last_axis, take_cache, tensor};
+use crate::util::{check_eps, kernel, last_axis, take_cache_for, tensor};
 
 const NAME: &str = "LayerNorm";
 
@@ -55,13 +55,7 @@ impl LayerNormConfig {
         if self.normalized_shape == 0 {
             return Err(LayerError::config(layer, "normalized_shape must be >= 1"));
         }
-        if !(self.eps >= 0.0 && self.eps.is_finite()) {
-            return Err(LayerError::config(
-                layer,
-                format!("eps must be finite and >= 0, got {}", self.eps),
-            ));
-        }
-        Ok(())
+        check_eps(layer, self.eps)
     }
 }
 
@@ -101,16 +95,14 @@ impl Affine {
     }
 
     pub(crate) fn visit(&self, prefix: &str, f: &mut dyn FnMut(&str, &Param)) {
-        if let (Some(w), Some(b)) = (&self.weight, &self.bias) {
-            visit_param(prefix, "weight", w, f);
-            visit_param(prefix, "bias", b, f);
+        if let Some(w) = &self.weight {
+            visit_weight_bias(prefix, w, self.bias.as_ref(), f)
         }
     }
 
     pub(crate) fn visit_mut(&mut self, prefix: &str, f: &mut dyn FnMut(&str, &mut Param)) {
-        if let (Some(w), Some(b)) = (&mut self.weight, &mut self.bias) {
-            visit_param_mut(prefix, "weight", w, f);
-            visit_param_mut(prefix, "bias", b, f);
+        if let Some(w) = &mut self.weight {
+            visit_weight_bias_mut(prefix, w, self.bias.as_mut(), f)
         }
     }
 }
@@ -239,10 +231,9 @@ impl Layer for LayerNorm {
     }
 
     fn backward(&mut self, grad_out: &Tensor) -> Result<Tensor> {
-        if let Some(c) = &self.cache {
-            check_grad(NAME, grad_out, c.input.shape())?;
-        }
-        let cache = take_cache(&mut self.cache, NAME)?;
+        let cache = take_cache_for(&mut self.cache, NAME, grad_out, |c| {
+            c.input.shape().to_vec()
+        })?;
         let dim = self.config.normalized_shape;
         let rows = cache.save_mean.len();
         let (w, _) = self.affine.values();

@@ -14,7 +14,7 @@ use crate::error::Result;
 use crate::layer::Layer;
 use crate::layer_norm::{Affine, LayerNormConfig, NormCache};
 use crate::param::Param;
-use crate::util::{check_grad, kernel, nchw, take_cache, tensor};
+use crate::util::{kernel, nchw, take_cache_for, tensor};
 
 const NAME: &str = "LayerNorm2d";
 
@@ -131,10 +131,9 @@ impl Layer for LayerNorm2d {
     }
 
     fn backward(&mut self, grad_out: &Tensor) -> Result<Tensor> {
-        if let Some(c) = &self.cache {
-            check_grad(NAME, grad_out, c.input.shape())?;
-        }
-        let cache = take_cache(&mut self.cache, NAME)?;
+        let cache = take_cache_for(&mut self.cache, NAME, grad_out, |c| {
+            c.input.shape().to_vec()
+        })?;
         let shape = nchw(NAME, cache.input.shape(), None)?;
         let (w, _) = self.affine.values();
         let mut grad_in = vec![0.0f32; cache.input.len()];

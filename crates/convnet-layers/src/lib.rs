@@ -160,6 +160,7 @@ pub use dropout::Dropout;
 pub use error::{LayerError, Result};
 pub use expect_shape::ExpectShape;
 pub use flatten::Flatten;
+pub use fused::FusionRole;
 pub use gelu::GELU;
 pub use identity::Identity;
 pub use layer::{visit_param, visit_param_mut, Layer};

@@ -11,7 +11,7 @@ use convnet_tensor::kernels::gemm::{gemm_parallel, Trans};
 use convnet_tensor::{Rng, Tensor};
 
 use crate::error::{LayerError, Result};
-use crate::layer::{visit_param, visit_param_mut, Layer};
+use crate::layer::{visit_weight_bias, visit_weight_bias_mut, Layer};
 use crate::param::Param;
 use crate::util::{check_grad, kernel, last_axis, take_cache, tensor};
 
@@ -265,17 +265,11 @@ impl Layer for Linear {
     }
 
     fn visit_params(&self, prefix: &str, f: &mut dyn FnMut(&str, &Param)) {
-        visit_param(prefix, "weight", &self.weight, f);
-        if let Some(b) = &self.bias {
-            visit_param(prefix, "bias", b, f);
-        }
+        visit_weight_bias(prefix, &self.weight, self.bias.as_ref(), f)
     }
 
     fn visit_params_mut(&mut self, prefix: &str, f: &mut dyn FnMut(&str, &mut Param)) {
-        visit_param_mut(prefix, "weight", &mut self.weight, f);
-        if let Some(b) = &mut self.bias {
-            visit_param_mut(prefix, "bias", b, f);
-        }
+        visit_weight_bias_mut(prefix, &mut self.weight, self.bias.as_mut(), f)
     }
 
     fn clone_boxed(&self) -> Option<Box<dyn Layer>> {

@@ -8,7 +8,7 @@ use convnet_tensor::{Pool2dGeometry, Tensor};
 
 use crate::error::{LayerError, Result};
 use crate::layer::Layer;
-use crate::util::{check_grad, kernel, nchw, take_cache, tensor, IntoPair};
+use crate::util::{kernel, nchw, take_cache_for, tensor, IntoPair};
 
 const NAME: &str = "MaxPool2d";
 
@@ -179,10 +179,9 @@ impl Layer for MaxPool2d {
     }
 
     fn backward(&mut self, grad_out: &Tensor) -> Result<Tensor> {
-        if let Some((_, g)) = &self.cache {
-            check_grad(NAME, grad_out, &g.output_shape())?;
-        }
-        let (argmax, g) = take_cache(&mut self.cache, NAME)?;
+        let (argmax, g) = take_cache_for(&mut self.cache, NAME, grad_out, |(_, g)| {
+            g.output_shape().to_vec()
+        })?;
         let mut grad_in = Tensor::zeros(&g.input_shape());
         kernel(
             NAME,

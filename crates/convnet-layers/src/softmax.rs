@@ -8,7 +8,7 @@ use convnet_tensor::Tensor;
 
 use crate::error::{LayerError, Result};
 use crate::layer::Layer;
-use crate::util::{check_grad, kernel, take_cache};
+use crate::util::{kernel, take_cache_for};
 
 const NAME: &str = "Softmax";
 
@@ -95,10 +95,7 @@ impl Layer for Softmax {
     }
 
     fn backward(&mut self, grad_out: &Tensor) -> Result<Tensor> {
-        if let Some((y, _)) = &self.cache {
-            check_grad(NAME, grad_out, y.shape())?;
-        }
-        let (y, g) = take_cache(&mut self.cache, NAME)?;
+        let (y, g) = take_cache_for(&mut self.cache, NAME, grad_out, |(y, _)| y.shape().to_vec())?;
         let mut grad_in = Tensor::zeros(y.shape());
         kernel(
             NAME,

@@ -10,6 +10,15 @@ use convnet_tensor::{Rng, Tensor};
 
 use crate::layer::Layer;
 
+/// A boxed `Linear(i, o)` initialised from `seed`, a child for container
+/// tests.
+pub(crate) fn boxed_linear(i: usize, o: usize, seed: u64) -> Box<dyn Layer> {
+    Box::new(
+        crate::Linear::new(crate::LinearConfig::new(i, o), &mut Rng::seed_from(seed))
+            .expect("a valid Linear"),
+    )
+}
+
 /// A tensor of standard normal samples.
 pub fn random(shape: &[usize], seed: u64) -> Tensor {
     Tensor::randn(shape, 0.0, 1.0, &mut Rng::seed_from(seed))

@@ -9,6 +9,21 @@ pub(crate) fn take_cache<T>(slot: &mut Option<T>, layer: &str) -> Result<T> {
     slot.take().ok_or_else(|| LayerError::no_cache(layer))
 }
 
+/// Takes the cache of the last `forward` for a backward pass, after checking
+/// that `grad_out` has the shape `output_shape` reads from it (the cache
+/// stays in place on a wrong gradient); [`LayerError::NoCache`] without one.
+pub(crate) fn take_cache_for<T>(
+    slot: &mut Option<T>,
+    layer: &str,
+    grad_out: &Tensor,
+    output_shape: impl FnOnce(&T) -> Vec<usize>,
+) -> Result<T> {
+    if let Some(cache) = slot {
+        check_grad(layer, grad_out, &output_shape(cache))?;
+    }
+    take_cache(slot, layer)
+}
+
 /// Errors unless `grad_out` has exactly the shape of the last output.
 pub(crate) fn check_grad(layer: &str, grad_out: &Tensor, expected: &[usize]) -> Result<()> {
     if grad_out.shape() != expected {
@@ -45,6 +60,17 @@ pub(crate) fn last_axis(layer: &str, shape: &[usize], features: usize) -> Result
             shape,
         )),
     }
+}
+
+/// Errors unless a normalisation layer's `eps` is finite and `>= 0`.
+pub(crate) fn check_eps(layer: &str, eps: f32) -> Result<()> {
+    if !(eps >= 0.0 && eps.is_finite()) {
+        return Err(LayerError::config(
+            layer,
+            format!("eps must be finite and >= 0, got {eps}"),
+        ));
+    }
+    Ok(())
 }
 
 /// A tensor from data known to match the shape.

@@ -3,14 +3,14 @@
 //! PyTorch equivalent: a module whose `forward` returns `a(x) + b(x)`.
 //! Shapes: the branches' common output shape.
 
-use convnet_tensor::{Rng, Tensor};
+use convnet_tensor::Tensor;
 
 use crate::containers::{
-    add_into, check_names, clone_children, container_row, summarize_child, Child,
+    add_into, check_names, clone_children, map_children, map_children_mut, summarize_branches,
+    to_branches, visit, visit_mut, Child,
 };
 use crate::error::{LayerError, Result};
 use crate::layer::Layer;
-use crate::param::{join, Param};
 use crate::summary::SummaryRow;
 use crate::util::check_grad;
 
@@ -65,15 +65,12 @@ impl Add {
     /// The sum of named branches; errors without a branch, on duplicate names
     /// or colliding parameter keys.
     pub fn named<S: Into<String>>(branches: Vec<(S, Box<dyn Layer>)>) -> Result<Self> {
-        let branches: Vec<Child> = branches.into_iter().map(|(n, b)| (n.into(), b)).collect();
-        if branches.is_empty() {
-            return Err(LayerError::config(NAME, "needs at least one branch"));
-        }
-        check_names(NAME, &branches)?;
-        Ok(Add {
-            branches,
+        let container = Add {
+            branches: to_branches(NAME, branches)?,
             cache: None,
-        })
+        };
+        check_names(&container)?;
+        Ok(container)
     }
 
     fn mismatch(input: &[usize], shapes: &[Vec<usize>]) -> LayerError {
@@ -104,20 +101,12 @@ impl Layer for Add {
     }
 
     fn infer(&self, x: &Tensor) -> Result<Tensor> {
-        let outputs = self
-            .branches
-            .iter()
-            .map(|(n, b)| b.infer(x).map_err(|e| e.in_child(n)))
-            .collect::<Result<Vec<_>>>()?;
+        let outputs = map_children(&self.branches, |b| b.infer(x))?;
         Self::sum(x.shape(), outputs)
     }
 
     fn forward(&mut self, x: &Tensor) -> Result<Tensor> {
-        let outputs = self
-            .branches
-            .iter_mut()
-            .map(|(n, b)| b.forward(x).map_err(|e| e.in_child(n)))
-            .collect::<Result<Vec<_>>>()?;
+        let outputs = map_children_mut(&mut self.branches, |b| b.forward(x))?;
         let y = Self::sum(x.shape(), outputs)?;
         self.cache = Some(y.shape().to_vec());
         Ok(y)
@@ -142,51 +131,19 @@ impl Layer for Add {
     }
 
     fn output_shape(&self, input_shape: &[usize]) -> Result<Vec<usize>> {
-        let shapes = self
-            .branches
-            .iter()
-            .map(|(n, b)| b.output_shape(input_shape).map_err(|e| e.in_child(n)))
-            .collect::<Result<Vec<_>>>()?;
+        let shapes = map_children(&self.branches, |b| b.output_shape(input_shape))?;
         if shapes.iter().any(|s| s != &shapes[0]) {
             return Err(Self::mismatch(input_shape, &shapes));
         }
         Ok(shapes[0].clone())
     }
 
-    fn visit_params(&self, prefix: &str, f: &mut dyn FnMut(&str, &Param)) {
-        for (n, c) in &self.branches {
-            c.visit_params(&join(prefix, n), f);
-        }
+    fn visit_children(&self, f: &mut dyn FnMut(&str, &dyn Layer)) {
+        visit(&self.branches, f)
     }
 
-    fn visit_params_mut(&mut self, prefix: &str, f: &mut dyn FnMut(&str, &mut Param)) {
-        for (n, c) in &mut self.branches {
-            c.visit_params_mut(&join(prefix, n), f);
-        }
-    }
-
-    fn visit_buffers(&self, prefix: &str, f: &mut dyn FnMut(&str, &Tensor)) {
-        for (n, c) in &self.branches {
-            c.visit_buffers(&join(prefix, n), f);
-        }
-    }
-
-    fn visit_buffers_mut(&mut self, prefix: &str, f: &mut dyn FnMut(&str, &mut Tensor)) {
-        for (n, c) in &mut self.branches {
-            c.visit_buffers_mut(&join(prefix, n), f);
-        }
-    }
-
-    fn set_frozen(&mut self, prefix: &str, frozen: &dyn Fn(&str) -> bool) {
-        for (n, c) in &mut self.branches {
-            c.set_frozen(&join(prefix, n), frozen);
-        }
-    }
-
-    fn visit_rngs_mut(&mut self, prefix: &str, f: &mut dyn FnMut(&str, &mut Rng)) {
-        for (n, c) in &mut self.branches {
-            c.visit_rngs_mut(&join(prefix, n), f);
-        }
+    fn visit_children_mut(&mut self, f: &mut dyn FnMut(&str, &mut dyn Layer)) {
+        visit_mut(&mut self.branches, f)
     }
 
     fn summarize(
@@ -196,14 +153,7 @@ impl Layer for Add {
         depth: usize,
         rows: &mut Vec<SummaryRow>,
     ) -> Result<Vec<usize>> {
-        let out = self.output_shape(input_shape)?;
-        let mut inner = Vec::new();
-        for (n, b) in &self.branches {
-            summarize_child(b.as_ref(), name, n, input_shape, depth + 1, &mut inner)?;
-        }
-        rows.push(container_row(self, name, depth, &out));
-        rows.extend(inner);
-        Ok(out)
+        summarize_branches(self, name, input_shape, depth, rows)
     }
 
     fn clone_boxed(&self) -> Option<Box<dyn Layer>> {
@@ -217,12 +167,8 @@ impl Layer for Add {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testing::{check_layer, random};
-    use crate::{Identity, Linear, LinearConfig};
-
-    fn lin(i: usize, o: usize, seed: u64) -> Box<dyn Layer> {
-        Box::new(Linear::new(LinearConfig::new(i, o), &mut Rng::seed_from(seed)).unwrap())
-    }
+    use crate::testing::{boxed_linear as lin, check_layer, random};
+    use crate::Identity;
 
     #[test]
     fn gradient_of_two_and_three_branches() {

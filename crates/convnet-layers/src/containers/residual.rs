@@ -5,14 +5,12 @@
 //! shortcut, no final activation). Shapes: `body`'s; the shortcut's output
 //! must have the same shape.
 
-use convnet_tensor::{Rng, Tensor};
+use convnet_tensor::Tensor;
 
-use crate::containers::{
-    add_into, check_names, clone_children, container_row, summarize_child, Child,
-};
+use crate::containers::{add_into, check_names, container_row, summarize_child, Child};
 use crate::error::{LayerError, Result};
+use crate::fused::{add_relu_into, is_relu};
 use crate::layer::Layer;
-use crate::param::{join, Param};
 use crate::summary::SummaryRow;
 
 const NAME: &str = "Residual";
@@ -68,11 +66,13 @@ const NAME: &str = "Residual";
 /// ```
 #[derive(Debug)]
 pub struct Residual {
-    /// `[body, shortcut?, activation?]` with their names; `has_shortcut` and
-    /// `has_activation` say which are present.
-    children: Vec<Child>,
-    has_shortcut: bool,
-    has_activation: bool,
+    /// The body and its name (`""`: merged into the block's namespace).
+    body: Child,
+    /// The projection shortcut and its name (`downsample`); the identity
+    /// when `None`.
+    shortcut: Option<Child>,
+    /// The activation after the sum and its name (`act`), if any.
+    activation: Option<Child>,
     /// The output shape of the last `forward` (before the activation).
     cache: Option<Vec<usize>>,
 }
@@ -82,27 +82,19 @@ impl Residual {
     /// the body merged into the block's namespace and the shortcut named
     /// `downsample`. Errors if two parameters would get the same name.
     pub fn new(body: Box<dyn Layer>, shortcut: Option<Box<dyn Layer>>) -> Result<Self> {
-        let has_shortcut = shortcut.is_some();
-        let mut children = vec![(String::new(), body)];
-        if let Some(s) = shortcut {
-            children.push(("downsample".to_string(), s));
-        }
-        check_names(NAME, &children)?;
-        Ok(Residual {
-            children,
-            has_shortcut,
-            has_activation: false,
+        let block = Residual {
+            body: (String::new(), body),
+            shortcut: shortcut.map(|s| ("downsample".to_string(), s)),
+            activation: None,
             cache: None,
-        })
+        };
+        check_names(&block)?;
+        Ok(block)
     }
 
     /// Adds (or replaces) the activation applied after the sum, named `act`.
     pub fn with_activation(mut self, activation: Box<dyn Layer>) -> Self {
-        if self.has_activation {
-            self.children.pop();
-        }
-        self.children.push(("act".to_string(), activation));
-        self.has_activation = true;
+        self.activation = Some(("act".to_string(), activation));
         self
     }
 
@@ -110,25 +102,25 @@ impl Residual {
     /// child into the block's namespace). Errors if names or parameter keys
     /// collide.
     pub fn with_names(mut self, body: &str, shortcut: &str, activation: &str) -> Result<Self> {
-        self.children[0].0 = body.to_string();
-        if self.has_shortcut {
-            self.children[1].0 = shortcut.to_string();
+        self.body.0 = body.to_string();
+        if let Some((name, _)) = &mut self.shortcut {
+            *name = shortcut.to_string();
         }
-        if self.has_activation {
-            self.children.last_mut().expect("activation").0 = activation.to_string();
+        if let Some((name, _)) = &mut self.activation {
+            *name = activation.to_string();
         }
-        check_names(NAME, &self.children)?;
+        check_names(&self)?;
         Ok(self)
     }
 
     /// The body.
     pub fn body(&self) -> &dyn Layer {
-        self.children[0].1.as_ref()
+        self.body.1.as_ref()
     }
 
     /// The projection shortcut, if any.
     pub fn shortcut(&self) -> Option<&dyn Layer> {
-        self.has_shortcut.then(|| self.children[1].1.as_ref())
+        self.shortcut.as_ref().map(|(_, s)| s.as_ref())
     }
 
     fn mismatch(input: &[usize], body: &[usize], shortcut: &[usize]) -> LayerError {
@@ -142,29 +134,37 @@ impl Residual {
         )
     }
 
-    /// Runs body and shortcut through `run` and sums them.
-    fn sum_branches(
-        &mut self,
+    /// `body(x) + shortcut(x)` with `run` as the way to apply a child, the
+    /// sum made by `add(acc, x)`; errors if the shapes differ.
+    fn sum_branches<'a, L: std::ops::Deref<Target = dyn Layer + 'a>>(
+        body: (&str, L),
+        shortcut: Option<(&str, L)>,
         x: &Tensor,
-        mut run: impl FnMut(&mut Box<dyn Layer>, &Tensor) -> Result<Tensor>,
+        mut run: impl FnMut(L, &Tensor) -> Result<Tensor>,
+        add: impl FnOnce(&mut [f32], &[f32]),
     ) -> Result<Tensor> {
-        let (body_name, body) = &mut self.children[0];
-        let mut y = run(body, x).map_err(|e| e.in_child(body_name))?;
-        if self.has_shortcut {
-            let (name, shortcut) = &mut self.children[1];
-            let s = run(shortcut, x).map_err(|e| e.in_child(name))?;
-            if s.shape() != y.shape() {
-                return Err(Self::mismatch(x.shape(), y.shape(), s.shape()));
-            }
-            add_into(y.as_slice_mut(), s.as_slice());
-        } else {
-            if x.shape() != y.shape() {
-                return Err(Self::mismatch(x.shape(), y.shape(), x.shape()));
-            }
-            add_into(y.as_slice_mut(), x.as_slice());
+        let mut y = run(body.1, x).map_err(|e| e.in_child(body.0))?;
+        let s = match shortcut {
+            Some((name, s)) => Some(run(s, x).map_err(|e| e.in_child(name))?),
+            None => None,
+        };
+        let s = s.as_ref().unwrap_or(x);
+        if s.shape() != y.shape() {
+            return Err(Self::mismatch(x.shape(), y.shape(), s.shape()));
         }
+        add(y.as_slice_mut(), s.as_slice());
         Ok(y)
     }
+}
+
+/// A child's name and layer.
+fn named(child: &Child) -> (&str, &dyn Layer) {
+    (&child.0, child.1.as_ref())
+}
+
+/// A child's name and layer, mutably.
+fn named_mut(child: &mut Child) -> (&str, &mut dyn Layer) {
+    (&child.0, child.1.as_mut())
 }
 
 impl Layer for Residual {
@@ -173,46 +173,38 @@ impl Layer for Residual {
     }
 
     fn infer(&self, x: &Tensor) -> Result<Tensor> {
-        let (body_name, body) = &self.children[0];
-        let mut y = body.infer(x).map_err(|e| e.in_child(body_name))?;
         // A ReLU activation is applied in the same (parallel, in-place) pass
         // as the addition.
-        let relu = self.has_activation
-            && self
-                .children
-                .last()
-                .is_some_and(|(_, a)| a.type_name() == "ReLU");
-        let s_shape = if self.has_shortcut {
-            let (name, shortcut) = &self.children[1];
-            let s = shortcut.infer(x).map_err(|e| e.in_child(name))?;
-            if s.shape() == y.shape() {
-                crate::fused::add_relu_into(y.as_slice_mut(), s.as_slice(), relu);
-            }
-            s.shape().to_vec()
-        } else {
-            if x.shape() == y.shape() {
-                crate::fused::add_relu_into(y.as_slice_mut(), x.as_slice(), relu);
-            }
-            x.shape().to_vec()
-        };
-        if s_shape != y.shape() {
-            return Err(Self::mismatch(x.shape(), y.shape(), &s_shape));
+        let relu = self
+            .activation
+            .as_ref()
+            .is_some_and(|(_, a)| is_relu(a.as_ref()));
+        let y = Self::sum_branches(
+            named(&self.body),
+            self.shortcut.as_ref().map(named),
+            x,
+            |l, x| l.infer(x),
+            |acc, s| add_relu_into(acc, s, relu),
+        )?;
+        match &self.activation {
+            Some((name, act)) if !relu => act.infer(&y).map_err(|e| e.in_child(name)),
+            _ => Ok(y),
         }
-        if self.has_activation && !relu {
-            let (name, act) = self.children.last().expect("activation");
-            y = act.infer(&y).map_err(|e| e.in_child(name))?;
-        }
-        Ok(y)
     }
 
     fn forward(&mut self, x: &Tensor) -> Result<Tensor> {
-        let mut y = self.sum_branches(x, |l, x| l.forward(x))?;
+        let y = Self::sum_branches(
+            named_mut(&mut self.body),
+            self.shortcut.as_mut().map(named_mut),
+            x,
+            |l, x| l.forward(x),
+            add_into,
+        )?;
         self.cache = Some(y.shape().to_vec());
-        if self.has_activation {
-            let (name, act) = self.children.last_mut().expect("activation");
-            y = act.forward(&y).map_err(|e| e.in_child(name))?;
+        match &mut self.activation {
+            Some((name, act)) => act.forward(&y).map_err(|e| e.in_child(name)),
+            None => Ok(y),
         }
-        Ok(y)
     }
 
     fn backward(&mut self, grad_out: &Tensor) -> Result<Tensor> {
@@ -220,86 +212,69 @@ impl Layer for Residual {
             .cache
             .as_ref()
             .ok_or_else(|| LayerError::no_cache(NAME))?;
-        if !self.has_activation {
-            crate::util::check_grad(NAME, grad_out, shape)?;
-        }
         let act_grad;
-        let g_sum = if self.has_activation {
-            let (name, act) = self.children.last_mut().expect("activation");
-            act_grad = act.backward(grad_out).map_err(|e| e.in_child(name))?;
-            &act_grad
-        } else {
-            grad_out
+        let g_sum = match &mut self.activation {
+            Some((name, act)) => {
+                act_grad = act.backward(grad_out).map_err(|e| e.in_child(name))?;
+                &act_grad
+            }
+            None => {
+                crate::util::check_grad(NAME, grad_out, shape)?;
+                grad_out
+            }
         };
         self.cache = None;
-        let (body_name, body) = &mut self.children[0];
+        let (body_name, body) = &mut self.body;
         let mut gx = body.backward(g_sum).map_err(|e| e.in_child(body_name))?;
-        if self.has_shortcut {
-            let (name, shortcut) = &mut self.children[1];
-            let gs = shortcut.backward(g_sum).map_err(|e| e.in_child(name))?;
-            add_into(gx.as_slice_mut(), gs.as_slice());
-        } else {
-            add_into(gx.as_slice_mut(), g_sum.as_slice());
+        match &mut self.shortcut {
+            Some((name, shortcut)) => {
+                let gs = shortcut.backward(g_sum).map_err(|e| e.in_child(name))?;
+                add_into(gx.as_slice_mut(), gs.as_slice());
+            }
+            None => add_into(gx.as_slice_mut(), g_sum.as_slice()),
         }
         Ok(gx)
     }
 
     fn output_shape(&self, input_shape: &[usize]) -> Result<Vec<usize>> {
-        let (body_name, body) = &self.children[0];
+        let (body_name, body) = &self.body;
         let y = body
             .output_shape(input_shape)
             .map_err(|e| e.in_child(body_name))?;
-        let s = if self.has_shortcut {
-            let (name, shortcut) = &self.children[1];
-            shortcut
+        let s = match &self.shortcut {
+            Some((name, shortcut)) => shortcut
                 .output_shape(input_shape)
-                .map_err(|e| e.in_child(name))?
-        } else {
-            input_shape.to_vec()
+                .map_err(|e| e.in_child(name))?,
+            None => input_shape.to_vec(),
         };
         if s != y {
             return Err(Self::mismatch(input_shape, &y, &s));
         }
-        if self.has_activation {
-            let (name, act) = self.children.last().expect("activation");
-            return act.output_shape(&y).map_err(|e| e.in_child(name));
-        }
-        Ok(y)
-    }
-
-    fn visit_params(&self, prefix: &str, f: &mut dyn FnMut(&str, &Param)) {
-        for (n, c) in &self.children {
-            c.visit_params(&join(prefix, n), f);
+        match &self.activation {
+            Some((name, act)) => act.output_shape(&y).map_err(|e| e.in_child(name)),
+            None => Ok(y),
         }
     }
 
-    fn visit_params_mut(&mut self, prefix: &str, f: &mut dyn FnMut(&str, &mut Param)) {
-        for (n, c) in &mut self.children {
-            c.visit_params_mut(&join(prefix, n), f);
+    fn visit_children(&self, f: &mut dyn FnMut(&str, &dyn Layer)) {
+        let children = [
+            Some(&self.body),
+            self.shortcut.as_ref(),
+            self.activation.as_ref(),
+        ];
+        for (n, c) in children.into_iter().flatten() {
+            f(n, c.as_ref());
         }
     }
 
-    fn visit_buffers(&self, prefix: &str, f: &mut dyn FnMut(&str, &Tensor)) {
-        for (n, c) in &self.children {
-            c.visit_buffers(&join(prefix, n), f);
-        }
-    }
-
-    fn visit_buffers_mut(&mut self, prefix: &str, f: &mut dyn FnMut(&str, &mut Tensor)) {
-        for (n, c) in &mut self.children {
-            c.visit_buffers_mut(&join(prefix, n), f);
-        }
-    }
-
-    fn set_frozen(&mut self, prefix: &str, frozen: &dyn Fn(&str) -> bool) {
-        for (n, c) in &mut self.children {
-            c.set_frozen(&join(prefix, n), frozen);
-        }
-    }
-
-    fn visit_rngs_mut(&mut self, prefix: &str, f: &mut dyn FnMut(&str, &mut Rng)) {
-        for (n, c) in &mut self.children {
-            c.visit_rngs_mut(&join(prefix, n), f);
+    fn visit_children_mut(&mut self, f: &mut dyn FnMut(&str, &mut dyn Layer)) {
+        let children = [
+            Some(&mut self.body),
+            self.shortcut.as_mut(),
+            self.activation.as_mut(),
+        ];
+        for (n, c) in children.into_iter().flatten() {
+            f(n, c.as_mut());
         }
     }
 
@@ -312,7 +287,7 @@ impl Layer for Residual {
     ) -> Result<Vec<usize>> {
         let out = self.output_shape(input_shape)?;
         let mut inner = Vec::new();
-        let (body_name, body) = &self.children[0];
+        let (body_name, body) = &self.body;
         let y = summarize_child(
             body.as_ref(),
             name,
@@ -321,12 +296,10 @@ impl Layer for Residual {
             depth + 1,
             &mut inner,
         )?;
-        if self.has_shortcut {
-            let (n, s) = &self.children[1];
+        if let Some((n, s)) = &self.shortcut {
             summarize_child(s.as_ref(), name, n, input_shape, depth + 1, &mut inner)?;
         }
-        if self.has_activation {
-            let (n, a) = self.children.last().expect("activation");
+        if let Some((n, a)) = &self.activation {
             summarize_child(a.as_ref(), name, n, &y, depth + 1, &mut inner)?;
         }
         rows.push(container_row(self, name, depth, &out));
@@ -335,10 +308,17 @@ impl Layer for Residual {
     }
 
     fn clone_boxed(&self) -> Option<Box<dyn Layer>> {
+        let clone = |(n, c): &Child| c.clone_boxed().map(|c| (n.clone(), c));
         Some(Box::new(Residual {
-            children: clone_children(&self.children)?,
-            has_shortcut: self.has_shortcut,
-            has_activation: self.has_activation,
+            body: clone(&self.body)?,
+            shortcut: match &self.shortcut {
+                Some(s) => Some(clone(s)?),
+                None => None,
+            },
+            activation: match &self.activation {
+                Some(a) => Some(clone(a)?),
+                None => None,
+            },
             cache: None,
         }))
     }
@@ -347,12 +327,8 @@ impl Layer for Residual {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testing::{check_layer, random};
-    use crate::{Linear, LinearConfig, Sequential};
-
-    fn lin(i: usize, o: usize, seed: u64) -> Box<dyn Layer> {
-        Box::new(Linear::new(LinearConfig::new(i, o), &mut Rng::seed_from(seed)).unwrap())
-    }
+    use crate::testing::{boxed_linear as lin, check_layer, random};
+    use crate::Sequential;
 
     #[test]
     fn gradient_identity_and_projection_shortcut() {
@@ -391,5 +367,46 @@ mod tests {
             .unwrap()
             .with_names("", "", "act")
             .is_err());
+    }
+
+    #[test]
+    fn named_parts_keep_their_names_and_order() {
+        let block = Residual::new(lin(3, 3, 1), Some(lin(3, 3, 2)))
+            .unwrap()
+            .with_activation(lin(3, 2, 3))
+            .with_activation(lin(3, 3, 4));
+        assert_eq!(block.body().num_params(), 12);
+        assert_eq!(block.shortcut().map(|s| s.num_params()), Some(12));
+        let keys =
+            |b: &Residual| -> Vec<String> { b.param_shapes().into_iter().map(|p| p.0).collect() };
+        assert_eq!(
+            keys(&block),
+            [
+                "weight",
+                "bias",
+                "downsample.weight",
+                "downsample.bias",
+                "act.weight",
+                "act.bias"
+            ]
+        );
+        let renamed = block.with_names("body", "proj", "post").unwrap();
+        assert_eq!(
+            keys(&renamed)[2..],
+            ["proj.weight", "proj.bias", "post.weight", "post.bias"]
+        );
+        assert_eq!(keys(&renamed)[0], "body.weight");
+        // The activation (with parameters) runs after the sum, in training and inference.
+        let mut r = renamed;
+        let x = random(&[2, 3], 5);
+        assert_eq!(r.infer(&x).unwrap(), r.forward(&x).unwrap());
+        check_layer(&mut r, &x);
+        let copy = r.clone_boxed().unwrap();
+        assert_eq!(copy.param_shapes(), r.param_shapes());
+        assert_eq!(copy.infer(&x).unwrap(), r.infer(&x).unwrap());
+        assert!(Residual::new(lin(3, 3, 1), None)
+            .unwrap()
+            .shortcut()
+            .is_none());
     }
 }

@@ -4,12 +4,14 @@
 //! or a `torch.nn.Module` whose `forward` calls its named submodules in order
 //! (`Sequential::named`). Shapes: whatever the chain of children does.
 
-use convnet_tensor::{Rng, Tensor};
+use convnet_tensor::Tensor;
 
-use crate::containers::{check_names, clone_children, container_row, summarize_child, Child};
+use crate::containers::{
+    check_names, container_row, numbered, summarize_child, to_children, visit, visit_mut, Child,
+};
 use crate::error::{LayerError, Result};
 use crate::layer::Layer;
-use crate::param::{join, Param};
+use crate::param::join;
 use crate::summary::SummaryRow;
 
 const NAME: &str = "Sequential";
@@ -71,11 +73,7 @@ impl Sequential {
         Sequential {
             forwarded: false,
             frozen_prefix: 0,
-            children: layers
-                .into_iter()
-                .enumerate()
-                .map(|(i, l)| (i.to_string(), l))
-                .collect(),
+            children: numbered(layers),
         }
     }
 
@@ -83,13 +81,13 @@ impl Sequential {
     /// this container's namespace). Errors on duplicate names, or if two
     /// parameters or buffers would get the same full name.
     pub fn named<S: Into<String>>(layers: Vec<(S, Box<dyn Layer>)>) -> Result<Self> {
-        let children: Vec<Child> = layers.into_iter().map(|(n, l)| (n.into(), l)).collect();
-        check_names(NAME, &children)?;
-        Ok(Sequential {
-            children,
+        let seq = Sequential {
+            children: to_children(layers),
             forwarded: false,
             frozen_prefix: 0,
-        })
+        };
+        check_names(&seq)?;
+        Ok(seq)
     }
 
     /// Appends a child named after its position (`"3"` for the fourth).
@@ -119,7 +117,7 @@ impl Sequential {
     /// name is taken.
     pub fn push_named(&mut self, name: impl Into<String>, layer: Box<dyn Layer>) -> Result<()> {
         self.children.push((name.into(), layer));
-        if let Err(e) = check_names(NAME, &self.children) {
+        if let Err(e) = check_names(self) {
             self.children.pop();
             return Err(e);
         }
@@ -257,28 +255,12 @@ impl Layer for Sequential {
         Ok(shape)
     }
 
-    fn visit_params(&self, prefix: &str, f: &mut dyn FnMut(&str, &Param)) {
-        for (n, c) in &self.children {
-            c.visit_params(&join(prefix, n), f);
-        }
+    fn visit_children(&self, f: &mut dyn FnMut(&str, &dyn Layer)) {
+        visit(&self.children, f)
     }
 
-    fn visit_params_mut(&mut self, prefix: &str, f: &mut dyn FnMut(&str, &mut Param)) {
-        for (n, c) in &mut self.children {
-            c.visit_params_mut(&join(prefix, n), f);
-        }
-    }
-
-    fn visit_buffers(&self, prefix: &str, f: &mut dyn FnMut(&str, &Tensor)) {
-        for (n, c) in &self.children {
-            c.visit_buffers(&join(prefix, n), f);
-        }
-    }
-
-    fn visit_buffers_mut(&mut self, prefix: &str, f: &mut dyn FnMut(&str, &mut Tensor)) {
-        for (n, c) in &mut self.children {
-            c.visit_buffers_mut(&join(prefix, n), f);
-        }
+    fn visit_children_mut(&mut self, f: &mut dyn FnMut(&str, &mut dyn Layer)) {
+        visit_mut(&mut self.children, f)
     }
 
     fn set_frozen(&mut self, prefix: &str, frozen: &dyn Fn(&str) -> bool) {
@@ -296,12 +278,6 @@ impl Layer for Sequential {
                     self.frozen_prefix += 1;
                 }
             }
-        }
-    }
-
-    fn visit_rngs_mut(&mut self, prefix: &str, f: &mut dyn FnMut(&str, &mut Rng)) {
-        for (n, c) in &mut self.children {
-            c.visit_rngs_mut(&join(prefix, n), f);
         }
     }
 
@@ -323,11 +299,7 @@ impl Layer for Sequential {
     }
 
     fn clone_boxed(&self) -> Option<Box<dyn Layer>> {
-        Some(Box::new(Sequential {
-            children: clone_children(&self.children)?,
-            forwarded: false,
-            frozen_prefix: self.frozen_prefix,
-        }))
+        Some(Box::new(self.try_clone().ok()?))
     }
 }
 
@@ -358,6 +330,7 @@ mod tests {
     use super::*;
     use crate::testing::{check_layer, random};
     use crate::{Dropout, Flatten, Identity, Linear, LinearConfig};
+    use convnet_tensor::Rng;
 
     #[test]
     fn frozen_leading_children_get_no_backward() {

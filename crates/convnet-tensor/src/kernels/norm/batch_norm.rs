@@ -168,12 +168,86 @@ pub fn batch_norm2d_forward_infer(
         ],
     )?;
     check_eps(OP, eps)?;
-    let scale: Vec<f32> = running_var
-        .iter()
-        .zip(weight)
-        .map(|(&v, &w)| (w as f64 / (v as f64 + eps as f64).sqrt()) as f32)
-        .collect();
+    let mut scale = vec![0.0f32; shape[1]];
+    batch_norm_infer_scale(&mut scale, running_var, weight, eps)?;
     affine_planes(out, input, running_mean, &scale, bias, shape);
+    Ok(())
+}
+
+/// The per-channel factor of BatchNorm inference,
+/// `scale_c = weight_c / √(running_var_c + eps)` (in f64, rounded to f32),
+/// so that `y = (x − running_mean_c)·scale_c + bias_c`: what
+/// [`batch_norm2d_forward_infer`] multiplies by, for callers that fold
+/// BatchNorm into another operation (a convolution before it).
+///
+/// - `scale`: `[C]`, overwritten; `running_var`, `weight`: `[C]` (ones for
+///   a BatchNorm without affine parameters, which makes `scale` the inverse
+///   standard deviation).
+///
+/// Errors on a length mismatch or a bad `eps`.
+pub fn batch_norm_infer_scale(
+    scale: &mut [f32],
+    running_var: &[f32],
+    weight: &[f32],
+    eps: f32,
+) -> Result<()> {
+    const OP: &str = "batch_norm_infer_scale";
+    let c = scale.len();
+    check_len(OP, "running_var", running_var.len(), &[c])?;
+    check_len(OP, "weight", weight.len(), &[c])?;
+    check_eps(OP, eps)?;
+    for ((s, &v), &w) in scale.iter_mut().zip(running_var).zip(weight) {
+        *s = (w as f64 / (v as f64 + eps as f64).sqrt()) as f32;
+    }
+    Ok(())
+}
+
+/// BatchNorm inference in place, with the scale precomputed by
+/// [`batch_norm_infer_scale`], optionally followed by a ReLU:
+/// `x = (x − mean_c)·scale_c + shift_c`, then `x = max(x, 0)` if `relu`.
+/// Gives the bits of [`batch_norm2d_forward_infer`] (and of a ReLU after
+/// it) without a second tensor: the pass that runs a BatchNorm fused
+/// after a convolution.
+///
+/// - `x`: `[N, C, H, W]`, overwritten; `mean`, `scale`, `shift`: `[C]`.
+pub fn batch_norm2d_infer_inplace(
+    x: &mut [f32],
+    mean: &[f32],
+    scale: &[f32],
+    shift: &[f32],
+    shape: [usize; 4],
+    relu: bool,
+) -> Result<()> {
+    const OP: &str = "batch_norm2d_infer_inplace";
+    check_shapes(
+        OP,
+        shape,
+        &[("x", x.len())],
+        &[
+            ("mean", mean.len()),
+            ("scale", scale.len()),
+            ("shift", shift.len()),
+        ],
+    )?;
+    let [_, c, h, w] = shape;
+    let hw = h * w;
+    if x.is_empty() {
+        return Ok(());
+    }
+    x.par_chunks_mut(hw)
+        .enumerate()
+        .with_min_len((4096 / hw).max(1))
+        .for_each(|(i, plane)| {
+            let ch = i % c;
+            let (m, k, b) = (mean[ch], scale[ch], shift[ch]);
+            if relu {
+                plane
+                    .iter_mut()
+                    .for_each(|v| *v = ((*v - m) * k + b).max(0.0));
+            } else {
+                plane.iter_mut().for_each(|v| *v = (*v - m) * k + b);
+            }
+        });
     Ok(())
 }
 
@@ -324,265 +398,4 @@ pub fn batch_norm2d_infer(
 }
 
 #[cfg(test)]
-mod tests {
-    use super::super::test_util::{assert_close, bits, gradcheck};
-    use super::*;
-    use crate::gradcheck::{project, projection};
-    use crate::rng::Rng;
-
-    /// Training forward by the textbook formula, in f64.
-    fn naive_train(x: &[f32], w: &[f32], b: &[f32], s: [usize; 4], eps: f64) -> Vec<f64> {
-        let [n, c, h, wd] = s;
-        let m = (n * h * wd) as f64;
-        let idx = |i: usize, ch: usize, j: usize| (i * c + ch) * h * wd + j;
-        let mut out = vec![0.0; x.len()];
-        for ch in 0..c {
-            let mut mean = 0.0;
-            for i in 0..n {
-                for j in 0..h * wd {
-                    mean += x[idx(i, ch, j)] as f64 / m;
-                }
-            }
-            let mut var = 0.0;
-            for i in 0..n {
-                for j in 0..h * wd {
-                    var += (x[idx(i, ch, j)] as f64 - mean).powi(2) / m;
-                }
-            }
-            for i in 0..n {
-                for j in 0..h * wd {
-                    out[idx(i, ch, j)] = (x[idx(i, ch, j)] as f64 - mean) / (var + eps).sqrt()
-                        * w[ch] as f64
-                        + b[ch] as f64;
-                }
-            }
-        }
-        out
-    }
-
-    struct Setup {
-        x: Vec<f32>,
-        w: Vec<f32>,
-        b: Vec<f32>,
-    }
-
-    fn setup(shape: [usize; 4], seed: u64) -> Setup {
-        let mut rng = Rng::seed_from(seed);
-        let c = shape[1];
-        Setup {
-            // An offset mean checks that the variance does not cancel.
-            x: Tensor::randn(&shape, 3.0, 2.0, &mut rng).into_vec(),
-            w: Tensor::randn(&[c], 1.0, 0.5, &mut rng).into_vec(),
-            b: Tensor::randn(&[c], 0.0, 0.5, &mut rng).into_vec(),
-        }
-    }
-
-    /// Runs the training forward and returns (out, mean, invstd, unbiased var).
-    fn train(x: &[f32], w: &[f32], b: &[f32], shape: [usize; 4]) -> [Vec<f32>; 4] {
-        let c = shape[1];
-        let mut out = vec![0.0; x.len()];
-        let (mut m, mut s, mut v) = (vec![0.0; c], vec![0.0; c], vec![0.0; c]);
-        batch_norm2d_forward_train(&mut out, &mut m, &mut s, &mut v, x, w, b, shape, 1e-5).unwrap();
-        [out, m, s, v]
-    }
-
-    #[test]
-    fn train_forward_matches_naive_formula() {
-        for shape in [[3, 2, 5, 4], [1, 3, 7, 3], [4, 5, 1, 1]] {
-            let Setup { x, w, b } = setup(shape, 1);
-            let [out, mean, invstd, uvar] = train(&x, &w, &b, shape);
-            assert_close(&out, &naive_train(&x, &w, &b, shape, 1e-5), 2e-5, "out");
-            // Saved statistics agree with the output they produced.
-            let m = (shape[0] * shape[2] * shape[3]) as f64;
-            for ch in 0..shape[1] {
-                let vals: Vec<f64> = channel(&x, shape, ch).map(|&v| v as f64).collect();
-                let mu = vals.iter().sum::<f64>() / m;
-                let var = vals.iter().map(|v| (v - mu).powi(2)).sum::<f64>() / m;
-                assert!((mean[ch] as f64 - mu).abs() < 1e-5);
-                assert!((invstd[ch] as f64 - 1.0 / (var + 1e-5).sqrt()).abs() < 1e-5);
-                assert!((uvar[ch] as f64 - var * m / (m - 1.0)).abs() < 1e-4 * var);
-            }
-        }
-    }
-
-    #[test]
-    fn inference_formula_on_a_hand_computed_example() {
-        // Two channels, x = [[1, 2], [3, 4]] (one image, 1x2 planes):
-        // channel 0: mean 1, var 4, weight 2, bias 0.5 -> (x-1)/2*2+0.5 = [0.5, 1.5]
-        // channel 1: mean 2, var 0.25, weight 1, bias -1 -> (x-2)/0.5-1 = [1, 3]
-        let x = [1.0, 2.0, 3.0, 4.0];
-        let mut out = [0.0; 4];
-        batch_norm2d_forward_infer(
-            &mut out,
-            &x,
-            &[1.0, 2.0],
-            &[4.0, 0.25],
-            &[2.0, 1.0],
-            &[0.5, -1.0],
-            [1, 2, 1, 2],
-            0.0,
-        )
-        .unwrap();
-        assert_eq!(out, [0.5, 1.5, 1.0, 3.0]);
-        // With eps = 1e-5: the divisor is √(var + eps).
-        batch_norm2d_forward_infer(
-            &mut out,
-            &x,
-            &[1.0, 2.0],
-            &[4.0, 0.25],
-            &[2.0, 1.0],
-            &[0.5, -1.0],
-            [1, 2, 1, 2],
-            1e-5,
-        )
-        .unwrap();
-        let k0 = 2.0 / (4.0f64 + 1e-5).sqrt();
-        let k1 = 1.0 / (0.25f64 + 1e-5).sqrt();
-        assert_close(
-            &out,
-            &[0.5, k0 + 0.5, k1 - 1.0, 2.0 * k1 - 1.0],
-            1e-7,
-            "eps",
-        );
-    }
-
-    #[test]
-    fn running_stats_update_as_pytorch() {
-        // momentum 0.1: running = 0.9 running + 0.1 batch (variance unbiased).
-        let x = [1.0, 3.0, 5.0, 7.0]; // one channel, 4 values: mean 4, biased var 5, unbiased 20/3
-        let [_, m, _, v] = train(&x, &[1.0], &[0.0], [2, 1, 1, 2]);
-        assert_eq!(m, [4.0]);
-        assert!((v[0] - 20.0 / 3.0).abs() < 1e-6);
-        let (mut rm, mut rv) = ([0.0], [1.0]);
-        batch_norm_update_running_stats(&mut rm, &mut rv, &m, &v, 0.1).unwrap();
-        assert!((rm[0] - 0.4).abs() < 1e-7);
-        assert!((rv[0] - (0.9 + 2.0 / 3.0)).abs() < 1e-6);
-        assert!(batch_norm_update_running_stats(&mut rm, &mut rv, &m, &v, 1.5).is_err());
-        assert!(batch_norm_update_running_stats(&mut rm, &mut rv, &[1.0, 2.0], &v, 0.1).is_err());
-    }
-
-    #[test]
-    fn backward_matches_finite_differences() {
-        for (i, shape) in [[3, 2, 3, 4], [1, 3, 5, 2], [6, 2, 1, 1]]
-            .into_iter()
-            .enumerate()
-        {
-            let Setup { x, w, b } = setup(shape, 10 + i as u64);
-            let c = shape[1];
-            let r = projection(x.len(), i as u64);
-            let [_, mean, invstd, _] = train(&x, &w, &b, shape);
-            let mut gx = vec![f32::NAN; x.len()];
-            // Parameter gradients accumulate onto what is there.
-            let (mut gw, mut gb) = (vec![1.0; c], vec![-2.0; c]);
-            batch_norm2d_backward(&mut gx, &mut gw, &mut gb, &r, &x, &w, &mean, &invstd, shape)
-                .unwrap();
-            gw.iter_mut().for_each(|v| *v -= 1.0);
-            gb.iter_mut().for_each(|v| *v += 2.0);
-            let loss = |x: &[f32], w: &[f32], b: &[f32]| project(&train(x, w, b, shape)[0], &r);
-            gradcheck(&format!("{shape:?} input"), |p| loss(p, &w, &b), &x, &gx);
-            gradcheck(&format!("{shape:?} weight"), |p| loss(&x, p, &b), &w, &gw);
-            gradcheck(&format!("{shape:?} bias"), |p| loss(&x, &w, p), &b, &gb);
-        }
-    }
-
-    #[test]
-    fn bad_shapes_are_errors_naming_them() {
-        let shape = [2, 3, 4, 4];
-        let x = vec![0.5; 96];
-        let (mut out, mut m, mut s, mut v) = (vec![0.0; 96], [0.0; 3], [0.0; 3], [0.0; 3]);
-        let e = batch_norm2d_forward_train(
-            &mut out, &mut m, &mut s, &mut v, &x, &[1.0; 2], &[0.0; 3], shape, 1e-5,
-        )
-        .unwrap_err()
-        .to_string();
-        assert!(e.contains("weight") && e.contains("[3]"), "{e}");
-        let e = batch_norm2d_forward_train(
-            &mut out,
-            &mut m,
-            &mut s,
-            &mut v,
-            &x[1..],
-            &[1.0; 3],
-            &[0.0; 3],
-            shape,
-            1e-5,
-        )
-        .unwrap_err()
-        .to_string();
-        assert!(e.contains("input") && e.contains("[2, 3, 4, 4]"), "{e}");
-        // One value per channel cannot be normalised with batch statistics.
-        let e = batch_norm2d_forward_train(
-            &mut out[..3],
-            &mut m,
-            &mut s,
-            &mut v,
-            &x[..3],
-            &[1.0; 3],
-            &[0.0; 3],
-            [1, 3, 1, 1],
-            1e-5,
-        )
-        .unwrap_err()
-        .to_string();
-        assert!(
-            e.contains("more than 1 value") && e.contains("[1, 3, 1, 1]"),
-            "{e}"
-        );
-        assert!(batch_norm2d_forward_train(
-            &mut out,
-            &mut m,
-            &mut s,
-            &mut v,
-            &x,
-            &[1.0; 3],
-            &[0.0; 3],
-            shape,
-            f32::NAN,
-        )
-        .is_err());
-        let (mut gx, mut gw, mut gb) = (vec![0.0; 96], [0.0; 3], [0.0; 3]);
-        let e = batch_norm2d_backward(
-            &mut gx,
-            &mut gw,
-            &mut gb,
-            &x[..95],
-            &x,
-            &[1.0; 3],
-            &m,
-            &s,
-            shape,
-        )
-        .unwrap_err()
-        .to_string();
-        assert!(e.contains("grad_out"), "{e}");
-        assert!(batch_norm2d_forward_infer(
-            &mut out, &x, &[0.0; 4], &[1.0; 3], &[1.0; 3], &[0.0; 3], shape, 1e-5
-        )
-        .is_err());
-        let t = Tensor::zeros(&[3]);
-        assert!(batch_norm2d_infer(&Tensor::zeros(&[2, 3]), &t, &t, &t, &t, 1e-5).is_err());
-    }
-
-    #[test]
-    fn parallel_results_are_bit_identical() {
-        let shape = [8, 32, 12, 12];
-        let Setup { x, w, b } = setup(shape, 20);
-        let r = projection(x.len(), 21);
-        let run = || {
-            let [out, m, s, v] = train(&x, &w, &b, shape);
-            let (mut gx, mut gw, mut gb) = (vec![0.0; x.len()], vec![0.0; 32], vec![0.0; 32]);
-            batch_norm2d_backward(&mut gx, &mut gw, &mut gb, &r, &x, &w, &m, &s, shape).unwrap();
-            [out, m, s, v, gx, gw, gb]
-                .iter()
-                .map(|t| bits(t))
-                .collect::<Vec<_>>()
-        };
-        let first = run();
-        assert_eq!(first, run());
-        let single = rayon::ThreadPoolBuilder::new()
-            .num_threads(1)
-            .build()
-            .unwrap();
-        assert_eq!(first, single.install(run));
-    }
-}
+mod tests;

@@ -30,7 +30,8 @@ mod layer_norm_channels_first;
 
 pub use batch_norm::{
     batch_norm2d_backward, batch_norm2d_forward_infer, batch_norm2d_forward_train,
-    batch_norm2d_infer, batch_norm_update_running_stats,
+    batch_norm2d_infer, batch_norm2d_infer_inplace, batch_norm_infer_scale,
+    batch_norm_update_running_stats,
 };
 pub use layer_norm::{layer_norm, layer_norm_backward, layer_norm_forward};
 pub use layer_norm_channels_first::{
