@@ -1,13 +1,14 @@
 //! The real download code (`ensure_dataset`, as used by `cargo xtask
 //! download` and `convnet train`) against HTTP servers started here on
-//! 127.0.0.1, serving the real MNIST files from `../shared/datasets`: one
+//! 127.0.0.1, serving the real MNIST files (found as the binary finds them,
+//! see [`convnet_tests::real_dataset`]): one
 //! mirror serves one file corrupted, one truncated and the others good; a
 //! second mirror serves them all good.
 
 use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,6 +17,7 @@ use convnet::datasets::{
     download::{ensure_dataset, DownloadOptions, FileAction, Progress},
     find_dataset, Dataset, DatasetKind, Split,
 };
+use convnet_tests::real_dataset;
 
 /// A minimal HTTP/1.1 server: `GET /<name>` answers the bytes of `files[name]`
 /// (404 otherwise), one request per connection, until dropped.
@@ -96,24 +98,21 @@ fn serve(mut stream: TcpStream, files: &HashMap<String, Vec<u8>>) -> std::io::Re
     stream.flush()
 }
 
-fn shared_mnist() -> PathBuf {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/datasets/mnist");
-    assert!(
-        dir.is_dir(),
-        "the real MNIST files are missing: expected them in {} (the project's shared folder)",
-        dir.display()
-    );
-    dir
-}
-
 /// The publisher's four `.gz` files, by name.
 fn real_files() -> HashMap<String, Vec<u8>> {
+    let dir = real_dataset(DatasetKind::Mnist);
     DatasetKind::Mnist
         .files()
         .iter()
         .map(|spec| {
             let name = spec.gz_name();
-            let bytes = std::fs::read(shared_mnist().join(&name)).unwrap();
+            let bytes = std::fs::read(dir.join(&name)).unwrap_or_else(|e| {
+                panic!(
+                    "{}: {e} (this test serves the publisher's gzip files: import them with \
+                     `cargo xtask download mnist --from FOLDER` where FOLDER holds the .gz files)",
+                    dir.join(&name).display()
+                )
+            });
             (name, bytes)
         })
         .collect()
@@ -205,8 +204,8 @@ fn corrupted_and_truncated_files_are_rejected_and_the_fallback_mirror_is_used() 
     let test = Dataset::load(DatasetKind::Mnist, Split::Test, data.path()).unwrap();
     assert_eq!(test.len(), 10_000);
     assert_eq!(
-        find_dataset(DatasetKind::Mnist, Some(data.path())),
-        Some(dir.clone())
+        find_dataset(DatasetKind::Mnist, Some(data.path())).unwrap(),
+        dir
     );
 
     // A third run downloads nothing.

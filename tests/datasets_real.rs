@@ -1,34 +1,24 @@
-//! The real MNIST and Fashion-MNIST, imported from `../shared/datasets`
+//! The real MNIST and Fashion-MNIST, found the way the `convnet` binary
+//! finds them (`$CONVNET_DATA`, `./data`, the workspace's `data/`, ... see
+//! [`convnet_tests::real_dataset`], else downloaded and verified), imported
 //! through the same verified `import_from` path as `cargo xtask download
 //! --from`, then loaded and checked against their known statistics.
 //!
-//! CI always has `../shared/datasets`: if it is missing these tests fail
-//! (they never skip silently).
+//! If the data is neither found nor downloadable these tests fail with the
+//! way out (they never skip silently).
 
-use std::path::PathBuf;
 use std::time::Instant;
 
 use convnet::datasets::{
     download::{import_from, FileAction},
     Augment, DataLoader, Dataset, DatasetKind, LoaderConfig, Normalize, Split,
 };
-
-/// `../shared/datasets` next to the workspace.
-fn shared_datasets() -> PathBuf {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/datasets");
-    assert!(
-        dir.join("mnist").is_dir() && dir.join("fashion-mnist").is_dir(),
-        "the real datasets are missing: expected {} to hold mnist/ and fashion-mnist/ \
-         (the project's shared folder, beside the repository)",
-        dir.display()
-    );
-    dir
-}
+use convnet_tests::real_dataset;
 
 /// Imports `kind` into a fresh temporary data folder and loads both splits.
 fn import_and_load(kind: DatasetKind) -> (tempfile::TempDir, Dataset, Dataset) {
     let data = tempfile::tempdir().unwrap();
-    let from = shared_datasets().join(kind.name());
+    let from = real_dataset(kind);
     let report = import_from(kind, &from, data.path()).unwrap();
     assert_eq!(report.files.len(), 4);
     assert!(report
@@ -122,7 +112,7 @@ fn fashion_mnist_counts_and_the_lectures_labels() {
 
 #[test]
 fn a_corrupted_copy_is_rejected_and_nothing_is_left_behind() {
-    let src = shared_datasets().join("mnist");
+    let src = real_dataset(DatasetKind::Mnist);
     let bad = tempfile::tempdir().unwrap();
     for name in [
         "train-images-idx3-ubyte.gz",
@@ -185,7 +175,7 @@ fn mnist_files_in_the_fashion_folder_are_rejected_on_load() {
     let data = tempfile::tempdir().unwrap();
     let fashion = data.path().join("fashion-mnist");
     std::fs::create_dir(&fashion).unwrap();
-    let mnist = shared_datasets().join("mnist");
+    let mnist = real_dataset(DatasetKind::Mnist);
     for entry in std::fs::read_dir(&mnist).unwrap() {
         let path = entry.unwrap().path();
         let name = path.file_name().unwrap().to_string_lossy().into_owned();

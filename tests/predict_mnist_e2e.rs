@@ -1,8 +1,9 @@
 //! End to end on real data: `convnet predict` recognises MNIST test digits
 //! drawn small and off-centre on large sheets of light paper.
 //!
-//! LeNet-5 is trained for one epoch on the real MNIST (imported from
-//! `../shared/datasets` as `cargo xtask download --from` does), then
+//! LeNet-5 is trained for one epoch on the real MNIST (found as the binary
+//! finds it, see [`convnet_tests::real_dataset`], and imported as `cargo
+//! xtask download --from` does), then
 //! [`PHOTOS`] test digits are rendered as dark ink on 300-600 pixel sheets
 //! (scaled up 2-5×, placed at random, paper grey 230-255 with noise and a
 //! lighting gradient, seeded), saved as PNG and classified through
@@ -21,7 +22,7 @@ use convnet::app::train::{run_train, TrainOptions};
 use convnet::app::ProgressMode;
 use convnet::datasets::{download::import_from, Dataset, DatasetKind, Split};
 use convnet::tensor::Rng;
-use convnet_tests::shared_dataset;
+use convnet_tests::real_dataset;
 use image::imageops::{self, FilterType};
 use image::{GrayImage, Luma};
 
@@ -77,7 +78,7 @@ fn whole_image_rate(checkpoint: &Path, files: &[PathBuf], labels: &[u8]) -> f64 
 fn predict_recognises_small_off_centre_digits_on_paper() {
     let kind = DatasetKind::Mnist;
     let data = tempfile::tempdir().unwrap();
-    import_from(kind, &shared_dataset(kind), data.path()).unwrap();
+    import_from(kind, &real_dataset(kind), data.path()).unwrap();
     let out = tempfile::tempdir().unwrap();
     let mut opts = TrainOptions::new("lenet5", kind);
     opts.epochs = 1;

@@ -1,19 +1,20 @@
 //! End to end on real data: LeNet-5 trained for one epoch on Fashion-MNIST
-//! through the same code as `convnet train`, imported from
-//! `../shared/datasets` exactly as `cargo xtask download --from` does.
+//! through the same code as `convnet train`, found as the binary finds it
+//! (see [`convnet_tests::real_dataset`]) and imported exactly as `cargo
+//! xtask download --from` does.
 //! Fails (never skips) when the data is missing.
 
 use convnet::app::train::{run_train, TrainOptions};
 use convnet::app::ProgressMode;
 use convnet::datasets::{download::import_from, DatasetKind};
 use convnet::train::Checkpoint;
-use convnet_tests::shared_dataset;
+use convnet_tests::real_dataset;
 
 #[test]
 fn lenet5_one_epoch_on_fashion_mnist_reaches_85_percent() {
     let kind = DatasetKind::FashionMnist;
     let data = tempfile::tempdir().unwrap();
-    import_from(kind, &shared_dataset(kind), data.path()).unwrap();
+    import_from(kind, &real_dataset(kind), data.path()).unwrap();
     let out = tempfile::tempdir().unwrap();
     let mut opts = TrainOptions::new("lenet5", kind);
     opts.epochs = 1;

@@ -360,13 +360,7 @@ impl Dataset {
                 &t.as_slice()[pixels],
             )?),
         };
-        Ok(Dataset {
-            kind: self.kind,
-            split: self.split,
-            pixels,
-            floats: OnceLock::new(),
-            labels: self.labels[range].to_vec(),
-        })
+        Ok(self.with_images(pixels, self.labels[range].to_vec()))
     }
 
     /// The images and labels at `indices` (in that order) as a new dataset.
@@ -393,13 +387,18 @@ impl Dataset {
                 gather(t.as_slice(), indices),
             )?),
         };
-        Ok(Dataset {
+        Ok(self.with_images(pixels, indices.iter().map(|&i| self.labels[i]).collect()))
+    }
+
+    /// A dataset of the same kind and split holding `pixels` and `labels`.
+    fn with_images(&self, pixels: Pixels, labels: Vec<u8>) -> Dataset {
+        Dataset {
             kind: self.kind,
             split: self.split,
             pixels,
             floats: OnceLock::new(),
-            labels: indices.iter().map(|&i| self.labels[i]).collect(),
-        })
+            labels,
+        }
     }
 }
 

@@ -7,7 +7,8 @@
 //!   streaming), which never trusts a header and never panics on bad input;
 //! - [`Dataset`]: one split in memory, images `[N, 1, 28, 28]` in [0, 1] and
 //!   labels `0..=9`, loaded from a data folder found by [`find_dataset`]
-//!   (`--data-dir`, `$CONVNET_DATA`, `./data`, Debian's `/usr/share/datasets`);
+//!   (`--data-dir`, `$CONVNET_DATA`, `./data`, Debian's `/usr/share/datasets`;
+//!   when it is in none, the error names each folder and how to get it);
 //! - [`download`]: verified downloads from the publishers' mirrors and
 //!   imports of local copies, checked against the SHA-256 of the decompressed
 //!   content, written atomically (what `cargo xtask download` and
@@ -39,9 +40,10 @@
 //!                        Dataset, DatasetKind, LoaderConfig, Split};
 //!
 //! let kind = DatasetKind::FashionMnist;
+//! // `$CONVNET_DATA`, `./data`, `/usr/share/datasets`; else download it.
 //! let dir = match find_dataset(kind, None) {
-//!     Some(dir) => dir,
-//!     None => download::ensure_dataset(kind, &resolve_data_dir(None), &Default::default())?.dir,
+//!     Ok(dir) => dir,
+//!     Err(_) => download::ensure_dataset(kind, &resolve_data_dir(None), &Default::default())?.dir,
 //! };
 //! let train = Dataset::load(kind, Split::Train, &dir)?;
 //! let config = LoaderConfig {
@@ -81,7 +83,8 @@ pub use augment::Augment;
 pub use cifar::{CifarDataset, CifarKind};
 pub use dataset::{Dataset, LoadOptions, ALLOW_SYNTHETIC_ENV, IMAGE_PIXELS};
 pub use download::{
-    ensure_dataset, import_from, DatasetReport, DownloadOptions, FileAction, ImportReport, Progress,
+    ensure_dataset, find_or_download, import_from, DatasetReport, DownloadOptions, FileAction,
+    ImportReport, Progress,
 };
 pub use error::{DatasetError, Result};
 pub use export::{channel_stats, export_folder, ChannelStats, ExportReport};
@@ -92,7 +95,7 @@ pub use folder::{
 };
 pub use kind::{DatasetKind, FileSpec, Part, Split, IMAGE_SIDE, NUM_CLASSES};
 pub use loader::{Batch, DataLoader, Epoch, LoaderConfig, Normalize};
-pub use locate::{find_dataset, resolve_data_dir, DATA_DIR_ENV};
+pub use locate::{data_dir_candidates, find_dataset, resolve_data_dir, way_out, DATA_DIR_ENV};
 pub use source::{ImageSource, RawImage};
 pub use spec::DatasetSpec;
 pub use transforms::{Pipeline, ResizeTo, Transform};

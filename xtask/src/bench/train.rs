@@ -120,12 +120,14 @@ pub fn model_row(
 /// `../shared/datasets` beside the workspace.
 pub fn find_mnist(flag: Option<&Path>) -> Option<PathBuf> {
     if flag.is_some() {
-        return find_dataset(DatasetKind::Mnist, flag);
+        return find_dataset(DatasetKind::Mnist, flag).ok();
     }
-    find_dataset(DatasetKind::Mnist, None).or_else(|| {
-        let shared = super::suite::workspace_root().join("../shared/datasets");
-        find_dataset_in(DatasetKind::Mnist, &[shared])
-    })
+    find_dataset(DatasetKind::Mnist, None)
+        .or_else(|_| {
+            let shared = super::suite::workspace_root().join("../shared/datasets");
+            find_dataset_in(DatasetKind::Mnist, &[shared])
+        })
+        .ok()
 }
 
 /// Where [`find_mnist`] looked, for the note printed when it finds nothing.

@@ -353,10 +353,12 @@ pub fn has_all_cifar_files(kind: CifarKind, dataset_dir: &Path) -> bool {
     kind.files().iter().all(|f| dataset_dir.join(f).is_file())
 }
 
-/// The folder holding the files of `kind`, like
-/// [`find_dataset`](crate::find_dataset): with `flag` (`--data-dir`), only
-/// `<flag>/<name>` or `flag` itself; otherwise `<dir>/<name>` for each
-/// folder of [`data_dir_candidates`]. `None` if no folder has every file.
+/// The folder holding the files of `kind`, searched as
+/// [`find_dataset`](crate::find_dataset) searches: with `flag`
+/// (`--data-dir`), only `<flag>/<name>` or `flag` itself; otherwise
+/// `<dir>/<name>` for each folder of [`data_dir_candidates`]. `None` if no
+/// folder has every file (`find_dataset` returns an error naming the
+/// folders instead).
 pub fn find_cifar(kind: CifarKind, flag: Option<&Path>) -> Option<PathBuf> {
     match flag {
         Some(dir) => [dir.join(kind.name()), dir.to_path_buf()]

@@ -33,7 +33,7 @@ pub use verify::{digest_file, verify_as, verify_file, ContentDigest};
 
 use crate::error::{DatasetError, Result};
 use crate::kind::{DatasetKind, FileSpec};
-use crate::locate::{candidate_files, existing_file};
+use crate::locate::{candidate_files, existing_file, find_dataset_in, join_paths};
 
 /// How download progress is shown (on stderr).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -152,8 +152,9 @@ pub fn offline_hint(kind: DatasetKind) -> String {
     format!(
         "Without internet access, copy the four files of {title} ({files}; gzip-compressed or \
          not) from a machine that has them into a folder, then import them with the same \
-         verification: `cargo xtask download {name} --from FOLDER` (add `--data-dir DIR` to \
-         choose where they go).",
+         verification: `cargo xtask download {name} --from FOLDER` or, with only the binary, \
+         `convnet download {name} --from FOLDER` (add `--data-dir DIR` to choose where they \
+         go).",
         title = kind.title(),
         files = kind
             .files()
@@ -207,9 +208,10 @@ impl DatasetDir {
     }
 }
 
-/// The valid file of `spec` already in `dir`, if any; invalid ones are
-/// returned too, to be removed once a valid one replaces them.
-fn check_present(dir: &Path, spec: &FileSpec) -> (Option<PathBuf>, Vec<PathBuf>) {
+/// The report of a valid copy of `spec` already in `dir` (the invalid
+/// copies beside it removed); else `Err` with the invalid copies, to be
+/// removed once a valid one replaces them.
+fn keep_present(dir: &Path, spec: &FileSpec) -> Result<Result<FileReport, Vec<PathBuf>>> {
     let mut valid = None;
     let mut invalid = Vec::new();
     for (path, ok) in verify::present_files(dir, spec) {
@@ -219,7 +221,15 @@ fn check_present(dir: &Path, spec: &FileSpec) -> (Option<PathBuf>, Vec<PathBuf>)
             invalid.push(path);
         }
     }
-    (valid, invalid)
+    let Some(path) = valid else {
+        return Ok(Err(invalid));
+    };
+    remove_stale(&invalid, &path)?;
+    Ok(Ok(FileReport {
+        spec: *spec,
+        path,
+        action: FileAction::AlreadyValid,
+    }))
 }
 
 /// Removes files that failed verification, except `keep`.
@@ -255,6 +265,45 @@ pub fn ensure_dataset(
     })
 }
 
+/// Finds `kind` in the data folders `data_dirs` (`<dir>/<name>`, see
+/// [`find_dataset_in`]); if none holds it, downloads it into `download_to`
+/// with [`ensure_dataset`] (verified), unless `opts.offline`. Returns the
+/// dataset's folder.
+///
+/// What the end-to-end tests use to reach the real data the way the CLI
+/// does: `data_dirs` are [`data_dir_candidates`](crate::locate::data_dir_candidates)
+/// plus the workspace's `data/`.
+///
+/// # Errors
+///
+/// When the dataset is nowhere and cannot be downloaded: an error naming
+/// every folder looked at, why the download failed (or that `opts.offline`
+/// forbade it), and how to get the files ([`crate::locate::way_out`]).
+pub fn find_or_download(
+    kind: DatasetKind,
+    data_dirs: &[PathBuf],
+    download_to: &Path,
+    opts: &DownloadOptions,
+) -> Result<PathBuf> {
+    let not_found = match find_dataset_in(kind, data_dirs) {
+        Ok(dir) => return Ok(dir),
+        Err(e) => e,
+    };
+    if opts.offline {
+        return Err(DatasetError::Download(format!(
+            "{not_found}\nOffline: not downloading it into {}.",
+            download_to.display()
+        )));
+    }
+    match ensure_dataset(kind, download_to, opts) {
+        Ok(report) => Ok(report.dir),
+        Err(e) => Err(DatasetError::Download(format!(
+            "{not_found}\nDownloading it into {} failed too: {e}",
+            download_to.display()
+        ))),
+    }
+}
+
 /// Makes sure the file of `spec` is in `dir`, valid: keeps a present valid
 /// copy, else downloads `<mirror><name>.gz` from each mirror in turn until
 /// one passes verification, and renames it into place.
@@ -264,25 +313,16 @@ pub fn download_file(
     dir: &Path,
     opts: &DownloadOptions,
 ) -> Result<FileReport> {
-    let (valid, stale) = check_present(dir, spec);
-    if let Some(path) = valid {
-        remove_stale(&stale, &path)?;
-        return Ok(FileReport {
-            spec: *spec,
-            path,
-            action: FileAction::AlreadyValid,
-        });
-    }
+    let stale = match keep_present(dir, spec)? {
+        Ok(present) => return Ok(present),
+        Err(stale) => stale,
+    };
     let kind: Option<DatasetKind> = spec.dataset.parse().ok();
     let hint = kind.map(offline_hint).unwrap_or_default();
     if opts.offline {
         return Err(DatasetError::NotFound {
             what: spec.display_name(),
-            tried: candidate_files(dir, spec)
-                .iter()
-                .map(|p| p.display().to_string())
-                .collect::<Vec<_>>()
-                .join(", "),
+            tried: join_paths(&candidate_files(dir, spec)),
             hint: format!(" Offline mode: not downloading. {hint}"),
         });
     }
@@ -380,22 +420,13 @@ pub fn import_from(kind: DatasetKind, from: &Path, data_dir: &Path) -> Result<Im
 }
 
 fn import_file(spec: &FileSpec, src_dir: &Path, dir: &Path) -> Result<FileReport> {
-    let (valid, stale) = check_present(dir, spec);
-    if let Some(path) = valid {
-        remove_stale(&stale, &path)?;
-        return Ok(FileReport {
-            spec: *spec,
-            path,
-            action: FileAction::AlreadyValid,
-        });
-    }
+    let stale = match keep_present(dir, spec)? {
+        Ok(present) => return Ok(present),
+        Err(stale) => stale,
+    };
     let source = existing_file(src_dir, spec).ok_or_else(|| DatasetError::NotFound {
         what: format!("{} to import", spec.display_name()),
-        tried: candidate_files(src_dir, spec)
-            .iter()
-            .map(|p| p.display().to_string())
-            .collect::<Vec<_>>()
-            .join(", "),
+        tried: join_paths(&candidate_files(src_dir, spec)),
         hint: format!(
             " The folder given to --from must hold the publisher's files ({}.gz or plain).",
             spec.name

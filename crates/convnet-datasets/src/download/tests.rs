@@ -507,3 +507,66 @@ fn leftover_part_files_are_removed_when_the_folder_is_used() {
     assert!(!part.exists(), "the killed download's part file is removed");
     assert!(dir.is_dir(), "a folder that existed is kept");
 }
+
+#[test]
+fn find_or_download_takes_the_first_folder_holding_the_dataset() {
+    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let kind = DatasetKind::Mnist;
+    let dir = b.path().join(kind.name());
+    std::fs::create_dir(&dir).unwrap();
+    for spec in kind.files() {
+        std::fs::write(dir.join(spec.name), b"x").unwrap();
+    }
+    let dirs = [a.path().to_path_buf(), b.path().to_path_buf()];
+    let offline = DownloadOptions {
+        offline: true,
+        ..quiet()
+    };
+    // Found: nothing is downloaded, even with an unreachable mirror.
+    let found = find_or_download(kind, &dirs, a.path(), &offline).unwrap();
+    assert_eq!(found, dir);
+}
+
+#[test]
+fn find_or_download_says_where_it_looked_why_it_did_not_download_and_the_way_out() {
+    let (a, b, to) = (
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+    );
+    let kind = DatasetKind::FashionMnist;
+    let dirs = [a.path().to_path_buf(), b.path().to_path_buf()];
+    let port = {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let unreachable = DownloadOptions {
+        mirrors: Some(vec![format!("http://127.0.0.1:{port}/")]),
+        ..quiet()
+    };
+    let offline = DownloadOptions {
+        offline: true,
+        ..unreachable.clone()
+    };
+    for (opts, why) in [
+        (&offline, "Offline: not downloading it into"),
+        (&unreachable, "failed too: could not get fashion-mnist/"),
+    ] {
+        let err = find_or_download(kind, &dirs, to.path(), opts)
+            .unwrap_err()
+            .to_string();
+        for dir in &dirs {
+            let place = dir.join(kind.name()).display().to_string();
+            assert!(err.contains(&place), "names {place}: {err}");
+        }
+        assert!(err.contains(why), "says {why}: {err}");
+        assert!(err.contains(&to.path().display().to_string()), "{err}");
+        assert!(
+            err.contains("`convnet download fashion-mnist --from FOLDER`")
+                && err.contains("$CONVNET_DATA"),
+            "gives the way out: {err}"
+        );
+        // A failed download leaves nothing behind.
+        assert_eq!(names_in(to.path()), Vec::<String>::new());
+    }
+}

@@ -53,21 +53,32 @@ fn mnist_through_the_vision_loader_matches_the_data_loader_bit_for_bit() {
     assert_same_batches(&idx, &vision, 2);
 }
 
-/// `../shared/datasets` beside the repository (the real MNIST files).
-fn shared_mnist() -> PathBuf {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/datasets");
-    assert!(
-        dir.join("mnist").is_dir(),
-        "the real datasets are missing: expected {} to hold mnist/ (the project's shared \
-         folder, beside the repository)",
-        dir.display()
-    );
-    dir
+/// The data folder holding the real MNIST files, found as the binary finds
+/// it (`$CONVNET_DATA`, `./data`, `/usr/share/datasets`) or in the
+/// workspace's `data/`, else downloaded (verified) into the latter; a
+/// failure naming every folder looked at and the way out otherwise.
+fn real_mnist_data_dir() -> PathBuf {
+    let workspace_data = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data");
+    let mut dirs = crate::locate::data_dir_candidates(None);
+    dirs.push(workspace_data.clone());
+    let to = crate::resolve_data_dir(None);
+    let to = if to == Path::new(crate::locate::DEFAULT_DATA_DIR) {
+        workspace_data
+    } else {
+        to
+    };
+    let opts = crate::download::DownloadOptions {
+        progress: crate::download::Progress::Log,
+        ..Default::default()
+    };
+    let dir = crate::download::find_or_download(DatasetKind::Mnist, &dirs, &to, &opts)
+        .unwrap_or_else(|e| panic!("this test needs the real MNIST files: {e}"));
+    dir.parent().expect("<data dir>/mnist").to_path_buf()
 }
 
 #[test]
 fn real_mnist_exported_as_pngs_gives_the_idx_batches_bit_for_bit() {
-    let test = Dataset::load(DatasetKind::Mnist, Split::Test, shared_mnist()).unwrap();
+    let test = Dataset::load(DatasetKind::Mnist, Split::Test, real_mnist_data_dir()).unwrap();
     let subset = test.subset(0..300).unwrap();
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("mnist");

@@ -389,6 +389,7 @@ pub fn gelu_tanh(x: &Tensor) -> Tensor {
 mod tests {
     use super::*;
     use crate::gradcheck::{check_gradient, project, projection, GradCheck};
+    use crate::kernels::test_util::assert_deterministic;
     use crate::rng::Rng;
 
     const ALL: [Activation; 5] = [
@@ -548,13 +549,7 @@ mod tests {
             }
             all
         };
-        let first = run();
-        assert_eq!(first, run());
-        let single = rayon::ThreadPoolBuilder::new()
-            .num_threads(1)
-            .build()
-            .unwrap();
-        assert_eq!(first, single.install(run));
+        assert_deterministic(run);
         // The chunked path agrees with element-by-element evaluation.
         let mut y = vec![0.0; n];
         gelu_forward(&mut y, &x).unwrap();

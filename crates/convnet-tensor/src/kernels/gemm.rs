@@ -33,14 +33,22 @@ fn strides(trans: Trans, rows: usize, cols: usize) -> (isize, isize) {
     }
 }
 
-fn check_len(what: &str, len: usize, needed: usize) -> Result<()> {
-    if len < needed {
-        return Err(TensorError::shape(
-            "gemm",
-            format!("length of {what}"),
-            format!("at least {needed}"),
-            len,
-        ));
+/// Checks that `c`, `a` and `b` hold at least `m·n`, `m·k` and `k·n`
+/// elements: what makes [`sgemm_raw`] sound.
+fn check_lens(c: &[f32], a: &[f32], b: &[f32], m: usize, n: usize, k: usize) -> Result<()> {
+    for (what, len, needed) in [
+        ("C", c.len(), m * n),
+        ("A", a.len(), m * k),
+        ("B", b.len(), k * n),
+    ] {
+        if len < needed {
+            return Err(TensorError::shape(
+                "gemm",
+                format!("length of {what}"),
+                format!("at least {needed}"),
+                len,
+            ));
+        }
     }
     Ok(())
 }
@@ -48,7 +56,9 @@ fn check_len(what: &str, len: usize, needed: usize) -> Result<()> {
 /// `C = alpha · op(A) · op(B) + beta · C` on the calling thread.
 ///
 /// `c` is `[m, n]`, `op(a)` is `[m, k]`, `op(b)` is `[k, n]`, all row-major and
-/// contiguous. Errors if a slice is too short for its shape.
+/// contiguous. Errors if a slice is too short for its shape (three
+/// comparisons: cheap next to the product, so they are made in release
+/// builds too).
 ///
 /// ```
 /// use convnet_tensor::kernels::gemm::{gemm, Trans};
@@ -73,29 +83,31 @@ pub fn gemm(
     alpha: f32,
     beta: f32,
 ) -> Result<()> {
-    check_len("C", c.len(), m * n)?;
-    check_len("A", a.len(), m * k)?;
-    check_len("B", b.len(), k * n)?;
-    gemm_unchecked(c, a, trans_a, b, trans_b, m, n, k, alpha, beta);
+    check_lens(c, a, b, m, n, k)?;
+    // SAFETY: `check_lens` just checked the lengths.
+    unsafe { sgemm_raw(c, a, trans_a, b, trans_b, (m, n, k), alpha, beta) };
     Ok(())
 }
 
-/// [`gemm`] without the length checks, for kernels whose geometry already
-/// guarantees them (checked by `debug_assert!`).
+/// The product of [`gemm`] without the length checks.
+///
+/// # Safety
+///
+/// `c`, `a` and `b` must hold at least `m·n`, `m·k` and `k·n` elements
+/// ([`check_lens`]): `matrixmultiply` reads and writes through raw
+/// pointers over exactly those extents.
 #[allow(clippy::too_many_arguments)]
-pub(crate) fn gemm_unchecked(
+unsafe fn sgemm_raw(
     c: &mut [f32],
     a: &[f32],
     trans_a: Trans,
     b: &[f32],
     trans_b: Trans,
-    m: usize,
-    n: usize,
-    k: usize,
+    (m, n, k): (usize, usize, usize),
     alpha: f32,
     beta: f32,
 ) {
-    debug_assert!(c.len() >= m * n && a.len() >= m * k && b.len() >= k * n);
+    debug_assert!(check_lens(c, a, b, m, n, k).is_ok());
     if m == 0 || n == 0 {
         return;
     }
@@ -108,10 +120,10 @@ pub(crate) fn gemm_unchecked(
     }
     let (rsa, csa) = strides(trans_a, m, k);
     let (rsb, csb) = strides(trans_b, k, n);
-    // SAFETY: the slices hold at least m*k, k*n and m*n elements (checked by
-    // the callers), and the strides above address exactly those row-major
-    // matrices (or their transposes), so every access is in bounds; `c` is a
-    // unique borrow, so it does not alias `a` or `b`.
+    // SAFETY: the slices hold at least m*k, k*n and m*n elements (this
+    // function's contract), and the strides above address exactly those
+    // row-major matrices (or their transposes), so every access is in
+    // bounds; `c` is a unique borrow, so it does not alias `a` or `b`.
     unsafe {
         matrixmultiply::sgemm(
             m,
@@ -150,13 +162,12 @@ pub fn gemm_parallel(
     alpha: f32,
     beta: f32,
 ) -> Result<()> {
-    check_len("C", c.len(), m * n)?;
-    check_len("A", a.len(), m * k)?;
-    check_len("B", b.len(), k * n)?;
+    check_lens(c, a, b, m, n, k)?;
     let threads = rayon::current_num_threads();
     let inside_pool = rayon::current_thread_index().is_some();
     if threads <= 1 || inside_pool || (m * n * k) < (1 << 18) || m < 2 * 8 {
-        gemm_unchecked(c, a, trans_a, b, trans_b, m, n, k, alpha, beta);
+        // SAFETY: `check_lens` checked the lengths above.
+        unsafe { sgemm_raw(c, a, trans_a, b, trans_b, (m, n, k), alpha, beta) };
         return Ok(());
     }
     // Row panels, a multiple of 8 rows (the micro-kernel height), a few per thread.
@@ -169,25 +180,27 @@ pub fn gemm_parallel(
             let r0 = i * rows;
             let mr = c_panel.len() / n;
             match trans_a {
-                Trans::No => gemm_unchecked(
-                    c_panel,
-                    &a[r0 * k..(r0 + mr) * k],
-                    Trans::No,
-                    b,
-                    trans_b,
-                    mr,
-                    n,
-                    k,
-                    alpha,
-                    beta,
-                ),
+                // SAFETY: the C panel is `mr` whole rows of `n`, the A panel
+                // the same `mr` rows of `k`, and B was checked above.
+                Trans::No => unsafe {
+                    sgemm_raw(
+                        c_panel,
+                        &a[r0 * k..(r0 + mr) * k],
+                        Trans::No,
+                        b,
+                        trans_b,
+                        (mr, n, k),
+                        alpha,
+                        beta,
+                    )
+                },
                 Trans::Yes => {
                     // A is stored [k, m]: the panel's columns r0..r0+mr.
                     let (rsb, csb) = strides(trans_b, k, n);
                     // SAFETY: A is [k, m] with row stride m: element (i, p) of
                     // the panel of op(A) is a[p * m + r0 + i], with i < mr and
                     // p < k, inside a (len >= k*m, checked above); B and the
-                    // C panel as in `gemm_unchecked`.
+                    // C panel as in `sgemm_raw`.
                     unsafe {
                         matrixmultiply::sgemm(
                             mr,

@@ -18,3 +18,28 @@ pub mod gemm;
 pub mod norm;
 pub mod pool;
 pub mod softmax;
+
+#[cfg(test)]
+pub(crate) mod test_util;
+
+use crate::error::{fmt_shape, Result, TensorError};
+
+/// Errors unless `got` is the number of elements of `expected_shape`,
+/// naming the slice and its expected shape (the kernels' length checks).
+pub(crate) fn check_len(
+    op: &'static str,
+    what: &str,
+    got: usize,
+    expected_shape: &[usize],
+) -> Result<()> {
+    let expected: usize = expected_shape.iter().product();
+    if got != expected {
+        return Err(TensorError::shape(
+            op,
+            format!("length of {what}"),
+            format!("{expected} (shape {})", fmt_shape(expected_shape)),
+            got,
+        ));
+    }
+    Ok(())
+}

@@ -16,9 +16,10 @@ use super::{AppError, Result};
 /// (as `cargo xtask download`) unless `offline`. When that fails, the error
 /// names the missing files and says how to import them.
 pub fn ensure_data(kind: DatasetKind, data_dir: Option<&Path>, offline: bool) -> Result<PathBuf> {
-    if let Some(dir) = find_dataset(kind, data_dir) {
-        return Ok(dir);
-    }
+    let not_found = match find_dataset(kind, data_dir) {
+        Ok(dir) => return Ok(dir),
+        Err(e) => e,
+    };
     let target = resolve_data_dir(data_dir);
     if let (Some(flag), true) = (data_dir, offline) {
         let missing = missing_files(kind, &flag.join(kind.name()));
@@ -38,9 +39,7 @@ pub fn ensure_data(kind: DatasetKind, data_dir: Option<&Path>, offline: bool) ->
     }
     if offline {
         return Err(AppError::Usage(format!(
-            "{} is not in {} (nor in $CONVNET_DATA, ./data or /usr/share/datasets) and \
-             --offline forbids downloading it. {}",
-            kind.title(),
+            "{not_found}\n--offline forbids downloading it into {}. {}",
             target.join(kind.name()).display(),
             offline_hint(kind)
         )));

@@ -3,7 +3,7 @@
 
 use rayon::prelude::*;
 
-use super::{check_eps, check_len, invstd, mean_var};
+use super::{accumulate_affine_grads, check_eps, invstd, mean_var, Lens};
 use crate::error::{fmt_shape, Result, TensorError};
 use crate::tensor::Tensor;
 
@@ -47,12 +47,22 @@ pub fn layer_norm_forward(
 ) -> Result<()> {
     const OP: &str = "layer_norm_forward";
     check_dim(OP, rows, dim)?;
-    check_len(OP, "out", out.len(), &[rows, dim])?;
-    check_len(OP, "input", input.len(), &[rows, dim])?;
-    check_len(OP, "save_mean", save_mean.len(), &[rows])?;
-    check_len(OP, "save_invstd", save_invstd.len(), &[rows])?;
-    check_len(OP, "weight", weight.len(), &[dim])?;
-    check_len(OP, "bias", bias.len(), &[dim])?;
+    Lens {
+        data: &[rows, dim],
+        features: dim,
+        stats: &[rows],
+    }
+    .check(
+        OP,
+        [
+            out.len(),
+            save_mean.len(),
+            save_invstd.len(),
+            input.len(),
+            weight.len(),
+            bias.len(),
+        ],
+    )?;
     check_eps(OP, eps)?;
     out.par_chunks_mut(dim)
         .zip(save_mean.par_iter_mut())
@@ -95,14 +105,24 @@ pub fn layer_norm_backward(
 ) -> Result<()> {
     const OP: &str = "layer_norm_backward";
     check_dim(OP, rows, dim)?;
-    check_len(OP, "grad_input", grad_input.len(), &[rows, dim])?;
-    check_len(OP, "grad_out", grad_out.len(), &[rows, dim])?;
-    check_len(OP, "input", input.len(), &[rows, dim])?;
-    check_len(OP, "grad_weight", grad_weight.len(), &[dim])?;
-    check_len(OP, "grad_bias", grad_bias.len(), &[dim])?;
-    check_len(OP, "weight", weight.len(), &[dim])?;
-    check_len(OP, "save_mean", save_mean.len(), &[rows])?;
-    check_len(OP, "save_invstd", save_invstd.len(), &[rows])?;
+    Lens {
+        data: &[rows, dim],
+        features: dim,
+        stats: &[rows],
+    }
+    .check_backward(
+        OP,
+        [
+            grad_input.len(),
+            grad_weight.len(),
+            grad_bias.len(),
+            grad_out.len(),
+            input.len(),
+            weight.len(),
+            save_mean.len(),
+            save_invstd.len(),
+        ],
+    )?;
     let block = ROWS_PER_BLOCK * dim;
     // Each block returns its partial [Σ g·x̂ (D values), Σ g (D values)].
     let partials: Vec<Vec<f64>> = grad_input
@@ -138,16 +158,7 @@ pub fn layer_norm_backward(
             acc
         })
         .collect();
-    let mut total = vec![0.0f64; 2 * dim];
-    for p in &partials {
-        for (t, &v) in total.iter_mut().zip(p) {
-            *t += v;
-        }
-    }
-    for (d, (gw, gb)) in grad_weight.iter_mut().zip(grad_bias.iter_mut()).enumerate() {
-        *gw += total[d] as f32;
-        *gb += total[dim + d] as f32;
-    }
+    accumulate_affine_grads(grad_weight, grad_bias, &partials);
     Ok(())
 }
 
@@ -205,9 +216,9 @@ pub fn layer_norm(x: &Tensor, weight: &Tensor, bias: &Tensor, eps: f32) -> Resul
 
 #[cfg(test)]
 mod tests {
-    use super::super::test_util::{assert_close, bits, gradcheck};
     use super::*;
     use crate::gradcheck::{project, projection};
+    use crate::kernels::test_util::{assert_close, assert_deterministic, bits, gradcheck};
     use crate::rng::Rng;
 
     fn forward(x: &[f32], w: &[f32], b: &[f32], rows: usize, dim: usize) -> [Vec<f32>; 3] {
@@ -335,12 +346,6 @@ mod tests {
                 .map(|t| bits(t))
                 .collect::<Vec<_>>()
         };
-        let first = run();
-        assert_eq!(first, run());
-        let single = rayon::ThreadPoolBuilder::new()
-            .num_threads(1)
-            .build()
-            .unwrap();
-        assert_eq!(first, single.install(run));
+        assert_deterministic(run);
     }
 }

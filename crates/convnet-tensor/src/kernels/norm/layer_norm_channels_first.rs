@@ -10,7 +10,7 @@
 
 use rayon::prelude::*;
 
-use super::{check_eps, check_len};
+use super::{accumulate_affine_grads, check_eps, Lens};
 use crate::error::{fmt_shape, Result, TensorError};
 use crate::tensor::Tensor;
 
@@ -49,12 +49,23 @@ pub fn layer_norm_channels_first_forward(
     const OP: &str = "layer_norm_channels_first_forward";
     let [n, c, h, w] = shape;
     check_channels(OP, shape)?;
-    check_len(OP, "out", out.len(), &shape)?;
-    check_len(OP, "input", input.len(), &shape)?;
-    check_len(OP, "save_mean", save_mean.len(), &[n, h, w])?;
-    check_len(OP, "save_invstd", save_invstd.len(), &[n, h, w])?;
-    check_len(OP, "weight", weight.len(), &[c])?;
-    check_len(OP, "bias", bias.len(), &[c])?;
+    let stats = [n, h, w];
+    Lens {
+        data: &shape,
+        features: c,
+        stats: &stats,
+    }
+    .check(
+        OP,
+        [
+            out.len(),
+            save_mean.len(),
+            save_invstd.len(),
+            input.len(),
+            weight.len(),
+            bias.len(),
+        ],
+    )?;
     check_eps(OP, eps)?;
     let p = h * w;
     if out.is_empty() {
@@ -124,14 +135,25 @@ pub fn layer_norm_channels_first_backward(
     const OP: &str = "layer_norm_channels_first_backward";
     let [n, c, h, w] = shape;
     check_channels(OP, shape)?;
-    check_len(OP, "grad_input", grad_input.len(), &shape)?;
-    check_len(OP, "grad_out", grad_out.len(), &shape)?;
-    check_len(OP, "input", input.len(), &shape)?;
-    check_len(OP, "grad_weight", grad_weight.len(), &[c])?;
-    check_len(OP, "grad_bias", grad_bias.len(), &[c])?;
-    check_len(OP, "weight", weight.len(), &[c])?;
-    check_len(OP, "save_mean", save_mean.len(), &[n, h, w])?;
-    check_len(OP, "save_invstd", save_invstd.len(), &[n, h, w])?;
+    let stats = [n, h, w];
+    Lens {
+        data: &shape,
+        features: c,
+        stats: &stats,
+    }
+    .check_backward(
+        OP,
+        [
+            grad_input.len(),
+            grad_weight.len(),
+            grad_bias.len(),
+            grad_out.len(),
+            input.len(),
+            weight.len(),
+            save_mean.len(),
+            save_invstd.len(),
+        ],
+    )?;
     let p = h * w;
     if grad_input.is_empty() {
         return Ok(());
@@ -193,16 +215,7 @@ pub fn layer_norm_channels_first_backward(
             acc
         })
         .collect();
-    let mut total = vec![0.0f64; 2 * c];
-    for part in &partials {
-        for (t, &v) in total.iter_mut().zip(part) {
-            *t += v;
-        }
-    }
-    for (ch, (gw, gb)) in grad_weight.iter_mut().zip(grad_bias.iter_mut()).enumerate() {
-        *gw += total[ch] as f32;
-        *gb += total[c + ch] as f32;
-    }
+    accumulate_affine_grads(grad_weight, grad_bias, &partials);
     Ok(())
 }
 
@@ -242,10 +255,10 @@ pub fn layer_norm_channels_first(
 
 #[cfg(test)]
 mod tests {
-    use super::super::test_util::{assert_close, bits, gradcheck};
     use super::*;
     use crate::gradcheck::{project, projection};
     use crate::kernels::norm::layer_norm_forward;
+    use crate::kernels::test_util::{assert_close, assert_deterministic, bits, gradcheck};
     use crate::rng::Rng;
 
     fn forward(x: &[f32], w: &[f32], b: &[f32], shape: [usize; 4]) -> [Vec<f32>; 3] {
@@ -409,12 +422,6 @@ mod tests {
                 .map(|t| bits(t))
                 .collect::<Vec<_>>()
         };
-        let first = run();
-        assert_eq!(first, run());
-        let single = rayon::ThreadPoolBuilder::new()
-            .num_threads(1)
-            .build()
-            .unwrap();
-        assert_eq!(first, single.install(run));
+        assert_deterministic(run);
     }
 }

@@ -39,21 +39,8 @@ pub use layer_norm_channels_first::{
     layer_norm_channels_first_forward,
 };
 
-use crate::error::{fmt_shape, Result, TensorError};
-
-/// Errors unless `got` is the number of elements of `expected_shape`.
-fn check_len(op: &'static str, what: &str, got: usize, expected_shape: &[usize]) -> Result<()> {
-    let expected: usize = expected_shape.iter().product();
-    if got != expected {
-        return Err(TensorError::shape(
-            op,
-            format!("length of {what}"),
-            format!("{expected} (shape {})", fmt_shape(expected_shape)),
-            got,
-        ));
-    }
-    Ok(())
-}
+use super::check_len;
+use crate::error::{Result, TensorError};
 
 /// Errors unless `eps` is finite and non-negative.
 fn check_eps(op: &'static str, eps: f32) -> Result<()> {
@@ -89,32 +76,63 @@ where
     (mean, var)
 }
 
-#[cfg(test)]
-mod test_util {
-    //! Helpers shared by the normalisation tests.
-
-    use crate::gradcheck::{check_gradient, GradCheck};
-
-    /// Checks `analytic` against finite differences of `loss`, panicking with
-    /// `what` on a mismatch.
-    pub fn gradcheck(what: &str, loss: impl FnMut(&[f32]) -> f64, x: &[f32], analytic: &[f32]) {
-        check_gradient(loss, x, analytic, GradCheck::default())
-            .unwrap_or_else(|e| panic!("{what}: {e}"));
-    }
-
-    /// f32 slices agree within `tol·(1 + |want|)`.
-    pub fn assert_close(got: &[f32], want: &[f64], tol: f64, what: &str) {
-        assert_eq!(got.len(), want.len(), "{what}: lengths");
-        for (i, (&g, &w)) in got.iter().zip(want).enumerate() {
-            assert!(
-                (g as f64 - w).abs() <= tol * (1.0 + w.abs()),
-                "{what}: element {i}: {g} vs {w}"
-            );
+/// Adds the per-feature partial sums `[Σ g·x̂ (D values), Σ g (D values)]`
+/// of `partials`, combined in index order (so the result does not depend on
+/// the thread count), into `grad_weight` and `grad_bias` (`[D]`).
+fn accumulate_affine_grads(grad_weight: &mut [f32], grad_bias: &mut [f32], partials: &[Vec<f64>]) {
+    let dim = grad_weight.len();
+    let mut total = vec![0.0f64; 2 * dim];
+    for part in partials {
+        for (t, &v) in total.iter_mut().zip(part) {
+            *t += v;
         }
     }
+    for (d, (gw, gb)) in grad_weight.iter_mut().zip(grad_bias.iter_mut()).enumerate() {
+        *gw += total[d] as f32;
+        *gb += total[dim + d] as f32;
+    }
+}
 
-    /// The bits of a slice, for determinism checks.
-    pub fn bits(v: &[f32]) -> Vec<u32> {
-        v.iter().map(|f| f.to_bits()).collect()
+/// The shapes of a LayerNorm's slices: the data (`out`, `input` and their
+/// gradients), the `features` of `weight` and `bias`, and the `stats` of
+/// `save_mean` and `save_invstd`. Checks the lengths of a forward or
+/// backward pass's slices, given in their argument order.
+struct Lens<'a> {
+    data: &'a [usize],
+    features: usize,
+    stats: &'a [usize],
+}
+
+impl Lens<'_> {
+    fn check(
+        &self,
+        op: &'static str,
+        [out, save_mean, save_invstd, input, weight, bias]: [usize; 6],
+    ) -> Result<()> {
+        check_len(op, "out", out, self.data)?;
+        check_len(op, "input", input, self.data)?;
+        check_len(op, "save_mean", save_mean, self.stats)?;
+        check_len(op, "save_invstd", save_invstd, self.stats)?;
+        check_len(op, "weight", weight, &[self.features])?;
+        check_len(op, "bias", bias, &[self.features])
+    }
+
+    /// Like [`Lens::check`] for a backward pass's slices, in their
+    /// argument order: `grad_input`, `grad_out` and `input` are `data`,
+    /// `grad_weight`, `grad_bias` and `weight` hold `features` elements.
+    fn check_backward(
+        &self,
+        op: &'static str,
+        [grad_input, grad_weight, grad_bias, grad_out, input, weight, save_mean, save_invstd]: [usize;
+            8],
+    ) -> Result<()> {
+        check_len(op, "grad_input", grad_input, self.data)?;
+        check_len(op, "grad_out", grad_out, self.data)?;
+        check_len(op, "input", input, self.data)?;
+        check_len(op, "grad_weight", grad_weight, &[self.features])?;
+        check_len(op, "grad_bias", grad_bias, &[self.features])?;
+        check_len(op, "weight", weight, &[self.features])?;
+        check_len(op, "save_mean", save_mean, self.stats)?;
+        check_len(op, "save_invstd", save_invstd, self.stats)
     }
 }

@@ -47,6 +47,7 @@ pub use max::{
     max_pool2d_with_indices,
 };
 
+use super::check_len;
 use crate::error::{fmt_shape, Result, TensorError};
 use crate::geometry::Pool2dGeometry;
 
@@ -54,20 +55,6 @@ use crate::geometry::Pool2dGeometry;
 /// not each pay for a task.
 fn min_planes_per_task(plane_len: usize) -> usize {
     (4096 / plane_len.max(1)).max(1)
-}
-
-/// Errors unless `got == expected`, naming the slice and its expected shape.
-fn check_len(op: &'static str, what: &str, got: usize, expected_shape: &[usize]) -> Result<()> {
-    let expected: usize = expected_shape.iter().product();
-    if got != expected {
-        return Err(TensorError::shape(
-            op,
-            format!("length of {what}"),
-            format!("{expected} (shape {})", fmt_shape(expected_shape)),
-            got,
-        ));
-    }
-    Ok(())
 }
 
 /// Errors unless `g` is what [`Pool2dGeometry::new`] gives for its own input

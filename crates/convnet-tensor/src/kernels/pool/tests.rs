@@ -2,6 +2,7 @@
 
 use super::*;
 use crate::gradcheck::{check_gradient, project, projection, GradCheck};
+use crate::kernels::test_util::{assert_deterministic, bits};
 use crate::rng::Rng;
 use crate::tensor::Tensor;
 
@@ -413,7 +414,6 @@ fn parallel_results_are_bit_identical() {
         let mut gavg = vec![0.0; x.len()];
         avg_pool2d_backward(&mut gavg, &r, &g, false).unwrap();
         let ad = adaptive_avg_pool2d(&x, (7, 5)).unwrap();
-        let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
         (
             bits(y.as_slice()),
             bits(&gmax),
@@ -422,13 +422,7 @@ fn parallel_results_are_bit_identical() {
             bits(ad.as_slice()),
         )
     };
-    let first = run();
-    assert_eq!(first, run());
-    let single = rayon::ThreadPoolBuilder::new()
-        .num_threads(1)
-        .build()
-        .unwrap();
-    assert_eq!(first, single.install(run));
+    assert_deterministic(run);
 }
 
 #[test]
