@@ -27,7 +27,7 @@ use std::time::Instant;
 
 use anyhow::{bail, Context};
 
-use crate::bench::{machine_header, workspace_root, TORCHVISION_MODELS};
+use crate::bench::{machine_header, positive, workspace_root, TORCHVISION_MODELS};
 
 fn parse_model(s: &str) -> Result<String, String> {
     if TORCHVISION_MODELS.contains(&s) {
@@ -40,13 +40,6 @@ fn parse_model(s: &str) -> Result<String, String> {
     }
 }
 
-fn positive(s: &str) -> Result<usize, String> {
-    s.parse()
-        .ok()
-        .filter(|&n| n > 0)
-        .ok_or_else(|| format!("expected a positive integer, got `{s}`"))
-}
-
 fn parse_tolerance(s: &str) -> Result<f64, String> {
     s.parse()
         .ok()
@@ -57,7 +50,6 @@ fn parse_tolerance(s: &str) -> Result<f64, String> {
 /// Command-line options.
 #[derive(Debug, Clone, PartialEq, clap::Parser)]
 #[command(
-    name = "cargo xtask parity",
     about = "convnet's logits against PyTorch's for every zoo model that torchvision has",
     after_help = "Needs a Python with torch, torchvision, numpy and safetensors: \
                   $CONVNET_TORCH_PYTHON, else ~/torchenv/bin/python."
@@ -84,24 +76,6 @@ pub struct Options {
     /// Run this convnet binary instead of building `cargo build --release -p convnet`.
     #[arg(long, value_name = "PATH")]
     pub convnet: Option<PathBuf>,
-}
-
-impl Options {
-    /// Parses the arguments after `parity`. `Ok(None)` means help was
-    /// asked for (and printed).
-    pub fn parse(args: &[String]) -> anyhow::Result<Option<Options>> {
-        use clap::Parser;
-        match Options::try_parse_from(
-            std::iter::once("cargo xtask parity".to_string()).chain(args.iter().cloned()),
-        ) {
-            Ok(o) => Ok(Some(o)),
-            Err(e) if e.kind() == clap::error::ErrorKind::DisplayHelp => {
-                print!("{e}");
-                Ok(None)
-            }
-            Err(e) => bail!("{}", e.to_string().trim_start_matches("error: ").trim_end()),
-        }
-    }
 }
 
 /// The weight files `make` writes, as the table names their format.
@@ -145,10 +119,7 @@ impl Row {
 }
 
 /// Runs `cargo xtask parity`.
-pub fn run(args: &[String]) -> anyhow::Result<()> {
-    let Some(opts) = Options::parse(args)? else {
-        return Ok(());
-    };
+pub fn run(opts: &Options) -> anyhow::Result<()> {
     let python = crate::python::torch_python()?;
     let script = workspace_root().join("xtask/parity/parity.py");
     if !script.exists() {
@@ -176,7 +147,7 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
             Some(keep) => keep.join(model),
             None => workspace_root().join("target/parity").join(model),
         };
-        let model_rows = check_model(&opts, &python, &script, &convnet, model, &dir);
+        let model_rows = check_model(opts, &python, &script, &convnet, model, &dir);
         if opts.keep.is_none() {
             for (_, file) in FORMATS {
                 let path = dir.join(file);
@@ -427,29 +398,31 @@ pub fn markdown_table(rows: &[Row], tolerance: f64) -> String {
 mod tests {
     use super::*;
 
-    fn args(s: &str) -> Vec<String> {
-        s.split_whitespace().map(String::from).collect()
+    fn parse(s: &str) -> Result<Options, clap::Error> {
+        use clap::Parser;
+        Options::try_parse_from(std::iter::once("parity").chain(s.split_whitespace()))
     }
 
     #[test]
     fn parses_options() {
-        let o = Options::parse(&[]).unwrap().unwrap();
+        let o = parse("").unwrap();
         assert_eq!(o.models.len(), 19);
         assert_eq!((o.batch, o.threads, o.tolerance), (2, 2, 1e-4));
-        let o = Options::parse(&args(
+        let o = parse(
             "--models resnet18,vit_b_16 --batch=3 --threads 1 --keep k --tolerance 1e-3 --seed 7",
-        ))
-        .unwrap()
+        )
         .unwrap();
         assert_eq!(o.models, ["resnet18", "vit_b_16"]);
         assert_eq!((o.batch, o.threads, o.seed), (3, 1, 7));
         assert_eq!(o.keep, Some(PathBuf::from("k")));
         assert_eq!(o.tolerance, 1e-3);
-        assert!(Options::parse(&args("--help")).unwrap().is_none());
-        assert!(Options::parse(&args("--models lenet5")).is_err());
-        assert!(Options::parse(&args("--batch 0")).is_err());
-        assert!(Options::parse(&args("--tolerance -1")).is_err());
-        assert!(Options::parse(&args("--frobnicate")).is_err());
+        let help = parse("--help").unwrap_err();
+        assert_eq!(help.kind(), clap::error::ErrorKind::DisplayHelp);
+        let e = parse("--models lenet5").unwrap_err().to_string();
+        assert!(e.contains("not a zoo model that torchvision has"), "{e}");
+        assert!(parse("--batch 0").is_err());
+        assert!(parse("--tolerance -1").is_err());
+        assert!(parse("--frobnicate").is_err());
     }
 
     #[test]

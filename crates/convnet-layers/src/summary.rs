@@ -110,15 +110,7 @@ pub fn summary(layer: &dyn Layer, input_shape: &[usize]) -> Result<Summary> {
 
 /// `61706` -> `"61,706"`.
 fn thousands(n: usize) -> String {
-    let s = n.to_string();
-    let mut out = String::with_capacity(s.len() + s.len() / 3);
-    for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
+    convnet_tensor::format::thousands(n as u64)
 }
 
 fn mib(bytes: usize) -> f64 {
@@ -219,15 +211,6 @@ mod tests {
     use super::*;
     use crate::{Identity, Linear, LinearConfig, Residual, Sequential};
     use convnet_tensor::Rng;
-
-    #[test]
-    fn thousands_separators() {
-        assert_eq!(thousands(0), "0");
-        assert_eq!(thousands(999), "999");
-        assert_eq!(thousands(1000), "1,000");
-        assert_eq!(thousands(61706), "61,706");
-        assert_eq!(thousands(138_357_544), "138,357,544");
-    }
 
     #[test]
     fn nested_rows_and_totals() {

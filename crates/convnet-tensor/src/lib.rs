@@ -26,6 +26,7 @@
 
 pub mod error;
 pub mod fileio;
+pub mod format;
 pub mod geometry;
 pub mod gradcheck;
 pub mod init;

@@ -117,21 +117,9 @@ fn cgroup_headroom(root: &Path) -> Option<u64> {
     Some(max.saturating_sub(current))
 }
 
-/// A byte count for messages: `512 B`, `9.9 MiB`, `1.2 TiB`.
-pub fn human_bytes(n: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut v = n as f64;
-    let mut unit = 0;
-    while v >= 1024.0 && unit < UNITS.len() - 1 {
-        v /= 1024.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{n} B")
-    } else {
-        format!("{v:.1} {}", UNITS[unit])
-    }
-}
+/// A byte count for messages (moved to [`crate::format`], kept here for
+/// existing callers).
+pub use crate::format::human_bytes;
 
 #[cfg(test)]
 mod tests {
@@ -176,13 +164,5 @@ mod tests {
         for bad in ["", "G", "-1G", "0", "1X", "1e3", "1..2", "99999999999T"] {
             assert_eq!(parse_size(bad), None, "{bad:?}");
         }
-    }
-
-    #[test]
-    fn human_bytes_picks_the_unit() {
-        assert_eq!(human_bytes(0), "0 B");
-        assert_eq!(human_bytes(1023), "1023 B");
-        assert_eq!(human_bytes(10 << 20), "10.0 MiB");
-        assert_eq!(human_bytes(u64::MAX), "16777216.0 TiB");
     }
 }

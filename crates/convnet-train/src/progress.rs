@@ -20,17 +20,11 @@ pub fn format_duration(seconds: f64) -> String {
     }
 }
 
-/// Formats an integer with thousands separators: `12345` -> `"12,345"`.
+/// A rate or count with thousands separators, rounded to an integer
+/// (negative values count as 0): `12345.4` -> `"12,345"`. The separator is
+/// [`convnet_tensor::format::thousands`]'s.
 pub fn thousands(v: f64) -> String {
-    let digits = (v.max(0.0).round() as u64).to_string();
-    let mut out = String::new();
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
+    convnet_tensor::format::thousands(v.max(0.0).round() as u64)
 }
 
 /// One line summing up an epoch.

@@ -9,6 +9,7 @@
 //! listed, as are rows whose batch changed (not comparable).
 
 use super::json::Record;
+use super::report::ms;
 
 /// A row is a regression when its median time grew by more than this
 /// fraction (0.10: more than 10% slower).
@@ -102,8 +103,8 @@ pub fn print(c: &Comparison, origin: &str) {
         println!(
             "  {:<34} {:>12} {:>12} {:>7.2} {:>9.2}{}",
             r.name,
-            super::report::ms(r.old_s),
-            super::report::ms(r.new_s),
+            ms(r.old_s),
+            ms(r.new_s),
             r.speedup,
             r.min_speedup,
             if r.regression { "  REGRESSION" } else { "" }

@@ -24,7 +24,8 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context};
 use serde::{Deserialize, Serialize};
 
-use super::{Header, Kind, Peak, Report, Row};
+use super::row::{Kind, Report, Row};
+use super::system::{workspace_root, Header, Peak};
 
 /// Version of the file format.
 pub const SCHEMA: u32 = 1;
@@ -146,60 +147,6 @@ impl Record {
     }
 }
 
-/// Where and when, as written to JSON.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct HeaderRecord {
-    /// CPU model.
-    pub cpu: String,
-    /// Logical cores.
-    pub cores: usize,
-    /// Threads used.
-    pub threads: usize,
-    /// SIMD level.
-    pub simd: String,
-    /// Git commit (`-dirty` if the tree had changes).
-    pub commit: String,
-    /// UTC date.
-    pub date: String,
-    /// Whether the run was `--quick`.
-    pub quick: bool,
-}
-
-impl From<&Header> for HeaderRecord {
-    fn from(h: &Header) -> Self {
-        HeaderRecord {
-            cpu: h.cpu.clone(),
-            cores: h.cores,
-            threads: h.threads,
-            simd: h.simd.clone(),
-            commit: h.commit.clone(),
-            date: h.date.clone(),
-            quick: h.quick,
-        }
-    }
-}
-
-/// The sgemm peak, as written to JSON.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-pub struct PeakRecord {
-    /// Matrix size.
-    pub n: usize,
-    /// GFLOP/s of the fastest run.
-    pub best_gflops: f64,
-    /// GFLOP/s at the median time.
-    pub median_gflops: f64,
-}
-
-impl From<&Peak> for PeakRecord {
-    fn from(p: &Peak) -> Self {
-        PeakRecord {
-            n: p.n,
-            best_gflops: p.best_gflops,
-            median_gflops: p.median_gflops,
-        }
-    }
-}
-
 /// A row that did not run, and why.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Skipped {
@@ -240,9 +187,9 @@ pub struct BenchFile {
     /// [`SCHEMA`].
     pub schema: u32,
     /// Machine and checkout.
-    pub header: HeaderRecord,
+    pub header: Header,
     /// The reference speed.
-    pub sgemm_peak: PeakRecord,
+    pub sgemm_peak: Peak,
     /// Every measured row, in run order.
     pub rows: Vec<Record>,
     /// Rows not run (e.g. no MNIST for the real epoch).
@@ -266,8 +213,8 @@ impl BenchFile {
     pub fn new(report: &Report) -> BenchFile {
         BenchFile {
             schema: SCHEMA,
-            header: HeaderRecord::from(&report.header),
-            sgemm_peak: PeakRecord::from(&report.peak),
+            header: report.header.clone(),
+            sgemm_peak: report.peak,
             rows: report
                 .tables
                 .iter()
@@ -359,14 +306,15 @@ pub fn parse_row_lines(stdout: &str) -> anyhow::Result<Vec<Row>> {
 pub fn default_dir() -> PathBuf {
     let target = match std::env::var_os("CARGO_TARGET_DIR") {
         Some(dir) if !dir.is_empty() => PathBuf::from(dir),
-        _ => super::suite::workspace_root().join("target"),
+        _ => workspace_root().join("target"),
     };
     target.join("bench")
 }
 
 #[cfg(test)]
 mod tests {
-    use super::super::{Table, Timing};
+    use super::super::measure::Timing;
+    use super::super::row::Table;
     use super::*;
 
     fn timing(median_s: f64) -> Timing {
@@ -391,8 +339,8 @@ mod tests {
             "64->64 56x56 k3 p1".into(),
             timing(0.01),
             1e9,
-            &peak,
-        );
+        )
+        .with_peak(&peak);
         fwd.peak_rss_bytes = Some(50 << 20);
         let bwd = Row::new(
             "resnet.3x3",
@@ -401,8 +349,8 @@ mod tests {
             "64->64 56x56 k3 p1".into(),
             timing(0.03),
             2e9,
-            &peak,
-        );
+        )
+        .with_peak(&peak);
         let mut train = Row::new(
             "train.lenet5.b64",
             Kind::Train,
@@ -410,20 +358,18 @@ mod tests {
             "1x28x28".into(),
             timing(0.005),
             0.0,
-            &peak,
-        );
-        train.images_per_s = Some(64.0 / 0.005);
+        )
+        .with_peak(&peak);
         train.peak_rss_bytes = Some(30 << 20);
-        let mut infer = Row::new(
+        let infer = Row::new(
             "infer.resnet18.b16",
             Kind::Infer,
             16,
             "3x224x224".into(),
             timing(0.4),
             16.0 * 3.6e9,
-            &peak,
-        );
-        infer.images_per_s = Some(40.0);
+        )
+        .with_peak(&peak);
         Report {
             header: Header {
                 cpu: "Test CPU".into(),

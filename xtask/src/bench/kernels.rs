@@ -1,36 +1,12 @@
-//! The sgemm peak and the conv2d kernel table.
+//! The conv2d kernel rows: forward and backward of the convolutions that
+//! dominate the zoo's networks.
 
+use anyhow::Context;
 use convnet::tensor::kernels::conv2d::{conv2d_backward, conv2d_forward};
-use convnet::tensor::kernels::gemm::{gemm_parallel, Trans};
 use convnet::tensor::{Conv2dGeometry, Rng};
 
-use super::{measure, print_table_title, Kind, Options, Peak, Reps, Row, Table};
-
-/// Size of the sgemm peak measurement.
-const PEAK_N: usize = 512;
-
-/// GFLOP/s of `gemm_parallel` on `PEAK_N`³ with all threads: best and median.
-pub fn sgemm_peak(reps: Reps) -> Peak {
-    let n = PEAK_N;
-    let mut rng = Rng::seed_from(1);
-    let a: Vec<f32> = (0..n * n).map(|_| rng.uniform(-1.0, 1.0)).collect();
-    let b: Vec<f32> = (0..n * n).map(|_| rng.uniform(-1.0, 1.0)).collect();
-    let mut c = vec![0.0f32; n * n];
-    let reps = Reps {
-        min: reps.min.max(10),
-        ..reps
-    };
-    let t = measure(reps, || {
-        gemm_parallel(&mut c, &a, Trans::No, &b, Trans::No, n, n, n, 1.0, 0.0)
-            .expect("sgemm sizes");
-    });
-    let flops = 2.0 * (n * n * n) as f64;
-    Peak {
-        n,
-        best_gflops: flops / t.min_s / 1e9,
-        median_gflops: flops / t.median_s / 1e9,
-    }
-}
+use super::measure::{measure, Reps};
+use super::row::{Kind, Row};
 
 /// A convolution to measure.
 struct ConvCase {
@@ -133,68 +109,71 @@ impl ConvCase {
     }
 }
 
-/// Forward and backward (input + weight gradients) of each conv case.
-pub fn conv2d_table(
-    opts: &Options,
-    reps: Reps,
-    peak: &Peak,
-    mut on_row: impl FnMut(&Row),
-) -> anyhow::Result<Table> {
-    let title = "conv2d kernels (forward; backward = input + weight gradients)";
-    let mut table = Table {
-        title: title.to_string(),
-        rows: Vec::new(),
-    };
-    let cases: Vec<&ConvCase> = CONV_CASES.iter().filter(|c| opts.selects(c.name)).collect();
-    if cases.is_empty() {
-        return Ok(table);
-    }
-    print_table_title(title);
-    for case in cases {
-        let g = case.geometry()?;
-        let mut rng = Rng::seed_from(7);
-        let mut random =
-            |len: usize| -> Vec<f32> { (0..len).map(|_| rng.uniform(-1.0, 1.0)).collect() };
-        let numel = |s: [usize; 4]| s.iter().product::<usize>();
-        let x = random(numel(g.input_shape()));
-        let w = random(numel(g.weight_shape()));
-        let b = random(g.out_channels);
-        let dy = random(numel(g.output_shape()));
-        let mut y = vec![0.0; dy.len()];
-        let mut dx = vec![0.0; x.len()];
-        let mut dw = vec![0.0; w.len()];
+/// The forward and backward (input + weight gradients) rows of the conv
+/// case named `case`.
+pub fn conv_rows(case: &str, reps: Reps) -> anyhow::Result<Vec<Row>> {
+    let case = CONV_CASES
+        .iter()
+        .find(|c| c.name == case)
+        .with_context(|| {
+            format!(
+                "no conv case named `{case}` (cases: {})",
+                case_names().join(", ")
+            )
+        })?;
+    let g = case.geometry()?;
+    let mut rng = Rng::seed_from(7);
+    let mut random =
+        |len: usize| -> Vec<f32> { (0..len).map(|_| rng.uniform(-1.0, 1.0)).collect() };
+    let numel = |s: [usize; 4]| s.iter().product::<usize>();
+    let x = random(numel(g.input_shape()));
+    let w = random(numel(g.weight_shape()));
+    let b = random(g.out_channels);
+    let dy = random(numel(g.output_shape()));
+    let mut y = vec![0.0; dy.len()];
+    let mut dx = vec![0.0; x.len()];
+    let mut dw = vec![0.0; w.len()];
 
-        let t = measure(reps, || {
-            conv2d_forward(&mut y, &x, &w, Some(&b), &g).expect("conv2d_forward");
-        });
-        let flops = g.forward_flops();
-        let row = Row::new(
-            case.name,
-            Kind::Forward,
-            case.batch,
-            case.shape(),
-            t,
-            flops,
-            peak,
-        );
-        on_row(&row);
-        table.rows.push(row);
+    let forward = measure(reps, || {
+        conv2d_forward(&mut y, &x, &w, Some(&b), &g)?;
+        Ok(())
+    })?;
+    let backward = measure(reps, || {
+        conv2d_backward(Some(&mut dx), Some(&mut dw), None, &dy, &x, &w, &g)?;
+        Ok(())
+    })?;
+    let flops = g.forward_flops();
+    let row = |kind, t, flops| Row::new(case.name, kind, case.batch, case.shape(), t, flops);
+    Ok(vec![
+        row(Kind::Forward, forward, flops),
+        row(Kind::Backward, backward, 2.0 * flops),
+    ])
+}
 
-        let t = measure(reps, || {
-            conv2d_backward(Some(&mut dx), Some(&mut dw), None, &dy, &x, &w, &g)
-                .expect("conv2d_backward");
-        });
-        let row = Row::new(
-            case.name,
-            Kind::Backward,
-            case.batch,
-            case.shape(),
-            t,
-            2.0 * flops,
-            peak,
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_case_gives_its_forward_and_backward_rows() {
+        let reps = Reps {
+            warmup: 0,
+            min: 1,
+            max: 1,
+            budget_s: 0.0,
+        };
+        let rows = conv_rows("lenet5.conv2", reps).unwrap();
+        let kinds: Vec<Kind> = rows.iter().map(|r| r.kind).collect();
+        assert_eq!(kinds, [Kind::Forward, Kind::Backward]);
+        // 64 images, 16 maps of 10x10, 6x5x5 multiply-adds each.
+        let flops = 2.0 * 64.0 * 16.0 * 100.0 * 150.0;
+        assert_eq!((rows[0].flops, rows[1].flops), (flops, 2.0 * flops));
+        assert_eq!(rows[0].shape, "6->16 14x14 k5 p0");
+        assert_eq!(rows[0].batch, 64);
+        let e = conv_rows("resnet.5x5", reps).unwrap_err().to_string();
+        assert!(
+            e.contains("no conv case named `resnet.5x5`") && e.contains("resnet.3x3"),
+            "{e}"
         );
-        on_row(&row);
-        table.rows.push(row);
     }
-    Ok(table)
 }

@@ -16,7 +16,7 @@
 use anyhow::{bail, Context};
 use convnet::zoo::ModelEntry;
 
-use super::{Options, Reps};
+use super::options::Options;
 
 /// The model whose real epoch is measured, and its batch.
 pub const EPOCH_MODEL: &str = "lenet5";
@@ -146,28 +146,6 @@ impl Job {
     /// Whether `--filter` keeps at least one of its rows.
     pub fn selected(&self, opts: &Options) -> bool {
         self.row_names().iter().any(|n| opts.selects(n))
-    }
-}
-
-/// Repetitions of a train or infer row: a warm-up (one run, and at least a
-/// tenth of the budget), then timed runs until at least 3 runs and the time
-/// budget (capped), so that a 4 ms LeNet-5 step gets hundreds of runs over
-/// 2 s and a 4 s VGG-16 batch gets three.
-pub fn model_reps(quick: bool) -> Reps {
-    if quick {
-        Reps {
-            warmup: 1,
-            min: 3,
-            max: 100,
-            budget_s: 0.3,
-        }
-    } else {
-        Reps {
-            warmup: 1,
-            min: 3,
-            max: 1000,
-            budget_s: 2.0,
-        }
     }
 }
 

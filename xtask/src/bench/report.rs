@@ -1,8 +1,57 @@
-//! Printing the training and inference tables (the kernel table keeps its
-//! own columns: [`super::print_table_title`], [`super::print_row`]).
+//! Printing a report: the machine header, the sgemm peak, the kernel table
+//! and the training and inference tables (their own columns), the per-model
+//! summary, and the number formats they share.
 
-use super::plan::Group;
-use super::{print_row, print_table_title, Row};
+use convnet::tensor::format::thousands;
+
+use super::plan::{Group, Job, ZOO_TRAIN_BATCH};
+use super::row::Row;
+use super::system::{Header, Peak};
+
+/// Prints the machine description.
+pub fn print_header(h: &Header) {
+    println!("convnet bench{}", if h.quick { " (--quick)" } else { "" });
+    println!("  cpu      {}", h.cpu);
+    println!("  cores    {}, threads used {}", h.cores, h.threads);
+    println!("  simd     {}", h.simd);
+    println!("  commit   {}", h.commit);
+    println!("  date     {}", h.date);
+}
+
+/// Prints the sgemm peak.
+pub fn print_peak(p: &Peak) {
+    println!(
+        "\nsgemm peak ({n}x{n}x{n}, all threads): {:.1} GFLOP/s best, {:.1} median",
+        p.best_gflops,
+        p.median_gflops,
+        n = p.n
+    );
+    println!("  (\"% peak\" below: a row's median GFLOP/s over the best sgemm GFLOP/s)");
+}
+
+/// Column header of the kernel table.
+fn print_kernel_title(title: &str) {
+    println!("\n{title}");
+    println!(
+        "  {:<16} {:<9} {:>5}  {:<26} {:>10}  {:>19}  {:>8}  {:>6}",
+        "name", "pass", "batch", "shape", "median ms", "min-max ms", "GFLOP/s", "% peak"
+    );
+}
+
+/// One row of the kernel table.
+fn print_kernel_row(r: &Row) {
+    println!(
+        "  {:<16} {:<9} {:>5}  {:<26} {:>10.3}  {:>19}  {:>8.1}  {:>5.1}%",
+        r.name,
+        r.kind.label(),
+        r.batch,
+        r.shape,
+        r.median_s * 1e3,
+        format!("{:.3}-{:.3}", r.min_s * 1e3, r.max_s * 1e3),
+        r.gflops,
+        r.peak_fraction * 100.0
+    );
+}
 
 /// Title of the kernel table.
 pub const KERNELS_TITLE: &str = "conv2d kernels (forward; backward = input + weight gradients)";
@@ -27,7 +76,7 @@ pub fn title(group: Group) -> &'static str {
 /// Prints a table's title and column names.
 pub fn print_title(group: Group) {
     match group {
-        Group::Kernels => print_table_title(KERNELS_TITLE),
+        Group::Kernels => print_kernel_title(KERNELS_TITLE),
         _ => {
             println!("\n{}", title(group));
             println!(
@@ -50,7 +99,7 @@ pub fn print_title(group: Group) {
 /// Prints one row of a group's table.
 pub fn print_group_row(group: Group, r: &Row) {
     match group {
-        Group::Kernels => print_row(r),
+        Group::Kernels => print_kernel_row(r),
         _ => println!("{}", model_row_line(r)),
     }
 }
@@ -102,16 +151,12 @@ pub struct ModelSummary {
 pub fn model_summaries(rows: &[Row]) -> Vec<ModelSummary> {
     let mut out: Vec<ModelSummary> = Vec::new();
     for r in rows {
-        let Ok(job) = super::plan::Job::parse(&r.name) else {
+        let Ok(job) = Job::parse(&r.name) else {
             continue;
         };
         let (model, batch, train) = match job {
-            super::plan::Job::Infer { model, batch } => (model, batch, false),
-            super::plan::Job::TrainStep { model, batch }
-                if batch == super::plan::ZOO_TRAIN_BATCH =>
-            {
-                (model, batch, true)
-            }
+            Job::Infer { model, batch } => (model, batch, false),
+            Job::TrainStep { model, batch } if batch == ZOO_TRAIN_BATCH => (model, batch, true),
             _ => continue,
         };
         let i = match out.iter().position(|s| s.model == model) {
@@ -190,15 +235,7 @@ pub fn rate(v: f64) -> String {
     if v < 100.0 {
         return format!("{v:.1}");
     }
-    let digits = format!("{:.0}", v);
-    let mut out = String::new();
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
+    thousands(v.round() as u64)
 }
 
 /// `12 min 5 s`, `48 s`.
@@ -217,7 +254,8 @@ mod tests {
 
     #[test]
     fn model_summaries_gather_each_models_rows() {
-        use super::super::{Kind, Timing};
+        use super::super::measure::Timing;
+        use super::super::row::Kind;
         let row = |name: &str, kind, batch: usize, median_s: f64, rss: u64| {
             let t = Timing {
                 median_s,
@@ -225,8 +263,7 @@ mod tests {
                 max_s: median_s,
                 reps: 3,
             };
-            let mut r =
-                super::super::train::model_row(name, kind, batch, "3x224x224".into(), t, 0.0);
+            let mut r = Row::new(name, kind, batch, "3x224x224".into(), t, 0.0);
             r.peak_rss_bytes = Some(rss);
             r
         };

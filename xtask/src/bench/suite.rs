@@ -4,30 +4,18 @@
 //! (`--with-torch`), the JSON files (`--json`) and the comparison with an
 //! earlier file (`--compare`).
 
-use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::bail;
 use convnet::zoo::MODELS;
 
-use super::json::{BenchFile, Record, Skipped};
+use super::json::{self, BenchFile, Record, Skipped};
+use super::measure::Reps;
+use super::options::Options;
 use super::plan::{self, Group, Job};
-use super::{child, compare, json, kernels, report, system, torch, train};
-use super::{print_header, print_peak, Options, Report, Reps, Table};
-
-/// The workspace root (the parent of `xtask/`).
-pub fn workspace_root() -> PathBuf {
-    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
-    manifest
-        .parent()
-        .map_or_else(|| PathBuf::from("."), Path::to_path_buf)
-}
-
-/// The 1-minute load average (`/proc/loadavg`), if available.
-pub fn load_average() -> Option<f64> {
-    let text = std::fs::read_to_string("/proc/loadavg").ok()?;
-    text.split_whitespace().next()?.parse().ok()
-}
+use super::row::{Report, Table};
+use super::system::{self, load_average};
+use super::{child, compare, kernels, models, report, torch};
 
 /// Runs the whole bench.
 pub fn run(opts: &Options) -> anyhow::Result<()> {
@@ -37,19 +25,18 @@ pub fn run(opts: &Options) -> anyhow::Result<()> {
         Some(path) => Some((path, BenchFile::read(path)?)),
         None => None,
     };
-    let reps = Reps::for_run(opts.quick);
     let header = system::header(opts.quick);
-    print_header(&header);
+    report::print_header(&header);
     let load_before = load_average();
     if let Some(load) = load_before {
         println!("  load     {load:.2} (1-minute average before the run)");
     }
-    let peak = kernels::sgemm_peak(reps);
-    print_peak(&peak);
+    let peak = system::sgemm_peak(Reps::kernels(opts.quick))?;
+    report::print_peak(&peak);
     println!("  (every row below runs in its own process: \"peak MB\" is that process's peak resident memory, VmHWM, in 10^6 bytes)");
 
     let jobs = plan::plan(opts, &kernels::case_names(), MODELS);
-    let mnist = train::find_mnist(opts.data_dir.as_deref());
+    let mnist = models::find_mnist(opts.data_dir.as_deref());
     let mut torch = if opts.with_torch {
         match torch::Torch::locate(header.threads, opts.quick) {
             Ok(t) => Some(t),
@@ -83,7 +70,7 @@ pub fn run(opts: &Options) -> anyhow::Result<()> {
         if matches!(job, Job::TrainEpoch { .. }) && mnist.is_none() {
             let reason = format!(
                 "MNIST not found in {} (`cargo xtask download mnist` fetches it)",
-                train::MNIST_PLACES
+                models::MNIST_PLACES
             );
             println!("  {name:<28} skipped: {reason}");
             skipped.push(Skipped { name, reason });
@@ -93,7 +80,7 @@ pub fn run(opts: &Options) -> anyhow::Result<()> {
             Ok(rows) => {
                 let table = report.tables.last_mut().expect("a table was pushed");
                 for row in rows {
-                    let row = child::with_peak(row, &report.peak);
+                    let row = row.with_peak(&report.peak);
                     if opts.selects(&Record::from_row(&row).name) {
                         report::print_group_row(job.group(), &row);
                         table.rows.push(row);
@@ -172,36 +159,7 @@ pub fn run(opts: &Options) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn args(s: &str) -> Vec<String> {
-        s.split_whitespace().map(String::from).collect()
-    }
-
-    #[test]
-    fn parses_the_output_and_comparison_flags() {
-        let o = Options::parse(&args(
-            "--json --compare target/bench/old.json --data-dir /d --with-torch --filter infer.",
-        ))
-        .unwrap()
-        .unwrap();
-        assert!(o.json && o.with_torch);
-        assert_eq!(o.compare, Some(PathBuf::from("target/bench/old.json")));
-        assert_eq!(o.data_dir, Some(PathBuf::from("/d")));
-        assert!(o.selects("infer.vgg16.b1") && !o.selects("train.vgg16.b2"));
-        assert_eq!(o.run_row, None);
-        let o = Options::parse(&args("--compare=a.json --run-row=infer.lenet5.b1"))
-            .unwrap()
-            .unwrap();
-        assert_eq!(o.compare, Some(PathBuf::from("a.json")));
-        assert_eq!(o.run_row.as_deref(), Some("infer.lenet5.b1"));
-        for bad in ["--compare", "--data-dir", "--run-row", "--json=yes --torch"] {
-            let e = Options::parse(&args(bad)).unwrap_err().to_string();
-            assert!(
-                e.contains("needs a value") || e.contains("unknown option"),
-                "{bad}: {e}"
-            );
-        }
-    }
+    use std::path::PathBuf;
 
     #[test]
     fn a_missing_comparison_file_fails_before_measuring() {
@@ -211,11 +169,5 @@ mod tests {
         };
         let e = run(&opts).unwrap_err();
         assert!(format!("{e:#}").contains("/nonexistent/old.json"), "{e:#}");
-    }
-
-    #[test]
-    fn the_workspace_root_holds_the_workspace_manifest() {
-        assert!(workspace_root().join("Cargo.toml").exists());
-        assert!(workspace_root().join("xtask").is_dir());
     }
 }

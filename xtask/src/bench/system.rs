@@ -1,9 +1,106 @@
-//! The machine description at the top of a report.
+//! The machine: its description at the top of a report ([`Header`]), its
+//! reference speed ([`Peak`], measured with [`super::measure`]), its load,
+//! a process's peak memory, and where the workspace is.
 
+use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
-use super::Header;
+use convnet::tensor::format::utc_date;
+use convnet::tensor::kernels::gemm::{gemm_parallel, Trans};
+use convnet::tensor::Rng;
+use serde::{Deserialize, Serialize};
+
+use super::measure::{measure, Reps};
+
+/// Where and when the numbers were measured (written to JSON as is).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Header {
+    /// CPU model (`/proc/cpuinfo`).
+    pub cpu: String,
+    /// Logical cores available to the process.
+    pub cores: usize,
+    /// Threads of rayon's pool used for the run.
+    pub threads: usize,
+    /// Widest SIMD level detected: `avx512f`, `avx2+fma`, `sse`, ...
+    pub simd: String,
+    /// `git rev-parse --short HEAD`, with `-dirty` when the tree has changes.
+    pub commit: String,
+    /// UTC date, `YYYY-MM-DD`.
+    pub date: String,
+    /// Whether `--quick` was used.
+    pub quick: bool,
+}
+
+/// The reference speed: single-precision matrix multiply on all threads
+/// (written to JSON as is).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Peak {
+    /// Matrix size (`n × n` times `n × n`).
+    pub n: usize,
+    /// GFLOP/s of the fastest run.
+    pub best_gflops: f64,
+    /// GFLOP/s at the median time.
+    pub median_gflops: f64,
+}
+
+/// Size of the sgemm peak measurement.
+const PEAK_N: usize = 512;
+
+/// GFLOP/s of `gemm_parallel` on `PEAK_N`³ with all threads: best and median.
+pub fn sgemm_peak(reps: Reps) -> anyhow::Result<Peak> {
+    let n = PEAK_N;
+    let mut rng = Rng::seed_from(1);
+    let a: Vec<f32> = (0..n * n).map(|_| rng.uniform(-1.0, 1.0)).collect();
+    let b: Vec<f32> = (0..n * n).map(|_| rng.uniform(-1.0, 1.0)).collect();
+    let mut c = vec![0.0f32; n * n];
+    let reps = Reps {
+        min: reps.min.max(10),
+        ..reps
+    };
+    let t = measure(reps, || {
+        gemm_parallel(&mut c, &a, Trans::No, &b, Trans::No, n, n, n, 1.0, 0.0)?;
+        Ok(())
+    })?;
+    let flops = 2.0 * (n * n * n) as f64;
+    Ok(Peak {
+        n,
+        best_gflops: flops / t.min_s / 1e9,
+        median_gflops: flops / t.median_s / 1e9,
+    })
+}
+
+/// The workspace root (the parent of `xtask/`).
+pub fn workspace_root() -> PathBuf {
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+    manifest
+        .parent()
+        .map_or_else(|| PathBuf::from("."), Path::to_path_buf)
+}
+
+/// The 1-minute load average (`/proc/loadavg`), if available.
+pub fn load_average() -> Option<f64> {
+    let text = std::fs::read_to_string("/proc/loadavg").ok()?;
+    text.split_whitespace().next()?.parse().ok()
+}
+
+/// Peak resident set size of this process so far (`VmHWM`, the high-water
+/// mark of its resident set), in bytes; `None` where `/proc` is not
+/// available. Every row runs in its own child process, so the peak a child
+/// reads at the end of its row is that row's own.
+pub fn peak_rss_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    status_field_bytes(&status, "VmHWM")
+}
+
+/// A `kB` field of a `/proc/<pid>/status` text, in bytes.
+pub fn status_field_bytes(status: &str, field: &str) -> Option<u64> {
+    status.lines().find_map(|line| {
+        let rest = line.strip_prefix(field)?.strip_prefix(':')?;
+        let kb: u64 = rest.trim().strip_suffix("kB")?.trim().parse().ok()?;
+        Some(kb * 1024)
+    })
+}
 
 /// Describes this machine and checkout.
 pub fn header(quick: bool) -> Header {
@@ -79,39 +176,38 @@ fn git_commit() -> String {
     }
 }
 
-/// `YYYY-MM-DD` (UTC) of a time.
-fn utc_date(t: SystemTime) -> String {
-    let days = t
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() / 86_400) as i64;
-    let (y, m, d) = civil_from_days(days);
-    format!("{y:04}-{m:02}-{d:02}")
-}
-
-/// Proleptic Gregorian date of a day count since 1970-01-01 (Howard
-/// Hinnant's `civil_from_days` algorithm).
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (y, m, d)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn dates() {
-        assert_eq!(civil_from_days(0), (1970, 1, 1));
-        assert_eq!(civil_from_days(11_016), (2000, 2, 29));
-        assert_eq!(civil_from_days(19_783), (2024, 3, 1));
-        assert_eq!(civil_from_days(-1), (1969, 12, 31));
+    fn reads_status_fields() {
+        let status = "Name:\txtask\nVmPeak:\t  300 kB\nVmHWM:\t    2048 kB\nVmRSS:\t 1024 kB\n";
+        assert_eq!(status_field_bytes(status, "VmHWM"), Some(2048 * 1024));
+        assert_eq!(status_field_bytes(status, "VmRSS"), Some(1024 * 1024));
+        assert_eq!(status_field_bytes(status, "VmSwap"), None);
+        assert_eq!(status_field_bytes("VmHWM:\tlots kB\n", "VmHWM"), None);
+    }
+
+    #[test]
+    fn this_process_has_a_peak() {
+        if cfg!(target_os = "linux") {
+            let peak = peak_rss_bytes().expect("VmHWM on Linux");
+            assert!(peak > 1024 * 1024, "peak {peak} bytes");
+        }
+    }
+
+    #[test]
+    fn the_workspace_root_holds_the_workspace_manifest() {
+        assert!(workspace_root().join("Cargo.toml").exists());
+        assert!(workspace_root().join("xtask").is_dir());
+    }
+
+    #[test]
+    fn the_header_describes_this_run() {
+        let h = header(true);
+        assert!(h.quick && h.cores >= 1 && h.threads >= 1);
+        assert_eq!(h.date.len(), 10, "{}", h.date);
+        assert!(!h.cpu.is_empty() && !h.commit.is_empty());
     }
 }

@@ -22,11 +22,13 @@ use std::process::Stdio;
 
 use anyhow::{bail, Context};
 
-use super::child::timing_from_runs;
 use super::json::{TorchRecord, TorchRun};
+use super::measure::{Reps, Timing};
+use super::models::MNIST_PLACES;
 use super::plan::{self, Job};
 use super::report::rate;
-use super::Row;
+use super::row::Row;
+use super::system::workspace_root;
 use crate::python::omp_wait_policy;
 
 /// The torchvision models that have a zoo model of the same name.
@@ -69,7 +71,7 @@ impl Torch {
     /// missing (printed as a note: the bench goes on without PyTorch).
     pub fn locate(threads: usize, quick: bool) -> anyhow::Result<Torch> {
         let python = crate::python::torch_python()?;
-        let scripts = super::suite::workspace_root().join("../shared/bench");
+        let scripts = workspace_root().join("../shared/bench");
         for script in ["torch_lenet.py", "torch_infer.py"] {
             if !scripts.join(script).exists() {
                 bail!("{} not found", scripts.join(script).display());
@@ -105,7 +107,7 @@ impl Torch {
                     Some(dir) => self.lenet(dir, plan::LENET_BATCH, None),
                     None => Err(anyhow::anyhow!(
                         "torch_lenet.py needs MNIST, not found in {}",
-                        super::train::MNIST_PLACES
+                        MNIST_PLACES
                     )),
                 }
             }
@@ -189,7 +191,7 @@ impl Torch {
         let mut lines = Vec::new();
         if let Some(row) = epoch_row {
             let mut timed = epochs.split_off(warmup);
-            let t = timing_from_runs(&mut timed).context("no timed epoch")?;
+            let t = Timing::from_runs(&mut timed).context("no timed epoch")?;
             lines.push(format!(
                 "  PyTorch {row}: {} images/s (median of {} epoch{})",
                 rate(t.median_s),
@@ -218,7 +220,7 @@ impl Torch {
             "--batch".to_string(),
             batch_list.join(","),
             "--runs".to_string(),
-            plan::model_reps(self.quick).min.to_string(),
+            Reps::models(self.quick).min.to_string(),
         ];
         let out = self.run("torch_infer.py", &args)?;
         let figures = parse_infer(&out, model);

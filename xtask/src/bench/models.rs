@@ -1,7 +1,9 @@
-//! The training rows: one full training step of a zoo model on synthetic
-//! data, and real epochs of LeNet-5 on MNIST.
+//! The model rows: one full training step of a zoo model on synthetic
+//! data, real epochs of LeNet-5 on MNIST, and `infer()` of a zoo model at
+//! its default input size on a batch of random images (the median time is
+//! the latency of one batch; images/s is the batch over that time).
 //!
-//! Both use PyTorch's reference settings (`/work/shared/bench/torch_lenet.py`):
+//! Training uses PyTorch's reference settings (`/work/shared/bench/torch_lenet.py`):
 //! cross-entropy, SGD with learning rate 0.01 and momentum 0.9 (no Nesterov,
 //! no weight decay), a constant learning rate.
 
@@ -12,13 +14,15 @@ use convnet::datasets::{
     find_dataset, locate::find_dataset_in, DataLoader, Dataset, DatasetKind, LoaderConfig, Split,
 };
 use convnet::layers::Layer;
+use convnet::tensor::format::thousands;
 use convnet::tensor::{Rng, Tensor};
 use convnet::train::loss::cross_entropy;
 use convnet::train::{Optimizer, OptimizerConfig, ScheduleKind, TrainConfig, Trainer};
 use convnet::zoo::{self, ModelConfig};
 
-use super::child::{measure_fallible, timing_from_runs, UNIT_PEAK};
-use super::{Kind, Reps, Row, Timing};
+use super::measure::{measure, Reps, Timing};
+use super::row::{Kind, Row};
+use super::system::workspace_root;
 
 /// Learning rate of the reference runs.
 pub const LR: f32 = 0.01;
@@ -72,7 +76,7 @@ pub fn train_step(row_name: &str, model: &str, batch: usize, reps: Reps) -> anyh
     let images = Tensor::randn(&shape, 0.0, 1.0, &mut rng);
     let mut labels = vec![0usize; batch];
     let mut optimizer = Optimizer::new(OptimizerConfig::sgd(LR, MOMENTUM), &*net)?;
-    let t = measure_fallible(reps, || {
+    let t = measure(reps, || {
         // As the trainer does: the batch is given away (a fresh tensor per
         // step, as the loader makes), and the model's input needs no
         // gradient (PyTorch's data tensors do not require one either).
@@ -91,7 +95,7 @@ pub fn train_step(row_name: &str, model: &str, batch: usize, reps: Reps) -> anyh
     })
     .with_context(|| format!("{row_name}: training step"))?;
     let flops = 3.0 * forward_flops(&*net, model, &shape);
-    Ok(model_row(
+    Ok(Row::new(
         row_name,
         Kind::Train,
         batch,
@@ -99,20 +103,6 @@ pub fn train_step(row_name: &str, model: &str, batch: usize, reps: Reps) -> anyh
         t,
         flops,
     ))
-}
-
-/// A train or infer row: images/s at the median time.
-pub fn model_row(
-    name: &str,
-    kind: Kind,
-    batch: usize,
-    shape: String,
-    t: Timing,
-    flops: f64,
-) -> Row {
-    let mut row = Row::new(name, kind, batch, shape, t, flops, &UNIT_PEAK);
-    row.images_per_s = Some(batch as f64 / t.median_s);
-    row
 }
 
 /// The MNIST folder: `--data-dir` alone when given (never another folder
@@ -124,7 +114,7 @@ pub fn find_mnist(flag: Option<&Path>) -> Option<PathBuf> {
     }
     find_dataset(DatasetKind::Mnist, None)
         .or_else(|_| {
-            let shared = super::suite::workspace_root().join("../shared/datasets");
+            let shared = workspace_root().join("../shared/datasets");
             find_dataset_in(DatasetKind::Mnist, &[shared])
         })
         .ok()
@@ -183,14 +173,14 @@ pub fn train_epoch(
     let timed = &history.records[warmup..];
     let mut seconds: Vec<f64> = timed.iter().map(|r| r.train_seconds).collect();
     let accuracy = timed.last().and_then(|r| r.test_accuracy).unwrap_or(0.0);
-    let t = timing_from_runs(&mut seconds).context("no epoch was timed")?;
+    let t = Timing::from_runs(&mut seconds).context("no epoch was timed")?;
     let desc = format!(
         "MNIST {}, acc {:.1}%",
-        super::report::rate(images as f64),
+        thousands(images as u64),
         accuracy * 100.0
     );
     // One run is one epoch of `images` images.
-    let mut row = model_row(
+    let mut row = Row::new(
         row_name,
         Kind::Train,
         batch,
@@ -200,6 +190,28 @@ pub fn train_epoch(
     );
     row.images_per_s = Some(images as f64 / t.median_s);
     Ok(row)
+}
+
+/// Times `model.infer` on one batch of `batch` random images.
+pub fn infer(row_name: &str, model: &str, batch: usize, reps: Reps) -> anyhow::Result<Row> {
+    let (net, config) = build_default(model)?;
+    let shape = config.input_shape(batch);
+    let images = Tensor::randn(&shape, 0.0, 1.0, &mut Rng::seed_from(7));
+    let t = measure(reps, || {
+        let logits = net.infer(&images)?;
+        debug_assert_eq!(logits.shape(), [batch, config.num_classes]);
+        Ok(())
+    })
+    .with_context(|| format!("{row_name}: inference"))?;
+    let flops = forward_flops(&*net, model, &shape);
+    Ok(Row::new(
+        row_name,
+        Kind::Infer,
+        batch,
+        input_desc(&config),
+        t,
+        flops,
+    ))
 }
 
 #[cfg(test)]
@@ -242,5 +254,20 @@ mod tests {
                 .to_string();
             assert!(msg.contains("MNIST is 1x28x28"), "{msg}");
         }
+    }
+
+    #[test]
+    fn an_inference_row_counts_images_and_flops() {
+        let reps = Reps {
+            warmup: 0,
+            min: 3,
+            max: 3,
+            budget_s: 0.0,
+        };
+        let row = infer("infer.lenet5.b8", "lenet5", 8, reps).unwrap();
+        assert_eq!((row.kind, row.batch, row.reps), (Kind::Infer, 8, 3));
+        assert!(row.min_s <= row.median_s && row.median_s <= row.max_s);
+        assert_eq!(row.flops, 2.0 * 416_520.0 * 8.0);
+        assert!(infer("infer.lenet6.b1", "lenet6", 1, reps).is_err());
     }
 }
