@@ -12,6 +12,7 @@ use crate::layer::Layer;
 
 /// A boxed `Linear(i, o)` initialised from `seed`, a child for container
 /// tests.
+#[cfg(test)]
 pub(crate) fn boxed_linear(i: usize, o: usize, seed: u64) -> Box<dyn Layer> {
     Box::new(
         crate::Linear::new(crate::LinearConfig::new(i, o), &mut Rng::seed_from(seed))
