@@ -148,7 +148,7 @@ pub fn train_epoch(
     let Some(dir) = find_mnist(data_dir) else {
         bail!("{row_name}: MNIST not found in {MNIST_PLACES} (get it with `cargo xtask download mnist`)");
     };
-    let (mut net, config) = build_default(model)?;
+    let (net, config) = build_default(model)?;
     if (config.in_channels, config.image_size) != (1, 28) {
         bail!(
             "{row_name}: {model} takes {} images, MNIST is 1x28x28",
