@@ -54,7 +54,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         100.0 * after,
         model.num_params()
     );
-    if after < 0.5 {
+    // A linear head on digit features: far from a whole network's 85%,
+    // far above the digit head's chance level.
+    if after < before + 0.1 {
         return Err("the head did not learn".into());
     }
     Ok(())
