@@ -100,5 +100,5 @@ pub use source::{ImageSource, RawImage};
 pub use spec::DatasetSpec;
 pub use transforms::{Pipeline, ResizeTo, Transform};
 pub use vision_loader::{
-    folder_loaders, FolderData, ImageCache, VisionBatch, VisionConfig, VisionEpoch, VisionLoader,
+    folder_loaders, FolderData, ImageCache, VisionConfig, VisionEpoch, VisionLoader,
 };

@@ -98,18 +98,38 @@ impl LoaderConfig {
     }
 }
 
-/// A batch of images and their labels.
+/// A batch of images and their class labels: what both loaders make and
+/// what the trainer consumes.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Batch {
-    /// `[B, 1, 28, 28]`, augmented and normalised.
+    /// `[B, C, H, W]` images (augmented, transformed and normalised by the
+    /// loader), or `[B, D]` features.
     pub images: Tensor,
-    /// `B` labels in `0..=9`.
-    pub labels: Vec<u8>,
-    /// Index in the dataset of each image.
+    /// `B` class indices.
+    pub labels: Vec<usize>,
+    /// Index in the dataset or image source of each image; empty when the
+    /// batch comes from elsewhere ([`Batch::new`]).
     pub indices: Vec<usize>,
 }
 
 impl Batch {
+    /// A batch of `images` and their `labels`, from no dataset (`indices`
+    /// empty): what a custom data source (the trainer's `BatchSource`) yields.
+    ///
+    /// ```
+    /// use convnet_datasets::Batch;
+    /// use convnet_tensor::Tensor;
+    /// let batch = Batch::new(Tensor::zeros(&[2, 1, 4, 4]), vec![0, 1]);
+    /// assert_eq!(batch.len(), 2);
+    /// ```
+    pub fn new(images: Tensor, labels: Vec<usize>) -> Self {
+        Batch {
+            images,
+            labels,
+            indices: Vec::new(),
+        }
+    }
+
     /// Number of images.
     pub fn len(&self) -> usize {
         self.labels.len()
@@ -227,32 +247,25 @@ impl DataLoader {
         )
     }
 
-    /// The batches of epoch `epoch` (`0`-based), in order.
-    pub fn epoch(&self, epoch: usize) -> Epoch {
-        let maker = Arc::new(BatchMaker {
+    fn maker(&self, epoch: usize) -> BatchMaker {
+        BatchMaker {
             dataset: Arc::clone(&self.dataset),
             order: self.order(epoch),
             batch_size: self.config.batch_size,
             augment: self.config.augment,
             aug_rng: epoch_rng(self.config.seed, epoch).fork(1),
             norm: self.norm,
-        });
-        let num_batches = self.num_batches();
-        let prefetch = if self.config.prefetch > 0 && num_batches > 1 {
-            Some(Prefetch::start(
-                Arc::clone(&maker),
-                num_batches,
-                self.config.prefetch,
-            ))
-        } else {
-            None
-        };
-        Epoch {
-            maker,
-            next: 0,
-            num_batches,
-            prefetch,
         }
+    }
+
+    /// The batches of epoch `epoch` (`0`-based), in order.
+    pub fn epoch(&self, epoch: usize) -> Epoch {
+        Epoch(Batches::new(
+            self.maker(epoch),
+            self.num_batches(),
+            self.config.prefetch,
+            "convnet-batches",
+        ))
     }
 
     /// Batch `index` of epoch `epoch`, on its own (the same as the
@@ -264,15 +277,7 @@ impl DataLoader {
                 self.num_batches()
             )));
         }
-        let maker = BatchMaker {
-            dataset: Arc::clone(&self.dataset),
-            order: self.order(epoch),
-            batch_size: self.config.batch_size,
-            augment: self.config.augment,
-            aug_rng: epoch_rng(self.config.seed, epoch).fork(1),
-            norm: self.norm,
-        };
-        Ok(maker.make(index))
+        Ok(self.maker(epoch).make(index))
     }
 }
 
@@ -345,7 +350,10 @@ impl BatchMaker {
                 }
             }
         }
-        let labels = indices.iter().map(|&i| self.dataset.labels[i]).collect();
+        let labels = indices
+            .iter()
+            .map(|&i| usize::from(self.dataset.labels[i]))
+            .collect();
         let images = Tensor::from_vec(&[indices.len(), 1, IMAGE_SIDE, IMAGE_SIDE], pixels)
             .expect("batch pixels match their shape by construction");
         Batch {
@@ -356,18 +364,61 @@ impl BatchMaker {
     }
 }
 
-/// The batches of one epoch, in order. Owns what it needs (the dataset is
-/// shared through an `Arc`), so it can outlive the loader.
-pub struct Epoch {
-    maker: Arc<BatchMaker>,
-    next: usize,
-    num_batches: usize,
-    prefetch: Option<Prefetch>,
+impl MakeBatch for BatchMaker {
+    type Item = Batch;
+
+    fn make(&self, index: usize) -> Batch {
+        BatchMaker::make(self, index)
+    }
 }
 
-impl std::fmt::Debug for Epoch {
+/// The batches of one epoch, in order. Owns what it needs (the dataset is
+/// shared through an `Arc`), so it can outlive the loader.
+#[derive(Debug)]
+pub struct Epoch(Batches<BatchMaker>);
+
+impl Iterator for Epoch {
+    type Item = Batch;
+
+    fn next(&mut self) -> Option<Batch> {
+        self.0.next()
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        let left = self.0.left();
+        (left, Some(left))
+    }
+}
+
+impl ExactSizeIterator for Epoch {}
+
+/// What makes the batches of one epoch, by index: each loader has one, and
+/// [`Batches`] runs it (ahead on a thread or on demand).
+pub(crate) trait MakeBatch: Send + Sync + 'static {
+    /// A batch, or the result of making one.
+    type Item: Send + 'static;
+
+    /// Batch `index` (it exists).
+    fn make(&self, index: usize) -> Self::Item;
+
+    /// Whether `item` ends the epoch (a failure): nothing is made after it.
+    fn ends_epoch(_item: &Self::Item) -> bool {
+        false
+    }
+}
+
+/// The batches of one epoch, in order, made by a [`MakeBatch`] on the
+/// calling thread, or up to `depth` ahead on a background thread.
+pub(crate) struct Batches<M: MakeBatch> {
+    maker: Arc<M>,
+    next: usize,
+    num_batches: usize,
+    prefetch: Option<Prefetch<M::Item>>,
+}
+
+impl<M: MakeBatch> std::fmt::Debug for Batches<M> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Epoch")
+        f.debug_struct("Batches")
             .field("next", &self.next)
             .field("num_batches", &self.num_batches)
             .field("prefetch", &self.prefetch.is_some())
@@ -375,10 +426,32 @@ impl std::fmt::Debug for Epoch {
     }
 }
 
-impl Iterator for Epoch {
-    type Item = Batch;
+impl<M: MakeBatch> Batches<M> {
+    /// The `num_batches` batches of `maker`, prefetched `depth` ahead on a
+    /// thread called `thread` (none when `depth` is 0 or there is only one
+    /// batch).
+    pub(crate) fn new(maker: M, num_batches: usize, depth: usize, thread: &str) -> Self {
+        let maker = Arc::new(maker);
+        let prefetch = (depth > 0 && num_batches > 1)
+            .then(|| Prefetch::start(Arc::clone(&maker), num_batches, depth, thread));
+        Batches {
+            maker,
+            next: 0,
+            num_batches,
+            prefetch,
+        }
+    }
 
-    fn next(&mut self) -> Option<Batch> {
+    /// Batches not yet yielded (at most: a failure ends the epoch early).
+    pub(crate) fn left(&self) -> usize {
+        self.num_batches - self.next
+    }
+}
+
+impl<M: MakeBatch> Iterator for Batches<M> {
+    type Item = M::Item;
+
+    fn next(&mut self) -> Option<M::Item> {
         if self.next >= self.num_batches {
             return None;
         }
@@ -392,33 +465,42 @@ impl Iterator for Epoch {
                 .unwrap_or_else(|| self.maker.make(self.next)),
             None => self.maker.make(self.next),
         };
-        self.next += 1;
+        self.next = if M::ends_epoch(&batch) {
+            self.num_batches
+        } else {
+            self.next + 1
+        };
         Some(batch)
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
-        let left = self.num_batches - self.next;
-        (left, Some(left))
+        (0, Some(self.left()))
     }
 }
 
-impl ExactSizeIterator for Epoch {}
-
-/// A background thread making the batches of an epoch ahead of the consumer.
-struct Prefetch {
-    receiver: Option<Receiver<Batch>>,
+/// A background thread making the batches of an epoch ahead of the
+/// consumer, at most `depth` of them waiting.
+struct Prefetch<T> {
+    receiver: Option<Receiver<T>>,
     handle: Option<JoinHandle<()>>,
 }
 
-impl Prefetch {
-    fn start(maker: Arc<BatchMaker>, num_batches: usize, depth: usize) -> Prefetch {
+impl<T: Send + 'static> Prefetch<T> {
+    fn start<M: MakeBatch<Item = T>>(
+        maker: Arc<M>,
+        num_batches: usize,
+        depth: usize,
+        thread: &str,
+    ) -> Self {
         let (sender, receiver) = sync_channel(depth);
         let handle = std::thread::Builder::new()
-            .name("convnet-batches".into())
+            .name(thread.into())
             .spawn(move || {
                 for index in 0..num_batches {
-                    if sender.send(maker.make(index)).is_err() {
-                        break; // the epoch was dropped
+                    let batch = maker.make(index);
+                    let last = M::ends_epoch(&batch);
+                    if sender.send(batch).is_err() || last {
+                        break; // the epoch was dropped, or ends here
                     }
                 }
             })
@@ -430,7 +512,7 @@ impl Prefetch {
     }
 }
 
-impl Drop for Prefetch {
+impl<T> Drop for Prefetch<T> {
     fn drop(&mut self) {
         // Closing the channel first unblocks a producer waiting to send.
         self.receiver.take();

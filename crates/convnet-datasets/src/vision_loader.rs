@@ -18,16 +18,14 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::path::{Path, PathBuf};
-use std::sync::mpsc::{sync_channel, Receiver};
 use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
 
 use convnet_tensor::{Rng, Tensor};
 use rayon::prelude::*;
 
 use crate::error::{DatasetError, Result};
 use crate::folder::{open_split, FolderOptions, FolderSplit, SkippedFile};
-use crate::loader::{epoch_len, epoch_order, epoch_rng};
+use crate::loader::{epoch_len, epoch_order, epoch_rng, Batch, Batches, MakeBatch};
 use crate::source::{ImageSource, RawImage};
 use crate::transforms::Pipeline;
 
@@ -71,17 +69,6 @@ impl VisionConfig {
             ..VisionConfig::train(batch_size, 0)
         }
     }
-}
-
-/// A batch of images and their labels.
-#[derive(Debug, Clone, PartialEq)]
-pub struct VisionBatch {
-    /// `[B, C, H, W]`, transformed and normalised.
-    pub images: Tensor,
-    /// `B` labels.
-    pub labels: Vec<usize>,
-    /// Index in the source of each image.
-    pub indices: Vec<usize>,
 }
 
 /// Decoded images kept up to a byte budget; the oldest are evicted first
@@ -278,21 +265,17 @@ impl VisionLoader {
     /// The batches of epoch `epoch` (`0`-based), in order. The first error
     /// (an image that cannot be decoded, named) ends the epoch.
     pub fn epoch(&self, epoch: usize) -> VisionEpoch {
-        let maker = Arc::new(self.maker(epoch));
-        let num_batches = self.num_batches();
-        let prefetch = (self.config.prefetch > 0 && num_batches > 1)
-            .then(|| Prefetch::start(Arc::clone(&maker), num_batches, self.config.prefetch));
-        VisionEpoch {
-            maker,
-            next: 0,
-            num_batches,
-            prefetch,
-        }
+        VisionEpoch(Batches::new(
+            self.maker(epoch),
+            self.num_batches(),
+            self.config.prefetch,
+            "convnet-vision-batches",
+        ))
     }
 
     /// Batch `index` of epoch `epoch` on its own (the same as the `index`-th
     /// item of [`VisionLoader::epoch`]).
-    pub fn batch(&self, epoch: usize, index: usize) -> Result<VisionBatch> {
+    pub fn batch(&self, epoch: usize, index: usize) -> Result<Batch> {
         if index >= self.num_batches() {
             return Err(DatasetError::Config(format!(
                 "batch {index} does not exist: an epoch has {} batches",
@@ -327,7 +310,7 @@ impl BatchMaker {
     }
 
     /// Batch `index` (must exist).
-    fn make(&self, index: usize) -> Result<VisionBatch> {
+    fn make(&self, index: usize) -> Result<Batch> {
         let start = index * self.batch_size;
         let end = (start + self.batch_size).min(self.order.len());
         let indices = self.order[start..end].to_vec();
@@ -364,7 +347,7 @@ impl BatchMaker {
         }
         let images = Tensor::from_vec(&[indices.len(), shape[0], shape[1], shape[2]], pixels)?;
         let labels = indices.iter().map(|&i| self.source.label(i)).collect();
-        Ok(VisionBatch {
+        Ok(Batch {
             images,
             labels,
             indices,
@@ -372,86 +355,31 @@ impl BatchMaker {
     }
 }
 
-/// The batches of one epoch, in order; ends after the first error.
-pub struct VisionEpoch {
-    maker: Arc<BatchMaker>,
-    next: usize,
-    num_batches: usize,
-    prefetch: Option<Prefetch>,
-}
+impl MakeBatch for BatchMaker {
+    type Item = Result<Batch>;
 
-impl std::fmt::Debug for VisionEpoch {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("VisionEpoch")
-            .field("next", &self.next)
-            .field("num_batches", &self.num_batches)
-            .field("prefetch", &self.prefetch.is_some())
-            .finish()
+    fn make(&self, index: usize) -> Result<Batch> {
+        BatchMaker::make(self, index)
+    }
+
+    fn ends_epoch(batch: &Result<Batch>) -> bool {
+        batch.is_err()
     }
 }
+
+/// The batches of one epoch, in order; ends after the first error.
+#[derive(Debug)]
+pub struct VisionEpoch(Batches<BatchMaker>);
 
 impl Iterator for VisionEpoch {
-    type Item = Result<VisionBatch>;
+    type Item = Result<Batch>;
 
-    fn next(&mut self) -> Option<Result<VisionBatch>> {
-        if self.next >= self.num_batches {
-            return None;
-        }
-        let batch = match &self.prefetch {
-            // The producer makes the batches in order; if it died, make the
-            // batch here.
-            Some(p) => p
-                .receiver
-                .as_ref()
-                .and_then(|r| r.recv().ok())
-                .unwrap_or_else(|| self.maker.make(self.next)),
-            None => self.maker.make(self.next),
-        };
-        self.next = if batch.is_err() {
-            self.num_batches
-        } else {
-            self.next + 1
-        };
-        Some(batch)
+    fn next(&mut self) -> Option<Result<Batch>> {
+        self.0.next()
     }
-}
 
-/// A background thread making the batches of an epoch ahead of the
-/// consumer, at most `depth` of them waiting.
-struct Prefetch {
-    receiver: Option<Receiver<Result<VisionBatch>>>,
-    handle: Option<JoinHandle<()>>,
-}
-
-impl Prefetch {
-    fn start(maker: Arc<BatchMaker>, num_batches: usize, depth: usize) -> Prefetch {
-        let (sender, receiver) = sync_channel(depth);
-        let handle = std::thread::Builder::new()
-            .name("convnet-vision-batches".into())
-            .spawn(move || {
-                for index in 0..num_batches {
-                    let batch = maker.make(index);
-                    let failed = batch.is_err();
-                    if sender.send(batch).is_err() || failed {
-                        break;
-                    }
-                }
-            })
-            .ok();
-        Prefetch {
-            receiver: handle.as_ref().map(|_| receiver),
-            handle,
-        }
-    }
-}
-
-impl Drop for Prefetch {
-    fn drop(&mut self) {
-        // Closing the channel first unblocks a producer waiting to send.
-        self.receiver.take();
-        if let Some(handle) = self.handle.take() {
-            let _ = handle.join();
-        }
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        self.0.size_hint()
     }
 }
 

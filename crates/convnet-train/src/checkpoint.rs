@@ -267,6 +267,29 @@ impl Checkpoint {
         epoch: usize,
         train: Option<TrainState>,
     ) -> Self {
+        let mut ck = Self::capture_weights(model, info, epoch);
+        model.visit_rngs_mut("", &mut |name, r| {
+            ck.payload.rngs.push((name.to_string(), r.clone()))
+        });
+        ck.payload.train = train;
+        ck
+    }
+
+    /// Captures `model`'s parameters and buffers only: what inference and
+    /// fine-tuning need (no generators, no training state), from a shared
+    /// reference.
+    ///
+    /// ```
+    /// use convnet_layers::{Layer, Linear, LinearConfig};
+    /// use convnet_tensor::Rng;
+    /// use convnet_train::{Checkpoint, ModelInfo};
+    ///
+    /// let model = Linear::new(LinearConfig::new(4, 2), &mut Rng::seed_from(0))?;
+    /// let ck = Checkpoint::capture_weights(&model, &ModelInfo::default(), 0);
+    /// assert_eq!(ck.num_params(), model.num_params());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn capture_weights(model: &dyn Layer, info: &ModelInfo, epoch: usize) -> Self {
         let mut params = Vec::new();
         let mut param_values = Vec::new();
         model.visit_params("", &mut |name, p| {
@@ -285,8 +308,6 @@ impl Checkpoint {
             });
             buffer_values.push(t.as_slice().to_vec());
         });
-        let mut rngs = Vec::new();
-        model.visit_rngs_mut("", &mut |name, r| rngs.push((name.to_string(), r.clone())));
         Checkpoint {
             header: CheckpointHeader {
                 model: info.model.clone(),
@@ -302,8 +323,8 @@ impl Checkpoint {
             payload: CheckpointPayload {
                 params: param_values,
                 buffers: buffer_values,
-                rngs,
-                train,
+                rngs: Vec::new(),
+                train: None,
             },
         }
     }

@@ -18,12 +18,7 @@ impl BatchSource for DataLoader {
     }
 
     fn batches(&self, epoch: usize) -> Box<dyn Iterator<Item = Result<Batch>> + '_> {
-        Box::new(self.epoch(epoch).map(|b| {
-            Ok(Batch {
-                labels: b.labels.iter().map(|&l| usize::from(l)).collect(),
-                images: b.images,
-            })
-        }))
+        Box::new(self.epoch(epoch).map(Ok))
     }
 }
 
@@ -37,13 +32,10 @@ impl BatchSource for VisionLoader {
     }
 
     fn batches(&self, epoch: usize) -> Box<dyn Iterator<Item = Result<Batch>> + '_> {
-        Box::new(self.epoch(epoch).map(|b| {
-            let b = b.map_err(|e| TrainError::Data(e.to_string()))?;
-            Ok(Batch {
-                labels: b.labels,
-                images: b.images,
-            })
-        }))
+        Box::new(
+            self.epoch(epoch)
+                .map(|b| b.map_err(|e| TrainError::Data(e.to_string()))),
+        )
     }
 }
 

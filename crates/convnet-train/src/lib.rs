@@ -31,6 +31,7 @@ pub mod callback;
 pub mod checkpoint;
 pub mod clip;
 mod data;
+pub mod defaults;
 pub mod error;
 pub mod fsutil;
 pub mod history;
@@ -50,7 +51,7 @@ pub use checkpoint::{Checkpoint, CheckpointHeader, ModelInfo, Preprocessing, Tra
 pub use error::{Result, TrainError};
 pub use history::{EpochRecord, History};
 pub use metrics::ConfusionMatrix;
-pub use optim::{Optimizer, OptimizerConfig};
+pub use optim::{Optimizer, OptimizerConfig, OptimizerKind};
 pub use progress::ProgressPrinter;
 pub use schedule::{LrSchedule, ScheduleKind};
 pub use trainer::{

@@ -16,6 +16,56 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Result, TrainError};
 
+/// Which update rule, without its hyper-parameters: what `--optimizer`
+/// chooses. Serialised (and parsed on the command line) as `sgd`, `adam`,
+/// `adamw`.
+///
+/// ```
+/// use convnet_train::{OptimizerConfig, OptimizerKind};
+/// assert_eq!(OptimizerKind::AdamW.to_string(), "adamw");
+/// assert_eq!(OptimizerConfig::adam(1e-3).kind(), OptimizerKind::Adam);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
+pub enum OptimizerKind {
+    /// Stochastic gradient descent ([`OptimizerConfig::Sgd`]).
+    #[default]
+    Sgd,
+    /// Adam ([`OptimizerConfig::Adam`]).
+    Adam,
+    /// AdamW ([`OptimizerConfig::AdamW`]).
+    #[cfg_attr(feature = "clap", value(name = "adamw"))]
+    AdamW,
+}
+
+impl OptimizerKind {
+    /// The short name: `"sgd"`, `"adam"` or `"adamw"`.
+    pub fn name(self) -> &'static str {
+        match self {
+            OptimizerKind::Sgd => "sgd",
+            OptimizerKind::Adam => "adam",
+            OptimizerKind::AdamW => "adamw",
+        }
+    }
+
+    /// The base learning rate used when none is given:
+    /// [`defaults::SGD_LR`](crate::defaults::SGD_LR) for SGD,
+    /// [`defaults::ADAM_LR`](crate::defaults::ADAM_LR) for Adam and AdamW.
+    pub fn default_lr(self) -> f32 {
+        match self {
+            OptimizerKind::Sgd => crate::defaults::SGD_LR,
+            OptimizerKind::Adam | OptimizerKind::AdamW => crate::defaults::ADAM_LR,
+        }
+    }
+}
+
+impl std::fmt::Display for OptimizerKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
 /// Which update rule, and its hyper-parameters.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum OptimizerConfig {
@@ -94,13 +144,37 @@ impl OptimizerConfig {
         }
     }
 
-    /// The rule's short name: `"sgd"`, `"adam"` or `"adamw"`.
-    pub fn kind(&self) -> &'static str {
+    /// The update rule ([`OptimizerKind`], shown as `sgd`, `adam` or
+    /// `adamw`).
+    pub fn kind(&self) -> OptimizerKind {
         match self {
-            OptimizerConfig::Sgd { .. } => "sgd",
-            OptimizerConfig::Adam { .. } => "adam",
-            OptimizerConfig::AdamW { .. } => "adamw",
+            OptimizerConfig::Sgd { .. } => OptimizerKind::Sgd,
+            OptimizerConfig::Adam { .. } => OptimizerKind::Adam,
+            OptimizerConfig::AdamW { .. } => OptimizerKind::AdamW,
         }
+    }
+
+    /// The same rule with weight decay `weight_decay` (L2 for SGD and Adam,
+    /// decoupled for AdamW).
+    ///
+    /// ```
+    /// use convnet_train::OptimizerConfig;
+    /// let adam = OptimizerConfig::adam(1e-3).with_weight_decay(5e-4);
+    /// assert!(matches!(adam, OptimizerConfig::Adam { weight_decay, .. } if weight_decay == 5e-4));
+    /// ```
+    pub fn with_weight_decay(mut self, weight_decay: f32) -> Self {
+        match &mut self {
+            OptimizerConfig::Sgd {
+                weight_decay: w, ..
+            }
+            | OptimizerConfig::Adam {
+                weight_decay: w, ..
+            }
+            | OptimizerConfig::AdamW {
+                weight_decay: w, ..
+            } => *w = weight_decay,
+        }
+        self
     }
 
     /// The base learning rate.
@@ -118,6 +192,28 @@ impl OptimizerConfig {
         match *self {
             OptimizerConfig::Sgd { momentum, .. } => usize::from(momentum != 0.0),
             OptimizerConfig::Adam { .. } | OptimizerConfig::AdamW { .. } => 2,
+        }
+    }
+
+    /// Adam's and AdamW's `(beta1, beta2, eps, weight_decay)`; `None` for
+    /// SGD.
+    fn adam_params(&self) -> Option<(f32, f32, f32, f32)> {
+        match *self {
+            OptimizerConfig::Sgd { .. } => None,
+            OptimizerConfig::Adam {
+                beta1,
+                beta2,
+                eps,
+                weight_decay,
+                ..
+            }
+            | OptimizerConfig::AdamW {
+                beta1,
+                beta2,
+                eps,
+                weight_decay,
+                ..
+            } => Some((beta1, beta2, eps, weight_decay)),
         }
     }
 
@@ -145,20 +241,8 @@ impl OptimizerConfig {
                     return bad(format!("weight decay must be >= 0, got {weight_decay}"));
                 }
             }
-            OptimizerConfig::Adam {
-                beta1,
-                beta2,
-                eps,
-                weight_decay,
-                ..
-            }
-            | OptimizerConfig::AdamW {
-                beta1,
-                beta2,
-                eps,
-                weight_decay,
-                ..
-            } => {
+            OptimizerConfig::Adam { .. } | OptimizerConfig::AdamW { .. } => {
+                let (beta1, beta2, eps, weight_decay) = self.adam_params().unwrap_or_default();
                 for (name, b) in [("beta1", beta1), ("beta2", beta2)] {
                     if !(0.0..1.0).contains(&b) {
                         return bad(format!("{name} must be in [0, 1), got {b}"));
@@ -437,20 +521,8 @@ fn update(
                 }
             }
         }
-        OptimizerConfig::Adam {
-            beta1,
-            beta2,
-            eps,
-            weight_decay,
-            ..
-        }
-        | OptimizerConfig::AdamW {
-            beta1,
-            beta2,
-            eps,
-            weight_decay,
-            ..
-        } => {
+        OptimizerConfig::Adam { .. } | OptimizerConfig::AdamW { .. } => {
+            let (beta1, beta2, eps, weight_decay) = config.adam_params().unwrap_or_default();
             let decoupled = matches!(config, OptimizerConfig::AdamW { .. });
             let bias1 = 1.0 - (beta1 as f64).powi(t as i32);
             let bias2 = 1.0 - (beta2 as f64).powi(t as i32);

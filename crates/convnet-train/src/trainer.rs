@@ -6,12 +6,12 @@ use std::time::Instant;
 
 use convnet_layers::memory::{refuse_if_too_big, Usage};
 use convnet_layers::Layer;
-use convnet_tensor::Tensor;
 use serde::{Deserialize, Serialize};
 
 use crate::callback::{BatchReport, Callback};
 use crate::checkpoint::{Checkpoint, ModelInfo, TrainState};
 use crate::clip::clip_grad_norm;
+use crate::defaults;
 use crate::error::{Result, TrainError};
 use crate::history::{EpochRecord, History};
 use crate::loss::cross_entropy;
@@ -19,14 +19,7 @@ use crate::metrics::{topk_correct, ConfusionMatrix};
 use crate::optim::{Optimizer, OptimizerConfig};
 use crate::schedule::{LrSchedule, ScheduleKind};
 
-/// A batch of images and their class labels.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Batch {
-    /// Inputs, `[N, ...]` (NCHW images).
-    pub images: Tensor,
-    /// `N` class indices.
-    pub labels: Vec<usize>,
-}
+pub use convnet_datasets::Batch;
 
 /// Anything that yields the batches of an epoch.
 ///
@@ -50,8 +43,10 @@ pub struct TrainConfig {
     pub optimizer: OptimizerConfig,
     /// Learning-rate schedule after warm-up.
     pub schedule: ScheduleKind,
-    /// Linear warm-up steps.
-    pub warmup_steps: usize,
+    /// Linear warm-up steps; `None`: [`defaults::warmup_steps`] of the
+    /// run's length (5% of its steps, at most 200). Old checkpoints, which
+    /// stored a number, read back as `Some`.
+    pub warmup_steps: Option<usize>,
     /// Clip gradients to this global norm.
     pub clip_grad_norm: Option<f32>,
     /// Cross-entropy label smoothing.
@@ -59,26 +54,43 @@ pub struct TrainConfig {
 }
 
 impl Default for TrainConfig {
-    /// 10 epochs of SGD (lr 0.05, momentum 0.9, Nesterov, weight decay 5e-4)
-    /// with cosine annealing and 200 warm-up steps.
+    /// The [`defaults`]: 10 epochs of SGD (lr 0.05, momentum 0.9, Nesterov,
+    /// weight decay 5e-4) with cosine annealing after a linear warm-up that
+    /// scales with the run ([`defaults::warmup_steps`]: 5% of the steps, at
+    /// most 200).
+    ///
+    /// ```
+    /// use convnet_train::TrainConfig;
+    /// let config = TrainConfig::default();
+    /// assert_eq!(config.warmup_steps, None);
+    /// assert_eq!(config.warmup_for(10 * 938), 200); // 10 epochs of MNIST, batches of 64
+    /// assert_eq!(config.warmup_for(3 * 10), 1); // 3 epochs of 10 batches
+    /// ```
     fn default() -> Self {
         TrainConfig {
-            epochs: 10,
+            epochs: defaults::EPOCHS,
             optimizer: OptimizerConfig::Sgd {
-                lr: 0.05,
-                momentum: 0.9,
-                nesterov: true,
-                weight_decay: 5e-4,
+                lr: defaults::SGD_LR,
+                momentum: defaults::MOMENTUM,
+                nesterov: defaults::NESTEROV,
+                weight_decay: defaults::WEIGHT_DECAY,
             },
-            schedule: ScheduleKind::Cosine { min_lr: 0.0 },
-            warmup_steps: 200,
+            schedule: defaults::SCHEDULE,
+            warmup_steps: None,
             clip_grad_norm: None,
-            label_smoothing: 0.0,
+            label_smoothing: defaults::LABEL_SMOOTHING,
         }
     }
 }
 
 impl TrainConfig {
+    /// The warm-up steps of a run of `total_steps` optimizer steps: the
+    /// given [`TrainConfig::warmup_steps`], else [`defaults::warmup_steps`].
+    pub fn warmup_for(&self, total_steps: usize) -> usize {
+        self.warmup_steps
+            .unwrap_or_else(|| defaults::warmup_steps(total_steps))
+    }
+
     /// Checks every value.
     pub fn validate(&self) -> Result<()> {
         if self.epochs == 0 {
@@ -99,7 +111,7 @@ impl TrainConfig {
             )));
         }
         // The schedule's own checks, with placeholder sizes.
-        LrSchedule::new(self.optimizer.lr(), self.schedule, self.warmup_steps, 1, 1)?;
+        LrSchedule::new(self.optimizer.lr(), self.schedule, self.warmup_for(1), 1, 1)?;
         Ok(())
     }
 }
@@ -212,48 +224,56 @@ pub struct CheckpointTarget {
 ///         Box::new((0..4).map(move |_| {
 ///             let images = Tensor::randn(&[16, 2], 0.0, 1.0, &mut rng);
 ///             let labels = images.as_slice().chunks(2).map(|r| usize::from(r[0] > 0.0)).collect();
-///             Ok(Batch { images, labels })
+///             Ok(Batch::new(images, labels))
 ///         }))
 ///     }
 /// }
 ///
-/// let mut model = Linear::new(LinearConfig::new(2, 2), &mut Rng::seed_from(0))?;
+/// let model = Linear::new(LinearConfig::new(2, 2), &mut Rng::seed_from(0))?;
 /// let config = TrainConfig {
 ///     epochs: 20,
 ///     optimizer: OptimizerConfig::sgd(0.5, 0.9),
 ///     schedule: ScheduleKind::Constant,
-///     warmup_steps: 0,
-///     clip_grad_norm: None,
-///     label_smoothing: 0.0,
+///     ..TrainConfig::default()
 /// };
-/// let mut trainer = Trainer::new(&mut model, config, 2)?;
+/// // The trainer owns the model while it trains...
+/// let mut trainer = Trainer::new(model, config, 2)?;
 /// let history = trainer.fit(&Signs, Some(&Signs))?;
 /// assert_eq!(history.records.len(), 20);
 /// assert!(history.last().unwrap().test_accuracy.unwrap() > 0.9);
+/// // ...and gives it back.
+/// let model: Linear = trainer.into_model();
+/// assert_eq!(model.num_params(), 6);
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
-pub struct Trainer<'m> {
-    model: &'m mut dyn Layer,
+///
+/// The model is any [`Layer`] by value: a concrete type (then
+/// [`Trainer::into_model`] gives it back with its type) or a
+/// `Box<dyn Layer>` (a zoo model). To keep using a model you own
+/// elsewhere, hand it over and take it back with [`Trainer::into_model`].
+pub struct Trainer<M: Layer = Box<dyn Layer>> {
+    model: M,
     config: TrainConfig,
     optimizer: Optimizer,
     epochs_done: usize,
     global_step: u64,
     history: History,
-    callbacks: Vec<Box<dyn Callback + 'm>>,
+    callbacks: Vec<Box<dyn Callback>>,
     checkpoint: Option<CheckpointTarget>,
     num_classes: usize,
     /// Names of the frozen parameters, in visiting order.
     frozen: Vec<String>,
 }
 
-impl<'m> Trainer<'m> {
-    /// A trainer for `model`, whose output is `[N, num_classes]` logits.
-    pub fn new(model: &'m mut dyn Layer, config: TrainConfig, num_classes: usize) -> Result<Self> {
+impl<M: Layer> Trainer<M> {
+    /// A trainer that owns `model`, whose output is `[N, num_classes]`
+    /// logits.
+    pub fn new(model: M, config: TrainConfig, num_classes: usize) -> Result<Self> {
         config.validate()?;
         if num_classes == 0 {
             return Err(TrainError::Config("num_classes must be >= 1".into()));
         }
-        let optimizer = Optimizer::new(config.optimizer.clone(), &*model)?;
+        let optimizer = Optimizer::new(config.optimizer.clone(), &model)?;
         Ok(Trainer {
             model,
             config,
@@ -331,7 +351,7 @@ impl<'m> Trainer<'m> {
     }
 
     /// Adds a callback (called in the order added).
-    pub fn add_callback(&mut self, callback: Box<dyn Callback + 'm>) {
+    pub fn add_callback(&mut self, callback: Box<dyn Callback>) {
         self.callbacks.push(callback);
     }
 
@@ -365,8 +385,20 @@ impl<'m> Trainer<'m> {
     }
 
     /// The model.
-    pub fn model(&self) -> &dyn Layer {
-        &*self.model
+    pub fn model(&self) -> &M {
+        &self.model
+    }
+
+    /// The model, to change (weights loaded by hand, a layer replaced
+    /// before training). The optimizer's state was built for its parameter
+    /// names and shapes when the trainer was made: keep them.
+    pub fn model_mut(&mut self) -> &mut M {
+        &mut self.model
+    }
+
+    /// Ends training and gives the model back, with its trained weights.
+    pub fn into_model(self) -> M {
+        self.model
     }
 
     /// The state to save in a checkpoint.
@@ -417,7 +449,7 @@ impl<'m> Trainer<'m> {
                 self.config.optimizer.kind()
             )));
         }
-        checkpoint.apply_to(self.model)?;
+        checkpoint.apply_to(&mut self.model)?;
         self.apply_frozen(state.frozen.clone());
         self.optimizer.load_state(state.optimizer.clone())?;
         self.epochs_done = state.epochs_done;
@@ -462,10 +494,13 @@ impl<'m> Trainer<'m> {
                 "the training set yields no batch (is it smaller than one batch?)".into(),
             ));
         }
+        let warmup = self
+            .config
+            .warmup_for(steps_per_epoch.saturating_mul(self.config.epochs));
         let schedule = LrSchedule::new(
             self.config.optimizer.lr(),
             self.config.schedule,
-            self.config.warmup_steps,
+            warmup,
             steps_per_epoch,
             self.config.epochs,
         )?;
@@ -487,7 +522,7 @@ impl<'m> Trainer<'m> {
                     let usage = Usage::Training {
                         optimizer_slots: self.config.optimizer.buffers(),
                     };
-                    refuse_if_too_big_batch(&*self.model, batch.images.shape(), usage, "training")?;
+                    refuse_if_too_big_batch(&self.model, batch.images.shape(), usage, "training")?;
                 }
                 // The batch's images are ours: layers that can reuse their
                 // memory do (`forward_owned`).
@@ -519,10 +554,10 @@ impl<'m> Trainer<'m> {
                             index += 1;
                         });
                     }
-                    clip_grad_norm(self.model, max_norm)?;
+                    clip_grad_norm(&mut self.model, max_norm)?;
                 }
                 lr = schedule.lr_at(self.global_step as usize);
-                self.optimizer.step(self.model, lr)?;
+                self.optimizer.step(&mut self.model, lr)?;
                 self.global_step += 1;
                 if !self.callbacks.is_empty() {
                     let elapsed = start.elapsed().as_secs_f64();
@@ -552,7 +587,7 @@ impl<'m> Trainer<'m> {
                 cb.on_eval_start(epoch)?;
             }
             let eval = match test {
-                Some(t) => Some(evaluate(&*self.model, t, self.num_classes)?),
+                Some(t) => Some(evaluate(&self.model, t, self.num_classes)?),
                 None => None,
             };
             // A diverged model is not checkpointed: the file on disk stays
@@ -579,7 +614,7 @@ impl<'m> Trainer<'m> {
             self.epochs_done = epoch;
             if let Some(target) = &self.checkpoint {
                 let state = self.train_state(&target.run_settings)?;
-                let ck = Checkpoint::capture(self.model, &target.info, epoch, Some(state));
+                let ck = Checkpoint::capture(&mut self.model, &target.info, epoch, Some(state));
                 ck.save(&target.path)?;
             }
             for cb in &mut self.callbacks {
@@ -594,7 +629,7 @@ impl<'m> Trainer<'m> {
 mod tests {
     use super::*;
     use crate::test_util::TinyNet;
-    use convnet_tensor::Rng;
+    use convnet_tensor::{Rng, Tensor};
 
     /// Two Gaussian blobs per class in 6 dimensions; shuffled per epoch as a
     /// pure function of (seed, epoch).
@@ -652,10 +687,10 @@ mod tests {
                 for &i in idx {
                     data.extend_from_slice(&self.x[i * self.dim..(i + 1) * self.dim]);
                 }
-                Ok(Batch {
-                    images: Tensor::from_vec(&[idx.len(), self.dim], data)?,
-                    labels: idx.iter().map(|&i| self.y[i]).collect(),
-                })
+                Ok(Batch::new(
+                    Tensor::from_vec(&[idx.len(), self.dim], data)?,
+                    idx.iter().map(|&i| self.y[i]).collect(),
+                ))
             }))
         }
     }
@@ -671,10 +706,10 @@ mod tests {
             1
         }
         fn batches(&self, _epoch: usize) -> Box<dyn Iterator<Item = Result<Batch>> + '_> {
-            Box::new(std::iter::once(Ok(Batch {
-                images: Tensor::full(&[1, 1, 4, 4], 0.5),
-                labels: vec![0],
-            })))
+            Box::new(std::iter::once(Ok(Batch::new(
+                Tensor::full(&[1, 1, 4, 4], 0.5),
+                vec![0],
+            ))))
         }
     }
 
@@ -688,8 +723,8 @@ mod tests {
             &mut Rng::seed_from(0),
         )
         .unwrap();
-        let mut model = Sequential::default().with(conv);
-        let mut trainer = Trainer::new(&mut model, config(1), 3).unwrap();
+        let model = Sequential::default().with(conv);
+        let mut trainer = Trainer::new(model, config(1), 3).unwrap();
         let e = trainer.fit(&OneImage, None).unwrap_err().to_string();
         assert!(
             e.contains("training on batches of shape [1, 1, 4, 4] would need at least")
@@ -697,8 +732,9 @@ mod tests {
             "{e}"
         );
         assert_eq!(trainer.epochs_done(), 0);
-        drop(trainer);
-        let e = evaluate(&model, &OneImage, 3).unwrap_err().to_string();
+        let e = evaluate(trainer.model(), &OneImage, 3)
+            .unwrap_err()
+            .to_string();
         assert!(
             e.contains("evaluation on batches of shape [1, 1, 4, 4]"),
             "{e}"
@@ -715,7 +751,7 @@ mod tests {
                 weight_decay: 1e-4,
             },
             schedule: ScheduleKind::Cosine { min_lr: 0.0 },
-            warmup_steps: 5,
+            warmup_steps: Some(5),
             clip_grad_norm: Some(5.0),
             label_smoothing: 0.05,
         }
@@ -734,14 +770,31 @@ mod tests {
         }
     }
 
+    /// A checkpoint after every epoch to `path`.
+    fn target(path: &std::path::Path) -> CheckpointTarget {
+        CheckpointTarget {
+            path: path.to_path_buf(),
+            info: info(),
+            run_settings: "{}".into(),
+        }
+    }
+
+    /// `model` trained by `config` on `train` (no evaluation).
+    fn trained<M: Layer>(model: M, config: TrainConfig, train: &dyn BatchSource) -> M {
+        let mut t = Trainer::new(model, config, 3).unwrap();
+        t.fit(train, None).unwrap();
+        t.into_model()
+    }
+
     #[test]
     fn learns_separable_blobs_and_records_history() {
         let (train, test) = (Blobs::new(240, 1, true), Blobs::new(64, 2, false));
-        let mut model = TinyNet::new(6, 3, 7);
+        let model = TinyNet::new(6, 3, 7);
         let before = evaluate(&model, &test, 3).unwrap().accuracy;
-        let mut trainer = Trainer::new(&mut model, config(4), 3).unwrap();
+        let mut trainer = Trainer::new(model, config(4), 3).unwrap();
         let history = trainer.fit(&train, Some(&test)).unwrap().clone();
-        drop(trainer);
+        // The trained model, given back (no borrow outlives the trainer).
+        let model = trainer.into_model();
         assert_eq!(history.records.len(), 4);
         let last = history.last().unwrap();
         assert!(
@@ -760,21 +813,14 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (train, test) = (Blobs::new(96, 3, true), Blobs::new(24, 4, false));
         // Uninterrupted: 4 epochs.
-        let mut full = TinyNet::new(6, 3, 11);
-        Trainer::new(&mut full, config(4), 3)
-            .unwrap()
-            .fit(&train, Some(&test))
-            .unwrap();
+        let mut t = Trainer::new(TinyNet::new(6, 3, 11), config(4), 3).unwrap();
+        t.fit(&train, Some(&test)).unwrap();
+        let full = t.into_model();
         // Stopped after 2 epochs (a run configured for 4, killed), checkpointed.
         let path = dir.path().join("run.ckpt");
-        let mut first = TinyNet::new(6, 3, 11);
         {
-            let mut t = Trainer::new(&mut first, config(4), 3).unwrap();
-            t.checkpoint_to(CheckpointTarget {
-                path: path.clone(),
-                info: info(),
-                run_settings: "{}".into(),
-            });
+            let mut t = Trainer::new(TinyNet::new(6, 3, 11), config(4), 3).unwrap();
+            t.checkpoint_to(target(&path));
             // Stop after epoch 2 through a callback error, as a crash would.
             struct StopAfter(usize);
             impl Callback for StopAfter {
@@ -796,20 +842,15 @@ mod tests {
         // Resumed into a freshly initialised model with another seed.
         let ck = Checkpoint::load(&path).unwrap();
         assert_eq!(ck.header.epoch, 2);
-        let mut resumed = TinyNet::new(6, 3, 999);
-        let mut t = Trainer::new(&mut resumed, config(4), 3).unwrap();
+        let mut t = Trainer::new(TinyNet::new(6, 3, 999), config(4), 3).unwrap();
         t.resume(&ck).unwrap();
         assert_eq!(t.epochs_done(), 2);
         let h = t.fit(&train, Some(&test)).unwrap().clone();
-        drop(t);
         assert_eq!(h.records.len(), 4);
+        let resumed = t.into_model();
         assert_eq!(weights(&full), weights(&resumed), "bit-identical weights");
         // A different seed really gives other weights (the test can fail).
-        let mut other = TinyNet::new(6, 3, 12);
-        Trainer::new(&mut other, config(4), 3)
-            .unwrap()
-            .fit(&train, None)
-            .unwrap();
+        let other = trained(TinyNet::new(6, 3, 12), config(4), &train);
         assert_ne!(weights(&full), weights(&other));
     }
 
@@ -841,10 +882,10 @@ mod tests {
             Box::new(self.0.batches(epoch).map(|b| {
                 let b = b?;
                 let n = b.labels.len();
-                Ok(Batch {
-                    images: Tensor::from_vec(&[n, 1, 2, 3], b.images.as_slice().to_vec())?,
-                    labels: b.labels,
-                })
+                Ok(Batch::new(
+                    Tensor::from_vec(&[n, 1, 2, 3], b.images.as_slice().to_vec())?,
+                    b.labels,
+                ))
             }))
         }
     }
@@ -871,9 +912,9 @@ mod tests {
             Images(Blobs::new(96, 3, true)),
             Images(Blobs::new(24, 4, false)),
         );
-        let mut model = conv_bn_net(5);
+        let model = conv_bn_net(5);
         let before = tensors(&model);
-        let mut t = Trainer::new(&mut model, config(3), 3).unwrap();
+        let mut t = Trainer::new(model, config(3), 3).unwrap();
         assert_eq!(t.freeze(&|k| !is_head(k)).unwrap(), 4);
         assert_eq!(t.frozen(), ["0.weight", "0.bias", "1.weight", "1.bias"]);
         let state = t.train_state("").unwrap();
@@ -883,8 +924,7 @@ mod tests {
             .iter()
             .all(|s| s.buffers.is_empty() != is_head(&s.name)));
         t.fit(&train, Some(&test)).unwrap();
-        drop(t);
-        let after = tensors(&model);
+        let after = tensors(t.model());
         assert_eq!(before.len(), after.len());
         for ((k, a), (_, b)) in before.iter().zip(&after) {
             if is_head(k) {
@@ -894,17 +934,13 @@ mod tests {
             }
         }
         // Unfrozen, the same run changes the backbone too (the test can fail).
-        let mut free = conv_bn_net(5);
-        Trainer::new(&mut free, config(1), 3)
-            .unwrap()
-            .fit(&train, None)
-            .unwrap();
+        let free = trained(conv_bn_net(5), config(1), &train);
         let moved = tensors(&free);
         for ((k, a), (_, b)) in before.iter().zip(&moved) {
             assert_ne!(a, b, "{k} trains when nothing is frozen");
         }
         // Freezing everything leaves nothing to train.
-        let mut t = Trainer::new(&mut free, config(1), 3).unwrap();
+        let mut t = Trainer::new(free, config(1), 3).unwrap();
         let e = t.freeze(&|_| true).unwrap_err().to_string();
         assert!(e.contains("nothing would train"), "{e}");
     }
@@ -920,32 +956,25 @@ mod tests {
             clip_grad_norm: Some(0.5),
             ..config(4)
         };
-        let mut full = conv_bn_net(7);
-        let mut t = Trainer::new(&mut full, cfg.clone(), 3).unwrap();
+        let mut t = Trainer::new(conv_bn_net(7), cfg.clone(), 3).unwrap();
         t.freeze(&|k| !is_head(k)).unwrap();
         t.fit(&train, Some(&test)).unwrap();
-        drop(t);
+        let full = t.into_model();
         let path = dir.path().join("frozen.ckpt");
-        let mut first = conv_bn_net(7);
-        let mut t = Trainer::new(&mut first, cfg.clone(), 3).unwrap();
+        let mut t = Trainer::new(conv_bn_net(7), cfg.clone(), 3).unwrap();
         t.freeze(&|k| !is_head(k)).unwrap();
-        t.checkpoint_to(CheckpointTarget {
-            path: path.clone(),
-            info: info(),
-            run_settings: "{}".into(),
-        });
+        t.checkpoint_to(target(&path));
         t.fit_until(&train, Some(&test), 2).unwrap();
         drop(t);
         // Resumed into a model with other weights and nothing frozen: the
         // checkpoint brings the weights and the freezing.
         let ck = Checkpoint::load(&path).unwrap();
         assert_eq!(ck.payload.train.as_ref().unwrap().frozen.len(), 4);
-        let mut resumed = conv_bn_net(999);
-        let mut t = Trainer::new(&mut resumed, cfg, 3).unwrap();
+        let mut t = Trainer::new(conv_bn_net(999), cfg, 3).unwrap();
         t.resume(&ck).unwrap();
         assert_eq!(t.frozen().len(), 4);
         t.fit(&train, Some(&test)).unwrap();
-        drop(t);
+        let resumed = t.into_model();
         assert_eq!(tensors(&full), tensors(&resumed), "bit-identical");
         let start = tensors(&conv_bn_net(7));
         assert_eq!(
@@ -965,17 +994,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("run.ckpt");
         let train = Blobs::new(96, 3, true);
-        let mut model = TinyNet::new(6, 3, 1);
-        {
-            let mut t = Trainer::new(&mut model, config(3), 3).unwrap();
-            t.checkpoint_to(CheckpointTarget {
-                path: path.clone(),
-                info: info(),
-                run_settings: String::new(),
-            });
-            t.set_epochs(1).unwrap();
-            t.fit(&train, None).unwrap();
-        }
+        let mut t = Trainer::new(TinyNet::new(6, 3, 1), config(3), 3).unwrap();
+        t.checkpoint_to(target(&path));
+        t.set_epochs(1).unwrap();
+        t.fit(&train, None).unwrap();
+        let mut model = t.into_model();
         let good = std::fs::read(&path).unwrap();
         // Poison a weight: the next forward gives non-finite logits.
         model.visit_params_mut("", &mut |name, p| {
@@ -983,12 +1006,8 @@ mod tests {
                 p.value.as_slice_mut()[0] = f32::INFINITY;
             }
         });
-        let mut t = Trainer::new(&mut model, config(3), 3).unwrap();
-        t.checkpoint_to(CheckpointTarget {
-            path: path.clone(),
-            info: info(),
-            run_settings: String::new(),
-        });
+        let mut t = Trainer::new(model, config(3), 3).unwrap();
+        t.checkpoint_to(target(&path));
         let e = t.fit(&train, None).unwrap_err();
         assert!(
             matches!(
@@ -1015,17 +1034,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("run.ckpt");
         let (train, test) = (Blobs::new(96, 3, true), Blobs::new(24, 4, false));
-        let mut model = TinyNet::new(6, 3, 1);
-        let target = CheckpointTarget {
-            path: path.clone(),
-            info: info(),
-            run_settings: String::new(),
-        };
-        {
-            let mut t = Trainer::new(&mut model, config(3), 3).unwrap();
-            t.checkpoint_to(target.clone());
-            t.fit_until(&train, Some(&test), 1).unwrap();
-        }
+        let mut t = Trainer::new(TinyNet::new(6, 3, 1), config(3), 3).unwrap();
+        t.checkpoint_to(target(&path));
+        t.fit_until(&train, Some(&test), 1).unwrap();
+        let model = t.into_model();
         let good = std::fs::read(&path).unwrap();
         // The test images are NaN: training stays finite, evaluation does not.
         struct NanImages<'a>(&'a Blobs);
@@ -1037,12 +1049,11 @@ mod tests {
                 self.0.num_batches()
             }
             fn batches(&self, epoch: usize) -> Box<dyn Iterator<Item = Result<Batch>> + '_> {
-                Box::new(self.0.batches(epoch).map(|b| {
-                    b.map(|b| Batch {
-                        images: b.images.map(|_| f32::NAN),
-                        labels: b.labels,
-                    })
-                }))
+                Box::new(
+                    self.0
+                        .batches(epoch)
+                        .map(|b| b.map(|b| Batch::new(b.images.map(|_| f32::NAN), b.labels))),
+                )
             }
         }
         let report = evaluate(&model, &NanImages(&test), 3).unwrap();
@@ -1050,9 +1061,9 @@ mod tests {
         assert_eq!(report.top5, 0.0);
         assert!(!report.loss.is_finite());
         let ck = Checkpoint::load(&path).unwrap();
-        let mut t = Trainer::new(&mut model, config(3), 3).unwrap();
+        let mut t = Trainer::new(model, config(3), 3).unwrap();
         t.resume(&ck).unwrap();
-        t.checkpoint_to(target);
+        t.checkpoint_to(target(&path));
         let e = t.fit(&train, Some(&NanImages(&test))).unwrap_err();
         assert!(
             matches!(e, TrainError::NonFiniteTestLoss { epoch: 2, .. }),
@@ -1071,20 +1082,14 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("run.ckpt");
         let train = Blobs::new(48, 3, true);
-        let mut model = TinyNet::new(6, 3, 1);
-        {
-            let mut t = Trainer::new(&mut model, config(3), 3).unwrap();
-            t.checkpoint_to(CheckpointTarget {
-                path: path.clone(),
-                info: info(),
-                run_settings: String::new(),
-            });
-            let e = t.fit_until(&train, None, 0).unwrap_err().to_string();
-            assert!(e.contains("epoch 0"), "{e}");
-            t.fit_until(&train, None, 2).unwrap();
-        }
+        let mut t = Trainer::new(TinyNet::new(6, 3, 1), config(3), 3).unwrap();
+        t.checkpoint_to(target(&path));
+        let e = t.fit_until(&train, None, 0).unwrap_err().to_string();
+        assert!(e.contains("epoch 0"), "{e}");
+        t.fit_until(&train, None, 2).unwrap();
+        let model = t.into_model();
         let ck = Checkpoint::load(&path).unwrap();
-        let mut t = Trainer::new(&mut model, config(1), 3).unwrap();
+        let mut t = Trainer::new(model, config(1), 3).unwrap();
         let e = t.resume(&ck).unwrap_err().to_string();
         assert!(
             e.contains("1 epochs") && e.contains("already done 2"),
@@ -1092,17 +1097,63 @@ mod tests {
         );
     }
 
+    /// The learning rate of every step of a run of `config` on `train`.
+    fn step_lrs(config: TrainConfig, train: &dyn BatchSource) -> Vec<f32> {
+        #[derive(Clone, Default)]
+        struct Lrs(std::sync::Arc<std::sync::Mutex<Vec<f32>>>);
+        impl Callback for Lrs {
+            fn on_batch_end(&mut self, r: &BatchReport) -> Result<()> {
+                self.0.lock().unwrap().push(r.lr);
+                Ok(())
+            }
+        }
+        let lrs = Lrs::default();
+        let mut t = Trainer::new(TinyNet::new(6, 3, 1), config, 3).unwrap();
+        t.add_callback(Box::new(lrs.clone()));
+        t.fit(train, None).unwrap();
+        let v = lrs.0.lock().unwrap().clone();
+        v
+    }
+
+    #[test]
+    fn the_default_warm_up_scales_with_the_run() {
+        // 4 epochs of 12 batches: 48 steps, an automatic warm-up of 2.
+        let train = Blobs::new(96, 3, true);
+        let auto = TrainConfig {
+            schedule: ScheduleKind::Constant,
+            warmup_steps: None,
+            ..config(4)
+        };
+        assert_eq!(auto.warmup_for(48), 2);
+        let lrs = step_lrs(auto.clone(), &train);
+        assert_eq!(lrs.len(), 48);
+        assert_eq!(lrs[0], 0.05, "{lrs:?}");
+        assert!(lrs[1..].iter().all(|&lr| lr == 0.1), "{lrs:?}");
+        // The fixed 200 steps of before would spend the whole run warming up.
+        let fixed = step_lrs(
+            TrainConfig {
+                warmup_steps: Some(200),
+                ..auto
+            },
+            &train,
+        );
+        assert!(fixed.iter().all(|&lr| lr < 0.025), "{fixed:?}");
+        // A long run warms up for 200 steps at most.
+        assert_eq!(TrainConfig::default().warmup_for(100_000), 200);
+        assert_eq!(TrainConfig::default().warmup_for(1_000), 50);
+    }
+
     #[test]
     fn bad_configuration_and_weights_only_resume_are_errors() {
-        let mut model = TinyNet::new(6, 3, 1);
+        let model = || TinyNet::new(6, 3, 1);
         let mut cfg = config(0);
-        assert!(Trainer::new(&mut model, cfg.clone(), 3).is_err());
+        assert!(Trainer::new(model(), cfg.clone(), 3).is_err());
         cfg.epochs = 1;
         cfg.label_smoothing = 1.5;
-        assert!(Trainer::new(&mut model, cfg.clone(), 3).is_err());
+        assert!(Trainer::new(model(), cfg.clone(), 3).is_err());
         cfg.label_smoothing = 0.0;
-        let ck = Checkpoint::capture(&mut model, &info(), 1, None);
-        let mut t = Trainer::new(&mut model, cfg, 3).unwrap();
+        let ck = Checkpoint::capture(&mut model(), &info(), 1, None);
+        let mut t = Trainer::new(model(), cfg, 3).unwrap();
         let e = t.resume(&ck).unwrap_err().to_string();
         assert!(e.contains("weights only"), "{e}");
     }

@@ -5,9 +5,14 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use convnet::app::train::{BATCH_SIZE, EVAL_BATCH_SIZE, SEED, VAL_FRACTION};
 use convnet::app::{self, train::TrainOptions, ProgressMode};
 use convnet::datasets::{DatasetKind, DatasetSpec};
-use convnet::train::{Checkpoint, ScheduleKind};
+use convnet::train::defaults::{
+    ADAM_LR, EPOCHS, LABEL_SMOOTHING, MAX_WARMUP_STEPS, MOMENTUM, SCHEDULE, SGD_LR, WARMUP_SHARE,
+    WEIGHT_DECAY,
+};
+use convnet::train::{Checkpoint, OptimizerKind, ScheduleKind};
 use convnet::zoo::ModelConfig;
 use convnet::{out, outln};
 
@@ -210,15 +215,6 @@ fn parse_schedule(s: &str) -> Result<ScheduleKind, String> {
         .map_err(|e: convnet::train::TrainError| e.to_string())
 }
 
-fn parse_optimizer(s: &str) -> Result<String, String> {
-    match s {
-        "sgd" | "adam" | "adamw" => Ok(s.to_string()),
-        _ => Err(format!(
-            "unknown optimizer `{s}`: valid optimizers are sgd, adam, adamw"
-        )),
-    }
-}
-
 #[derive(Args, Debug)]
 struct TrainArgs {
     /// Model from the zoo (see `convnet zoo`) [default: lenet5].
@@ -236,9 +232,10 @@ struct TrainArgs {
     /// [default: 32 for CIFAR, the model's usual size for folders].
     #[arg(long)]
     image_size: Option<usize>,
-    /// Fraction of each class of an image folder without train/ and val/
-    /// held out for validation (seeded by --seed) [default: 0.1].
-    #[arg(long)]
+    #[arg(long, help = format!(
+        "Fraction of each class of an image folder without train/ and val/ held out for \
+         validation (seeded by --seed) [default: {VAL_FRACTION}]"
+    ))]
     val_fraction: Option<f64>,
     /// Leave out unreadable images of a folder (each is reported) instead of
     /// refusing the folder.
@@ -250,38 +247,43 @@ struct TrainArgs {
     /// Never download; fail with instructions if the dataset is missing.
     #[arg(long)]
     offline: bool,
-    /// Epochs [default: 10].
-    #[arg(long)]
+    // The defaults are shown, not applied, here: a flag left out keeps the
+    // value of the run being resumed, or `TrainOptions::new`'s.
+    #[arg(long, help = format!("Epochs [default: {EPOCHS}]"))]
     epochs: Option<usize>,
-    /// Training batch size [default: 64].
-    #[arg(long)]
+    #[arg(long, help = format!("Training batch size [default: {BATCH_SIZE}]"))]
     batch_size: Option<usize>,
-    /// Optimizer: sgd, adam or adamw [default: sgd].
-    #[arg(long, value_parser = parse_optimizer)]
-    optimizer: Option<String>,
-    /// Base learning rate [default: 0.05 for sgd, 0.001 for adam/adamw].
-    #[arg(long)]
+    #[arg(long, value_enum, help = format!(
+        "Optimizer [default: {}]", OptimizerKind::default()
+    ))]
+    optimizer: Option<OptimizerKind>,
+    #[arg(long, help = format!(
+        "Base learning rate [default: {SGD_LR} for sgd, {ADAM_LR} for adam/adamw]"
+    ))]
     lr: Option<f32>,
-    /// SGD momentum [default: 0.9].
-    #[arg(long)]
+    #[arg(long, help = format!("SGD momentum [default: {MOMENTUM}]"))]
     momentum: Option<f32>,
     /// Plain instead of Nesterov momentum.
     #[arg(long)]
     no_nesterov: bool,
-    /// Weight decay [default: 5e-4].
-    #[arg(long)]
+    #[arg(long, help = format!("Weight decay [default: {WEIGHT_DECAY}]"))]
     weight_decay: Option<f32>,
-    /// Learning-rate schedule: constant, cosine, cosine:MIN_LR or step:EVERY_EPOCHS:GAMMA [default: cosine].
-    #[arg(long, value_parser = parse_schedule)]
+    #[arg(long, value_parser = parse_schedule, help = format!(
+        "Learning-rate schedule: constant, cosine, cosine:MIN_LR or step:EVERY_EPOCHS:GAMMA \
+         [default: {SCHEDULE}]"
+    ))]
     schedule: Option<ScheduleKind>,
-    /// Linear warm-up steps [default: 200].
-    #[arg(long)]
+    #[arg(long, help = format!(
+        "Linear warm-up steps [default: {:.0}% of the run's steps, at most {MAX_WARMUP_STEPS}]",
+        100.0 * WARMUP_SHARE
+    ))]
     warmup_steps: Option<usize>,
     /// Clip gradients to this global L2 norm [default: off].
     #[arg(long)]
     clip_grad_norm: Option<f32>,
-    /// Label smoothing of the cross-entropy [default: 0].
-    #[arg(long)]
+    #[arg(long, help = format!(
+        "Label smoothing of the cross-entropy [default: {LABEL_SMOOTHING}]"
+    ))]
     label_smoothing: Option<f32>,
     /// Random shifts of training images by up to N pixels (zero padding)
     /// [default: 1 on mnist, 4 on cifar, 0 otherwise].
@@ -308,8 +310,9 @@ struct TrainArgs {
     /// Per-channel standard deviations for normalisation (with --mean).
     #[arg(long, value_name = "S[,S,S]", value_parser = parse_float_list, requires = "mean")]
     std: Option<Floats>,
-    /// Seed of weights, shuffling, dropout and augmentation [default: 42].
-    #[arg(long)]
+    #[arg(long, help = format!(
+        "Seed of weights, shuffling, dropout and augmentation [default: {SEED}]"
+    ))]
     seed: Option<u64>,
     /// Output folder [default: <runs-dir>/<model>-<dataset>-<time>]. Locked
     /// while a run uses it; a folder holding another run's checkpoint is
@@ -376,7 +379,7 @@ struct EvalArgs {
     #[arg(long)]
     offline: bool,
     /// Batch size.
-    #[arg(long, default_value_t = 1000)]
+    #[arg(long, default_value_t = EVAL_BATCH_SIZE)]
     batch_size: usize,
     /// Evaluate on the first N test images only.
     #[arg(long)]
@@ -481,7 +484,7 @@ fn resume_conflicts(a: &TrainArgs, saved: &TrainOptions, run_dir: &Path) -> Vec<
         show(a.batch_size),
         saved.batch_size.to_string(),
     );
-    check("optimizer", a.optimizer.clone(), saved.optimizer.clone());
+    check("optimizer", show(a.optimizer), saved.optimizer.to_string());
     check("lr", show(a.lr), saved_lr);
     check("momentum", show(a.momentum), saved.momentum.to_string());
     check(
@@ -493,7 +496,7 @@ fn resume_conflicts(a: &TrainArgs, saved: &TrainOptions, run_dir: &Path) -> Vec<
     check(
         "warmup-steps",
         show(a.warmup_steps),
-        saved.warmup_steps.to_string(),
+        or(show(saved.warmup_steps), "the automatic warm-up"),
     );
     check(
         "clip-grad-norm",
@@ -611,13 +614,13 @@ fn train_options(a: &TrainArgs) -> anyhow::Result<TrainOptions> {
                 momentum,
                 weight_decay,
                 schedule,
-                warmup_steps,
                 label_smoothing,
                 translate,
                 hflip,
                 seed
             );
             o.lr = a.lr;
+            o.warmup_steps = a.warmup_steps;
             o.clip_grad_norm = a.clip_grad_norm;
             o.nesterov = !a.no_nesterov;
             o.out_dir = a.out_dir.clone();

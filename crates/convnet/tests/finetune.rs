@@ -36,7 +36,7 @@ impl BatchSource for RandomImages {
             &mut Rng::seed_from(epoch as u64),
         );
         let labels = (0..self.n).map(|i| i % self.classes).collect();
-        Box::new(std::iter::once(Ok(Batch { images, labels })))
+        Box::new(std::iter::once(Ok(Batch::new(images, labels))))
     }
 }
 
@@ -86,7 +86,7 @@ fn finetune_frozen(model: &str, input: [usize; 3], pretrained_classes: usize, cl
             weight_decay: 5e-4,
         },
         schedule: ScheduleKind::Constant,
-        warmup_steps: 0,
+        warmup_steps: Some(0),
         clip_grad_norm: Some(1.0),
         label_smoothing: 0.0,
     };
@@ -95,10 +95,10 @@ fn finetune_frozen(model: &str, input: [usize; 3], pretrained_classes: usize, cl
         n: 4,
         classes,
     };
-    let mut trainer = Trainer::new(net.as_mut(), train_config, classes).unwrap();
+    let mut trainer = Trainer::new(net, train_config, classes).unwrap();
     trainer.freeze(&|k| !head.iter().any(|h| h == k)).unwrap();
     trainer.fit(&data, None).unwrap();
-    drop(trainer);
+    let net = trainer.into_model();
 
     let after = StateDict::from_model(net.as_ref());
     for e in after.iter() {

@@ -140,7 +140,7 @@ pub fn train_epoch(
     let Some(dir) = find_mnist(data_dir) else {
         bail!("{row_name}: MNIST not found in {MNIST_PLACES} (get it with `cargo xtask download mnist`)");
     };
-    let (mut net, config) = build_default(model)?;
+    let (net, config) = build_default(model)?;
     if (config.in_channels, config.image_size) != (1, 28) {
         bail!(
             "{row_name}: {model} takes {} images, MNIST is 1x28x28",
@@ -163,12 +163,12 @@ pub fn train_epoch(
         epochs: warmup + runs,
         optimizer: OptimizerConfig::sgd(LR, MOMENTUM),
         schedule: ScheduleKind::Constant,
-        warmup_steps: 0,
+        warmup_steps: Some(0),
         clip_grad_norm: None,
         label_smoothing: 0.0,
     };
     let forward = forward_flops(&*net, model, &config.input_shape(1));
-    let mut trainer = Trainer::new(&mut *net, train_config, config.num_classes)?;
+    let mut trainer = Trainer::new(net, train_config, config.num_classes)?;
     let history = trainer.fit(&loader, Some(&test_loader))?;
     let timed = &history.records[warmup..];
     let mut seconds: Vec<f64> = timed.iter().map(|r| r.train_seconds).collect();

@@ -52,7 +52,7 @@ fn eval_order_is_the_file_order_and_labels_follow_indices() {
     assert_eq!(all_indices(&loader, 5), (0..25).collect::<Vec<_>>());
     for b in loader.epoch(0) {
         for (l, i) in b.labels.iter().zip(&b.indices) {
-            assert_eq!(*l as usize, i % 10);
+            assert_eq!(*l, i % 10);
         }
     }
 }

@@ -31,8 +31,7 @@ fn assert_same_batches(idx: &DataLoader, vision: &VisionLoader, epochs: usize) {
         for (x, y) in a.iter().zip(&b) {
             assert_eq!(x.images.shape(), y.images.shape());
             assert_eq!(bits(&x.images), bits(&y.images), "epoch {epoch}");
-            let labels: Vec<usize> = x.labels.iter().map(|&l| l as usize).collect();
-            assert_eq!(labels, y.labels);
+            assert_eq!(x.labels, y.labels);
         }
     }
 }
@@ -160,12 +159,12 @@ fn epochs_are_pure_functions_of_seed_and_epoch_whatever_the_prefetch() {
         VisionLoader::new(Arc::clone(&source), augmenting(), config).unwrap()
     };
     let (ahead, inline) = (make(2), make(0));
-    let e3: Vec<VisionBatch> = ahead.epoch(3).map(|b| b.unwrap()).collect();
+    let e3: Vec<Batch> = ahead.epoch(3).map(|b| b.unwrap()).collect();
     assert_eq!(e3.len(), 3);
     assert_eq!(e3[0].images.shape(), &[4, 1, 4, 4]);
     assert_eq!(e3[2].images.shape(), &[3, 1, 4, 4]);
     // A resumed run (a new loader, straight to epoch 3) sees the same batches.
-    let resumed: Vec<VisionBatch> = inline.epoch(3).map(|b| b.unwrap()).collect();
+    let resumed: Vec<Batch> = inline.epoch(3).map(|b| b.unwrap()).collect();
     assert_eq!(e3, resumed);
     assert_eq!(ahead.batch(3, 1).unwrap(), e3[1]);
     assert_ne!(ahead.epoch(4).next().unwrap().unwrap(), e3[0]);

@@ -6,8 +6,9 @@ use convnet_datasets::{Augment, DatasetSpec};
 use convnet_tensor::Rng;
 use convnet_train::progress::thousands;
 use convnet_train::{
-    evaluate, plot, Callback, Checkpoint, CheckpointTarget, EvalReport, History, HistoryWriter,
-    ModelInfo, OptimizerConfig, Preprocessing, ProgressPrinter, ScheduleKind, TrainConfig, Trainer,
+    defaults, evaluate, plot, Callback, Checkpoint, CheckpointTarget, EvalReport, History,
+    HistoryWriter, ModelInfo, OptimizerConfig, OptimizerKind, Preprocessing, ProgressPrinter,
+    ScheduleKind, TrainConfig, TrainError, Trainer,
 };
 use convnet_zoo::ModelConfig;
 use serde::{Deserialize, Serialize};
@@ -17,6 +18,21 @@ use super::{AppError, ProgressMode, Result};
 
 /// The file names inside a run folder.
 pub const CHECKPOINT_FILE: &str = "checkpoint.ckpt";
+
+/// `convnet train`'s training batch size unless `--batch-size` says
+/// otherwise (the trainer's own defaults are in [`convnet_train::defaults`]).
+pub const BATCH_SIZE: usize = 64;
+
+/// `convnet train`'s evaluation batch size.
+pub const EVAL_BATCH_SIZE: usize = 1000;
+
+/// `convnet train`'s seed of the weights, shuffling, dropout and
+/// augmentation.
+pub const SEED: u64 = 42;
+
+/// Fraction of an image folder held out for validation when it has no
+/// `train/` and `val/` folders.
+pub const VAL_FRACTION: f64 = 0.1;
 
 /// What [`load_initial_weights`] did.
 #[derive(Debug, Clone)]
@@ -136,8 +152,9 @@ pub struct TrainOptions {
     /// Training batch size.
     pub batch_size: usize,
     /// `sgd`, `adam` or `adamw`.
-    pub optimizer: String,
-    /// Base learning rate (`None`: 0.05 for SGD, 0.001 for Adam/AdamW).
+    pub optimizer: OptimizerKind,
+    /// Base learning rate (`None`: [`OptimizerKind::default_lr`], 0.05 for
+    /// SGD, 0.001 for Adam/AdamW).
     pub lr: Option<f32>,
     /// SGD momentum.
     pub momentum: f32,
@@ -147,8 +164,9 @@ pub struct TrainOptions {
     pub weight_decay: f32,
     /// Learning-rate schedule after warm-up.
     pub schedule: ScheduleKind,
-    /// Linear warm-up steps.
-    pub warmup_steps: usize,
+    /// Linear warm-up steps (`None`: [`defaults::warmup_steps`], 5% of the
+    /// run's steps, at most 200).
+    pub warmup_steps: Option<usize>,
     /// Gradient clipping by global norm.
     pub clip_grad_norm: Option<f32>,
     /// Label smoothing of the cross-entropy.
@@ -225,9 +243,10 @@ pub struct TrainOptions {
 }
 
 impl TrainOptions {
-    /// The defaults of `convnet train` for a model and a dataset: 10 epochs
-    /// of SGD with Nesterov momentum 0.9, lr 0.05 with 200 warm-up steps and
-    /// cosine annealing, weight decay 5e-4, batches of 64; light
+    /// The defaults of `convnet train` for a model and a dataset: the
+    /// trainer's [`defaults`] (10 epochs of SGD with Nesterov momentum 0.9,
+    /// lr 0.05 with a warm-up of 5% of the steps, at most 200, and cosine
+    /// annealing, weight decay 5e-4), batches of [`BATCH_SIZE`]; light
     /// augmentation: random 1-pixel shifts on MNIST (99.43% against about
     /// 99.3% without), random horizontal flips on Fashion-MNIST (91.2%; shifts
     /// cost it 0.4 points in 10 epochs); seed 42.
@@ -246,27 +265,27 @@ impl TrainOptions {
             dataset,
             data_dir: None,
             offline: false,
-            epochs: 10,
-            batch_size: 64,
-            optimizer: "sgd".into(),
+            epochs: defaults::EPOCHS,
+            batch_size: BATCH_SIZE,
+            optimizer: OptimizerKind::default(),
             lr: None,
-            momentum: 0.9,
-            nesterov: true,
-            weight_decay: 5e-4,
-            schedule: ScheduleKind::Cosine { min_lr: 0.0 },
-            warmup_steps: 200,
+            momentum: defaults::MOMENTUM,
+            nesterov: defaults::NESTEROV,
+            weight_decay: defaults::WEIGHT_DECAY,
+            schedule: defaults::SCHEDULE,
+            warmup_steps: None,
             clip_grad_norm: None,
-            label_smoothing: 0.0,
+            label_smoothing: defaults::LABEL_SMOOTHING,
             translate,
             hflip,
             image_size: None,
-            val_fraction: 0.1,
+            val_fraction: VAL_FRACTION,
             skip_bad_images: false,
             random_resized_crop: false,
             color_jitter: None,
             mean: None,
             std: None,
-            seed: 42,
+            seed: SEED,
             out_dir: None,
             runs_dir: PathBuf::from("runs"),
             weights: None,
@@ -274,7 +293,7 @@ impl TrainOptions {
             freeze_backbone: false,
             limit_train: None,
             limit_test: None,
-            eval_batch_size: 1000,
+            eval_batch_size: EVAL_BATCH_SIZE,
             progress: ProgressMode::Auto,
             stop_after: None,
             overwrite: false,
@@ -283,26 +302,16 @@ impl TrainOptions {
 
     /// The optimizer configuration these options describe.
     pub fn optimizer_config(&self) -> Result<OptimizerConfig> {
-        let config = match self.optimizer.as_str() {
-            "sgd" => OptimizerConfig::Sgd {
-                lr: self.lr.unwrap_or(0.05),
+        let lr = self.lr.unwrap_or(self.optimizer.default_lr());
+        let config = match self.optimizer {
+            OptimizerKind::Sgd => OptimizerConfig::Sgd {
+                lr,
                 momentum: self.momentum,
                 nesterov: self.nesterov && self.momentum > 0.0,
                 weight_decay: self.weight_decay,
             },
-            "adam" => OptimizerConfig::Adam {
-                lr: self.lr.unwrap_or(1e-3),
-                beta1: 0.9,
-                beta2: 0.999,
-                eps: 1e-8,
-                weight_decay: self.weight_decay,
-            },
-            "adamw" => OptimizerConfig::adamw(self.lr.unwrap_or(1e-3), self.weight_decay),
-            other => {
-                return Err(AppError::Usage(format!(
-                    "unknown optimizer `{other}`: valid optimizers are sgd, adam, adamw"
-                )))
-            }
+            OptimizerKind::Adam => OptimizerConfig::adam(lr).with_weight_decay(self.weight_decay),
+            OptimizerKind::AdamW => OptimizerConfig::adamw(lr, self.weight_decay),
         };
         config.validate()?;
         Ok(config)
@@ -391,7 +400,7 @@ impl TrainOptions {
 }
 
 fn default_val_fraction() -> f64 {
-    0.1
+    VAL_FRACTION
 }
 
 /// What a run produced.
@@ -634,7 +643,7 @@ fn train_in_folder(
         opts.optimizer
     );
 
-    let mut trainer = Trainer::new(&mut model, opts.train_config()?, class_names.len())?;
+    let mut trainer = Trainer::new(model, opts.train_config()?, class_names.len())?;
     if opts.freeze_backbone && checkpoint.is_none() {
         if head.is_empty() {
             return Err(AppError::Usage(format!(
@@ -724,8 +733,7 @@ fn train_in_folder(
     ) {
         if matches!(
             e,
-            convnet_train::TrainError::NonFiniteLoss { .. }
-                | convnet_train::TrainError::NonFiniteTestLoss { .. }
+            TrainError::NonFiniteLoss { .. } | TrainError::NonFiniteTestLoss { .. }
         ) {
             match Checkpoint::read_header(&checkpoint_path) {
                 Ok(h) => eprintln!(
@@ -739,7 +747,7 @@ fn train_in_folder(
         return Err(e.into());
     }
     let history = trainer.history().clone();
-    drop(trainer);
+    let model = trainer.into_model();
     writer.write(&history)?;
 
     // Final evaluation: the confusion matrix, as text and as a heat map.
@@ -813,9 +821,11 @@ mod tests {
             "{e}"
         );
         let mut o = TrainOptions::new("lenet5", DatasetKind::Mnist);
-        o.optimizer = "rmsprop".into();
-        let e = o.validate().unwrap_err().to_string();
-        assert!(e.contains("sgd, adam, adamw"), "{e}");
+        o.optimizer = OptimizerKind::AdamW;
+        assert_eq!(
+            o.optimizer_config().unwrap(),
+            OptimizerConfig::adamw(1e-3, 5e-4)
+        );
         let mut o = TrainOptions::new("lenet5", DatasetKind::Mnist);
         o.hflip = true;
         assert!(o.validate().is_err());
@@ -831,5 +841,13 @@ mod tests {
         let json = serde_json::to_string(&o).unwrap();
         let back: TrainOptions = serde_json::from_str(&json).unwrap();
         assert_eq!(back, o);
+        // The checkpoints of earlier versions stored the same names and a
+        // number of warm-up steps: they still resume.
+        assert!(json.contains(r#""optimizer":"sgd""#), "{json}");
+        let old = json.replace(r#""warmup_steps":null"#, r#""warmup_steps":200"#);
+        assert_ne!(old, json);
+        let back: TrainOptions = serde_json::from_str(&old).unwrap();
+        assert_eq!(back.warmup_steps, Some(200));
+        assert_eq!(back.train_config().unwrap().warmup_for(10_000), 200);
     }
 }
