@@ -42,7 +42,7 @@ fn options(data: &Path, out: &Path) -> TrainOptions {
     let mut o = TrainOptions::new("lenet5", DatasetKind::Mnist);
     o.epochs = 3;
     o.batch_size = 32;
-    o.warmup_steps = 5;
+    o.warmup_steps = Some(5);
     o.data_dir = Some(data.to_path_buf());
     o.offline = true;
     o.out_dir = Some(out.to_path_buf());
