@@ -4,8 +4,7 @@ use crate::testing::{check_layer, random};
 fn layer(d: usize, h: usize, p: f32, seed: u64) -> MultiheadAttention {
     let mut rng = Rng::seed_from(seed);
     let mut a =
-        MultiheadAttention::new(MultiheadAttentionConfig::new(d, h).dropout(p), &mut rng)
-            .unwrap();
+        MultiheadAttention::new(MultiheadAttentionConfig::new(d, h).dropout(p), &mut rng).unwrap();
     // Non-zero biases, so that their gradients and their role are tested.
     for b in [
         a.in_proj.bias.as_mut().unwrap(),
