@@ -92,7 +92,9 @@ pub enum DatasetError {
         msg: String,
     },
 
-    /// A download that failed on every mirror.
+    /// A download that failed on every mirror. For MNIST and Fashion-MNIST
+    /// the message ends with the way to get the files offline
+    /// ([`crate::download::offline_hint`]).
     #[error("{0}")]
     Download(String),
 

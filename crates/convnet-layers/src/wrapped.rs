@@ -7,11 +7,11 @@
 //! `class_token` prepended to `conv_proj`'s patches). Shapes: `inner`'s
 //! input -> `outer`'s output.
 
-use convnet_tensor::{Rng, Tensor};
+use convnet_tensor::Tensor;
 
 use crate::error::Result;
 use crate::layer::Layer;
-use crate::param::{join, Param};
+use crate::param::join;
 use crate::summary::SummaryRow;
 
 const NAME: &str = "Wrapped";
@@ -134,38 +134,17 @@ impl Layer for Wrapped {
         self.outer.output_shape(&y)
     }
 
-    fn visit_params(&self, prefix: &str, f: &mut dyn FnMut(&str, &Param)) {
-        self.outer.visit_params(prefix, f);
-        self.inner.visit_params(&join(prefix, &self.inner_name), f);
+    /// `outer` merged into the wrapper's namespace (`""`) and visited
+    /// first, then `inner` under its name: the visitors, freezing and the
+    /// name check all follow from this.
+    fn visit_children(&self, f: &mut dyn FnMut(&str, &dyn Layer)) {
+        f("", self.outer.as_ref());
+        f(&self.inner_name, self.inner.as_ref());
     }
 
-    fn visit_params_mut(&mut self, prefix: &str, f: &mut dyn FnMut(&str, &mut Param)) {
-        self.outer.visit_params_mut(prefix, f);
-        self.inner
-            .visit_params_mut(&join(prefix, &self.inner_name), f);
-    }
-
-    fn visit_buffers(&self, prefix: &str, f: &mut dyn FnMut(&str, &Tensor)) {
-        self.outer.visit_buffers(prefix, f);
-        self.inner.visit_buffers(&join(prefix, &self.inner_name), f);
-    }
-
-    fn visit_buffers_mut(&mut self, prefix: &str, f: &mut dyn FnMut(&str, &mut Tensor)) {
-        self.outer.visit_buffers_mut(prefix, f);
-        self.inner
-            .visit_buffers_mut(&join(prefix, &self.inner_name), f);
-    }
-
-    fn visit_rngs_mut(&mut self, prefix: &str, f: &mut dyn FnMut(&str, &mut Rng)) {
-        self.outer.visit_rngs_mut(prefix, f);
-        self.inner
-            .visit_rngs_mut(&join(prefix, &self.inner_name), f);
-    }
-
-    fn set_frozen(&mut self, prefix: &str, frozen: &dyn Fn(&str) -> bool) {
-        self.outer.set_frozen(prefix, frozen);
-        self.inner
-            .set_frozen(&join(prefix, &self.inner_name), frozen);
+    fn visit_children_mut(&mut self, f: &mut dyn FnMut(&str, &mut dyn Layer)) {
+        f("", self.outer.as_mut());
+        f(&self.inner_name, self.inner.as_mut());
     }
 
     /// A row for the wrapper, then `inner`'s rows and `outer`'s, in
@@ -207,6 +186,7 @@ mod tests {
     use super::*;
     use crate::testing::{check_layer, random};
     use crate::{ClassToken, Dropout, LayerScale, Linear, LinearConfig, Sequential};
+    use convnet_tensor::Rng;
 
     #[test]
     fn gradient_and_order() {

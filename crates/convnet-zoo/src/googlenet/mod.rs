@@ -54,7 +54,7 @@
 
 use convnet_layers::{
     join, AdaptiveAvgPool2d, Concat, Conv2dConfig, Dropout, Flatten, Layer, LayerError,
-    LinearConfig, MaxPool2d, Param, Pool2dConfig, ReLU, Sequential, SummaryRow,
+    LinearConfig, MaxPool2d, Pool2dConfig, ReLU, Sequential, SummaryRow,
 };
 use convnet_tensor::{Rng, Tensor};
 

@@ -311,39 +311,18 @@ impl Layer for GoogLeNet {
         self.head.output_shape(&s2)
     }
 
-    fn visit_params(&self, prefix: &str, f: &mut dyn FnMut(&str, &Param)) {
+    /// The trunk's stages and the head merged into the network's namespace,
+    /// the auxiliary classifiers as `aux1`/`aux2` (torchvision's key order):
+    /// the visitors and freezing follow from this.
+    fn visit_children(&self, f: &mut dyn FnMut(&str, &dyn Layer)) {
         for (n, part) in self.parts() {
-            part.visit_params(&join(prefix, n), f);
+            f(n, part);
         }
     }
 
-    fn visit_params_mut(&mut self, prefix: &str, f: &mut dyn FnMut(&str, &mut Param)) {
+    fn visit_children_mut(&mut self, f: &mut dyn FnMut(&str, &mut dyn Layer)) {
         for (n, part) in self.parts_mut() {
-            part.visit_params_mut(&join(prefix, n), f);
-        }
-    }
-
-    fn visit_buffers(&self, prefix: &str, f: &mut dyn FnMut(&str, &Tensor)) {
-        for (n, part) in self.parts() {
-            part.visit_buffers(&join(prefix, n), f);
-        }
-    }
-
-    fn visit_buffers_mut(&mut self, prefix: &str, f: &mut dyn FnMut(&str, &mut Tensor)) {
-        for (n, part) in self.parts_mut() {
-            part.visit_buffers_mut(&join(prefix, n), f);
-        }
-    }
-
-    fn set_frozen(&mut self, prefix: &str, frozen: &dyn Fn(&str) -> bool) {
-        for (n, part) in self.parts_mut() {
-            part.set_frozen(&join(prefix, n), frozen);
-        }
-    }
-
-    fn visit_rngs_mut(&mut self, prefix: &str, f: &mut dyn FnMut(&str, &mut Rng)) {
-        for (n, part) in self.parts_mut() {
-            part.visit_rngs_mut(&join(prefix, n), f);
+            f(n, part);
         }
     }
 

@@ -4,8 +4,8 @@ use std::path::{Path, PathBuf};
 
 use convnet_datasets::download::{ensure_dataset, import_from, offline_hint, DownloadOptions};
 use convnet_datasets::{
-    find_dataset, locate::missing_files, resolve_data_dir, DataLoader, Dataset, DatasetKind,
-    DatasetSpec, LoadOptions, LoaderConfig, Split,
+    find_dataset, locate::missing_files, resolve_data_dir, DataLoader, Dataset, DatasetError,
+    DatasetKind, DatasetSpec, LoadOptions, LoaderConfig, Split,
 };
 
 use super::{AppError, Result};
@@ -49,14 +49,14 @@ pub fn ensure_data(kind: DatasetKind, data_dir: Option<&Path>, offline: bool) ->
         kind.title(),
         target.join(kind.name()).display()
     )?;
-    let report = ensure_dataset(kind, &target, &DownloadOptions::default()).map_err(|e| {
-        let msg = e.to_string();
-        if msg.contains("--from") {
-            AppError::Dataset(e)
-        } else {
-            AppError::Usage(format!("{msg}\n{}", offline_hint(kind)))
-        }
-    })?;
+    let report =
+        ensure_dataset(kind, &target, &DownloadOptions::default()).map_err(|e| match e {
+            // A failed download and a file not found already end with the way
+            // out (`download_file` appends `offline_hint`); other failures (a
+            // folder that cannot be written, ...) get it here.
+            DatasetError::Download(_) | DatasetError::NotFound { .. } => AppError::Dataset(e),
+            other => AppError::Usage(format!("{other}\n{}", offline_hint(kind))),
+        })?;
     Ok(report.dir)
 }
 
