@@ -209,7 +209,7 @@ pub struct CheckpointTarget {
 /// weights bit for bit, including across a stop and a [`Trainer::resume`].
 ///
 /// ```
-/// use convnet_layers::{Linear, LinearConfig};
+/// use convnet_layers::{Layer, Linear, LinearConfig};
 /// use convnet_tensor::{Rng, Tensor};
 /// use convnet_train::{Batch, BatchSource, OptimizerConfig, Result, ScheduleKind,
 ///                     TrainConfig, Trainer};
