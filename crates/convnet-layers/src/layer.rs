@@ -7,6 +7,17 @@ use crate::fused::FusionRole;
 use crate::param::{join, Param};
 use crate::summary::SummaryRow;
 
+/// An auxiliary output of a model in training (see [`Layer::aux_outputs`]).
+#[derive(Debug, Clone, Copy)]
+pub struct AuxOutput<'a> {
+    /// The head's name, its `state_dict` prefix (`aux1`).
+    pub name: &'a str,
+    /// The weight of its loss in the training loss.
+    pub weight: f32,
+    /// Its logits, `[N, num_classes]`.
+    pub logits: &'a Tensor,
+}
+
 /// A differentiable building block: a layer, a container of layers or a whole
 /// model.
 ///
@@ -52,6 +63,32 @@ pub trait Layer: Send + Sync + std::fmt::Debug {
     /// containers) skip computing it.
     fn backward_params(&mut self, grad_out: &Tensor) -> Result<()> {
         self.backward(grad_out).map(|_| ())
+    }
+
+    /// The auxiliary outputs of the last [`Layer::forward`] that a training
+    /// loop adds to its loss, each with its weight: GoogLeNet's `aux1` and
+    /// `aux2` (weight 0.3). The default, like every layer but such models,
+    /// has none. Inference ([`Layer::infer`]) never computes them.
+    fn aux_outputs(&self) -> Vec<AuxOutput<'_>> {
+        Vec::new()
+    }
+
+    /// [`Layer::backward_params`] with the gradients of the weighted
+    /// auxiliary losses too, one per [`Layer::aux_outputs`] in its order
+    /// (already multiplied by their weights). The default accepts no
+    /// auxiliary gradient: giving one to a layer without auxiliary outputs
+    /// is an error, not a gradient silently dropped.
+    fn backward_params_with_aux(&mut self, grad_out: &Tensor, grad_aux: &[Tensor]) -> Result<()> {
+        if !grad_aux.is_empty() {
+            return Err(crate::LayerError::config(
+                self.type_name(),
+                format!(
+                    "{} auxiliary gradient(s) given to a layer without auxiliary outputs",
+                    grad_aux.len()
+                ),
+            ));
+        }
+        self.backward_params(grad_out)
     }
 
     /// The output shape for an input shape, or the error the layer would give
@@ -221,6 +258,12 @@ impl Layer for Box<dyn Layer> {
     }
     fn backward_params(&mut self, grad_out: &Tensor) -> Result<()> {
         (**self).backward_params(grad_out)
+    }
+    fn aux_outputs(&self) -> Vec<AuxOutput<'_>> {
+        (**self).aux_outputs()
+    }
+    fn backward_params_with_aux(&mut self, grad_out: &Tensor, grad_aux: &[Tensor]) -> Result<()> {
+        (**self).backward_params_with_aux(grad_out, grad_aux)
     }
     fn output_shape(&self, input_shape: &[usize]) -> Result<Vec<usize>> {
         (**self).output_shape(input_shape)

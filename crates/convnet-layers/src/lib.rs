@@ -163,7 +163,7 @@ pub use flatten::Flatten;
 pub use fused::FusionRole;
 pub use gelu::GELU;
 pub use identity::Identity;
-pub use layer::{visit_param, visit_param_mut, Layer};
+pub use layer::{visit_param, visit_param_mut, AuxOutput, Layer};
 pub use layer_norm::{LayerNorm, LayerNormConfig};
 pub use layer_norm2d::LayerNorm2d;
 pub use layer_scale::{LayerScale, ScaleAxis};

@@ -1,9 +1,11 @@
-//! Loss functions: cross-entropy from logits and mean squared error.
+//! Loss functions: cross-entropy from logits and mean squared error, and
+//! the training loss of a model with auxiliary heads ([`training_loss`]).
 //!
 //! Each returns the scalar loss (the mean over the batch, as PyTorch's default
 //! `reduction="mean"`) together with its gradient with respect to the input,
 //! ready for `model.backward`.
 
+use convnet_layers::Layer;
 use convnet_tensor::Tensor;
 
 use crate::error::{Result, TrainError};
@@ -168,6 +170,72 @@ pub(crate) fn check_logits(
         ));
     }
     Ok((n, c))
+}
+
+/// The training loss of a model's last `forward`: its gradient with
+/// respect to the main output and to each auxiliary output.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TrainingLoss {
+    /// `L(logits) + Σ wᵢ·L(auxᵢ)`: the main loss plus each auxiliary
+    /// output's loss times its weight (torchvision's reference training
+    /// script reports this sum for GoogLeNet too).
+    pub loss: f32,
+    /// The main output's cross-entropy alone (what evaluation measures).
+    pub main_loss: f32,
+    /// `d loss / d logits`.
+    pub grad: Tensor,
+    /// `d loss / d auxᵢ` (already multiplied by `wᵢ`), in the order of
+    /// [`Layer::aux_outputs`]; empty for a model without auxiliary heads.
+    pub grad_aux: Vec<Tensor>,
+}
+
+/// The cross-entropy training loss of `model`'s last `forward`, whose main
+/// output was `logits`: the main loss plus the weighted losses of the
+/// model's auxiliary outputs ([`Layer::aux_outputs`], GoogLeNet's `aux1`
+/// and `aux2` with weight 0.3), with every gradient, ready for
+/// [`Layer::backward_params_with_aux`].
+///
+/// ```
+/// use convnet_layers::{Layer, Linear, LinearConfig};
+/// use convnet_tensor::{Rng, Tensor};
+/// use convnet_train::loss::{cross_entropy, training_loss};
+/// let mut model = Linear::new(LinearConfig::new(4, 3), &mut Rng::seed_from(0)).unwrap();
+/// let logits = model.forward(&Tensor::ones(&[2, 4])).unwrap();
+/// // A model without auxiliary heads: plain cross-entropy.
+/// let out = training_loss(&model, &logits, &[0, 2], 0.0).unwrap();
+/// assert_eq!(out.loss, cross_entropy(&logits, &[0, 2], 0.0).unwrap().loss);
+/// assert!(out.grad_aux.is_empty());
+/// model.backward_params_with_aux(&out.grad, &out.grad_aux).unwrap();
+/// ```
+pub fn training_loss<M: Layer + ?Sized>(
+    model: &M,
+    logits: &Tensor,
+    labels: &[usize],
+    label_smoothing: f32,
+) -> Result<TrainingLoss> {
+    let main = cross_entropy(logits, labels, label_smoothing)?;
+    let mut loss = main.loss;
+    let mut grad_aux = Vec::new();
+    for aux in model.aux_outputs() {
+        let mut out = cross_entropy(aux.logits, labels, label_smoothing).map_err(|e| {
+            TrainError::invalid(
+                "training_loss",
+                format!("auxiliary output `{}`: {e}", aux.name),
+            )
+        })?;
+        loss += aux.weight * out.loss;
+        out.grad
+            .as_slice_mut()
+            .iter_mut()
+            .for_each(|g| *g *= aux.weight);
+        grad_aux.push(out.grad);
+    }
+    Ok(TrainingLoss {
+        loss,
+        main_loss: main.loss,
+        grad: main.grad,
+        grad_aux,
+    })
 }
 
 #[cfg(test)]

@@ -14,7 +14,7 @@ use crate::clip::clip_grad_norm;
 use crate::defaults;
 use crate::error::{Result, TrainError};
 use crate::history::{EpochRecord, History};
-use crate::loss::cross_entropy;
+use crate::loss::{cross_entropy, training_loss};
 use crate::metrics::{topk_correct, ConfusionMatrix};
 use crate::optim::{Optimizer, OptimizerConfig};
 use crate::schedule::{LrSchedule, ScheduleKind};
@@ -527,7 +527,14 @@ impl<M: Layer> Trainer<M> {
                 // The batch's images are ours: layers that can reuse their
                 // memory do (`forward_owned`).
                 let logits = self.model.forward_owned(batch.images)?;
-                let out = cross_entropy(&logits, &batch.labels, self.config.label_smoothing)?;
+                // The main loss plus the weighted losses of auxiliary heads
+                // (GoogLeNet's), each with its gradient.
+                let out = training_loss(
+                    &self.model,
+                    &logits,
+                    &batch.labels,
+                    self.config.label_smoothing,
+                )?;
                 if !out.loss.is_finite() {
                     return Err(TrainError::NonFiniteLoss {
                         epoch,
@@ -541,7 +548,8 @@ impl<M: Layer> Trainer<M> {
                 batches += 1;
                 self.model.zero_grad();
                 // Nobody needs the gradient of the images.
-                self.model.backward_params(&out.grad)?;
+                self.model
+                    .backward_params_with_aux(&out.grad, &out.grad_aux)?;
                 if let Some(max_norm) = self.config.clip_grad_norm {
                     if !self.frozen.is_empty() {
                         // Frozen gradients the backward pass computed on

@@ -262,3 +262,78 @@ fn resnet18_fine_tuned_on_a_folder_with_a_frozen_backbone_changes_only_its_head(
     }
     assert!(changed.is_empty(), "frozen tensors changed: {changed:?}");
 }
+
+/// `convnet train --model googlenet_aux` trains GoogLeNet's two auxiliary
+/// classifiers (their loss weighted 0.3): without weight decay, a weight
+/// moves only if it got a gradient, and every head's classifier moved.
+#[test]
+fn googlenet_aux_trains_its_auxiliary_heads_from_the_command_line() {
+    use convnet::layers::Layer;
+    let dir = tempfile::tempdir().unwrap();
+    fake_cifar10(dir.path(), 8);
+    let run = dir.path().join("run");
+    let o = convnet(&[
+        "train",
+        "--model",
+        "googlenet_aux",
+        "--dataset",
+        "cifar10",
+        "--data-dir",
+        s(dir.path()),
+        "--offline",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "8",
+        "--weight-decay",
+        "0",
+        "--lr",
+        "0.0001",
+        "--seed",
+        "7",
+        "--out-dir",
+        s(&run),
+        "--progress",
+        "plain",
+    ]);
+    let t = text(&o);
+    assert!(o.status.success(), "{t}");
+    let trained = convnet::load(run.join("checkpoint.ckpt")).unwrap();
+    let config = convnet::zoo::ModelConfig {
+        in_channels: 3,
+        image_size: 32,
+        num_classes: 10,
+        variant: None,
+    };
+    let initial = convnet::zoo::build("googlenet_aux", &config, &mut Rng::seed_from(7)).unwrap();
+    let mut start = std::collections::BTreeMap::new();
+    initial.visit_params("", &mut |k, p| {
+        start.insert(k.to_string(), p.value.as_slice().to_vec());
+    });
+    let mut moved = Vec::new();
+    trained.visit_params("", &mut |k, p| {
+        let (w0, w) = (&start[k], p.value.as_slice());
+        let norm = |v: &mut dyn Iterator<Item = f32>| v.map(|x| x * x).sum::<f32>().sqrt();
+        let step = norm(&mut w0.iter().zip(w).map(|(a, b)| a - b));
+        // A training step, not another initialisation: the command built
+        // the same seeded model as this test.
+        assert!(
+            step < 0.5 * norm(&mut w0.iter().copied()) + 0.01,
+            "{k} moved by {step}"
+        );
+        if step > 0.0 {
+            moved.push(k.to_string());
+        }
+    });
+    for key in [
+        "aux1.fc2.weight",
+        "aux2.fc2.weight",
+        "aux1.conv.conv.weight",
+        "fc.weight",
+    ] {
+        assert!(
+            moved.iter().any(|k| k == key),
+            "{key} did not change: {moved:?}"
+        );
+    }
+}

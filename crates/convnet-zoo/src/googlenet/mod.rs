@@ -37,11 +37,14 @@
 //! 128 channels), flatten, `fc1` (2048 -> 1024), ReLU, dropout 0.7, `fc2`.
 //! They run only in training ([`Layer::forward`]); [`Layer::infer`] skips
 //! them. The paper adds their losses to the main loss with weight 0.3
-//! ([`AUX_LOSS_WEIGHT`]): after `forward`, read their logits with
-//! [`GoogLeNet::aux_logits`], and pass the gradients of the weighted
-//! auxiliary losses to [`GoogLeNet::backward_with_aux`]. The plain
-//! [`Layer::backward`] (what a generic training loop calls) trains the
-//! main path only and leaves the auxiliary heads' gradients untouched.
+//! ([`AUX_LOSS_WEIGHT`]), and so does `convnet_train`'s `Trainer` (and
+//! `convnet train --model googlenet_aux`): after `forward` it reads them
+//! through [`Layer::aux_outputs`] and passes the gradients of the weighted
+//! auxiliary losses to [`Layer::backward_params_with_aux`]
+//! ([`GoogLeNet::aux_logits`] and [`GoogLeNet::backward_with_aux`] are the
+//! same by hand). The plain [`Layer::backward`] trains the main path only
+//! and leaves the auxiliary heads' gradients untouched. Evaluation
+//! ([`Layer::infer`]) reads the main head only.
 //!
 //! PyTorch equivalent: `torchvision.models.GoogLeNet(aux_logits=...,
 //! init_weights=True)`; parameter names are its `state_dict` keys

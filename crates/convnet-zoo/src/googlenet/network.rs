@@ -4,6 +4,7 @@
 //! [`GoogLeNet::backward_with_aux`].
 
 use super::*;
+use convnet_layers::AuxOutput;
 
 /// What `forward` leaves for `backward` and for [`GoogLeNet::aux_logits`].
 #[derive(Debug)]
@@ -261,6 +262,15 @@ impl GoogLeNet {
     }
 }
 
+/// A zoo error of [`GoogLeNet::backward_with_aux`] as the layer error the
+/// [`Layer`] methods return.
+fn into_layer_error(e: ZooError) -> LayerError {
+    match e {
+        ZooError::Layer(e) => e,
+        other => LayerError::config("GoogLeNet", other.to_string()),
+    }
+}
+
 impl Layer for GoogLeNet {
     fn type_name(&self) -> &'static str {
         "GoogLeNet"
@@ -293,10 +303,53 @@ impl Layer for GoogLeNet {
     /// The main path's backward pass: the auxiliary classifiers get no
     /// gradient (see [`GoogLeNet::backward_with_aux`]).
     fn backward(&mut self, grad_out: &Tensor) -> convnet_layers::Result<Tensor> {
-        self.backward_with_aux(grad_out, None).map_err(|e| match e {
-            ZooError::Layer(e) => e,
-            other => LayerError::config("GoogLeNet", other.to_string()),
-        })
+        self.backward_with_aux(grad_out, None)
+            .map_err(into_layer_error)
+    }
+
+    /// `aux1` and `aux2`'s logits of the last `forward`, each weighted
+    /// [`AUX_LOSS_WEIGHT`] (none without auxiliary classifiers).
+    fn aux_outputs(&self) -> Vec<AuxOutput<'_>> {
+        match self.aux_logits() {
+            Some((a1, a2)) => vec![
+                AuxOutput {
+                    name: AUX_NAMES[0],
+                    weight: AUX_LOSS_WEIGHT,
+                    logits: a1,
+                },
+                AuxOutput {
+                    name: AUX_NAMES[1],
+                    weight: AUX_LOSS_WEIGHT,
+                    logits: a2,
+                },
+            ],
+            None => Vec::new(),
+        }
+    }
+
+    /// [`GoogLeNet::backward_with_aux`] with `[aux1, aux2]`'s gradients
+    /// (or none: the main path only).
+    fn backward_params_with_aux(
+        &mut self,
+        grad_out: &Tensor,
+        grad_aux: &[Tensor],
+    ) -> convnet_layers::Result<()> {
+        let aux = match grad_aux {
+            [] => None,
+            [g1, g2] => Some((g1, g2)),
+            other => {
+                return Err(LayerError::config(
+                    "GoogLeNet",
+                    format!(
+                        "2 auxiliary gradients expected (aux1, aux2), {} given",
+                        other.len()
+                    ),
+                ))
+            }
+        };
+        self.backward_with_aux(grad_out, aux)
+            .map(|_| ())
+            .map_err(into_layer_error)
     }
 
     fn output_shape(&self, input_shape: &[usize]) -> convnet_layers::Result<Vec<usize>> {
