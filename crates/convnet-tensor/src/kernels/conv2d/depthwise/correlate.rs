@@ -1,0 +1,195 @@
+//! The forward kernels: a correlation of a padded plane with one kernel, by
+//! register blocks of output rows (also the stride-1 input gradient).
+
+use super::{fma, src_cols_needed, vectors, Window, LANES};
+
+/// `out[r, c] += Σ_{ki,kj} k[ki·KW + kj] · src[(row0 + r·sh + ki·dh)·src_w + col0 + c·sw + kj·dw]`
+/// for `out` `[out_h, out_w]`, which starts from `init` in every element if
+/// given (else from its current contents). `src` (`src_w` wide) must have
+/// [`src_cols_needed`] columns and every row the window reaches.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn correlate(
+    out: &mut [f32],
+    init: Option<f32>,
+    out_w: usize,
+    src: &[f32],
+    src_w: usize,
+    row0: usize,
+    col0: usize,
+    k: &[f32],
+    win: &Window,
+) {
+    debug_assert!(src_w >= src_cols_needed(out_w, col0, win));
+    if out_w == 0 {
+        return;
+    }
+    let p = Plane {
+        init,
+        out_w,
+        src,
+        src_w,
+        row0,
+        col0,
+        k,
+        win,
+    };
+    // Stride 1 and no vertical dilation: R output rows share each loaded input vector.
+    let shared = win.sh == 1 && win.sw == 1 && win.dh == 1;
+    match (vectors(out_w), shared) {
+        (1, true) => correlate_rows::<4, 1>(out, &p),
+        (2, true) => correlate_rows::<4, 2>(out, &p),
+        (_, true) => correlate_rows::<4, 4>(out, &p),
+        (1, false) => correlate_rows::<1, 1>(out, &p),
+        (2, false) => correlate_rows::<1, 2>(out, &p),
+        (_, false) => correlate_rows::<1, 4>(out, &p),
+    }
+}
+
+/// The arguments of [`correlate`] other than the output.
+struct Plane<'a> {
+    init: Option<f32>,
+    out_w: usize,
+    src: &'a [f32],
+    src_w: usize,
+    row0: usize,
+    col0: usize,
+    k: &'a [f32],
+    win: &'a Window,
+}
+
+/// [`correlate`] by blocks of `R` output rows and `V` vectors of [`LANES`]
+/// columns, the last rows one at a time. The accumulators are `R·V` vectors
+/// indexed by constants only, so the compiler keeps them in registers.
+fn correlate_rows<const R: usize, const V: usize>(out: &mut [f32], p: &Plane) {
+    let out_h = out.len() / p.out_w;
+    let full = if R > 1 { out_h / R * R } else { out_h };
+    for r0 in (0..full).step_by(R) {
+        for c0 in (0..p.out_w).step_by(V * LANES) {
+            if R > 1 {
+                block_shared::<R, V>(out, p, r0, c0);
+            } else {
+                block_single::<V>(out, p, r0, c0);
+            }
+        }
+    }
+    for r0 in full..out_h {
+        for c0 in (0..p.out_w).step_by(V * LANES) {
+            block_single::<V>(out, p, r0, c0);
+        }
+    }
+}
+
+/// Loads `R` rows of `V` vectors of the output at `(r0, c0)` (zero past the
+/// last column), or sets them to `init`.
+#[inline(always)]
+fn load_out<const R: usize, const V: usize>(
+    out: &[f32],
+    p: &Plane,
+    r0: usize,
+    c0: usize,
+) -> [[[f32; LANES]; V]; R] {
+    if let Some(init) = p.init {
+        return [[[init; LANES]; V]; R];
+    }
+    let cols = (V * LANES).min(p.out_w - c0);
+    let mut acc = [[[0.0; LANES]; V]; R];
+    for (r, acc) in acc.iter_mut().enumerate() {
+        let row = &out[(r0 + r) * p.out_w + c0..][..cols];
+        if cols == V * LANES {
+            for (v, acc) in acc.iter_mut().enumerate() {
+                *acc = row[v * LANES..(v + 1) * LANES].try_into().unwrap();
+            }
+        } else {
+            acc.as_flattened_mut()[..cols].copy_from_slice(row);
+        }
+    }
+    acc
+}
+
+/// Stores what [`load_out`] loaded.
+#[inline(always)]
+fn store_out<const R: usize, const V: usize>(
+    out: &mut [f32],
+    out_w: usize,
+    r0: usize,
+    c0: usize,
+    acc: [[[f32; LANES]; V]; R],
+) {
+    let cols = (V * LANES).min(out_w - c0);
+    for (r, acc) in acc.iter().enumerate() {
+        let row = &mut out[(r0 + r) * out_w + c0..][..cols];
+        if cols == V * LANES {
+            for (v, acc) in acc.iter().enumerate() {
+                let dst: &mut [f32; LANES] =
+                    (&mut row[v * LANES..(v + 1) * LANES]).try_into().unwrap();
+                *dst = *acc;
+            }
+        } else {
+            row.copy_from_slice(&acc.as_flattened()[..cols]);
+        }
+    }
+}
+
+/// `V` vectors of `src` from `start`, `stride` apart.
+#[inline(always)]
+fn load_src<const V: usize>(src: &[f32], start: usize, stride: usize) -> [[f32; LANES]; V] {
+    let mut x = [[0.0; LANES]; V];
+    if stride == 1 {
+        let s = &src[start..start + V * LANES];
+        for (v, x) in x.iter_mut().enumerate() {
+            *x = s[v * LANES..(v + 1) * LANES].try_into().unwrap();
+        }
+    } else {
+        let s = src[start..].iter().step_by(stride);
+        for (x, &s) in x.as_flattened_mut().iter_mut().zip(s) {
+            *x = s;
+        }
+    }
+    x
+}
+
+/// One block of `R` output rows at `(r0, c0)`, stride 1, no vertical
+/// dilation: input row `i` of the block feeds output row `r` through kernel
+/// row `i − r`, so each loaded input vector serves up to `R` rows.
+#[inline(always)]
+fn block_shared<const R: usize, const V: usize>(out: &mut [f32], p: &Plane, r0: usize, c0: usize) {
+    let win = p.win;
+    let mut acc = load_out::<R, V>(out, p, r0, c0);
+    for i in 0..R + win.kh - 1 {
+        let base = (p.row0 + r0 + i) * p.src_w + p.col0 + c0;
+        for kj in 0..win.kw {
+            let x = load_src::<V>(p.src, base + kj * win.dw, 1);
+            for (r, acc) in acc.iter_mut().enumerate() {
+                if i >= r && i - r < win.kh {
+                    let w = p.k[(i - r) * win.kw + kj];
+                    for (acc, x) in acc.iter_mut().zip(&x) {
+                        for l in 0..LANES {
+                            acc[l] = fma(w, x[l], acc[l]);
+                        }
+                    }
+                }
+            }
+        }
+    }
+    store_out::<R, V>(out, p.out_w, r0, c0, acc);
+}
+
+/// One output row at `(r0, c0)`, any stride and dilation.
+#[inline(always)]
+fn block_single<const V: usize>(out: &mut [f32], p: &Plane, r0: usize, c0: usize) {
+    let win = p.win;
+    let [mut acc] = load_out::<1, V>(out, p, r0, c0);
+    for ki in 0..win.kh {
+        let base = (p.row0 + r0 * win.sh + ki * win.dh) * p.src_w + p.col0 + c0 * win.sw;
+        for kj in 0..win.kw {
+            let x = load_src::<V>(p.src, base + kj * win.dw, win.sw);
+            let w = p.k[ki * win.kw + kj];
+            for (acc, x) in acc.iter_mut().zip(&x) {
+                for l in 0..LANES {
+                    acc[l] = fma(w, x[l], acc[l]);
+                }
+            }
+        }
+    }
+    store_out::<1, V>(out, p.out_w, r0, c0, [acc]);
+}
