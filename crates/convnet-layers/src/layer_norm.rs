@@ -5,14 +5,14 @@
 //! `[..., D]` -> the same.
 
 use convnet_tensor::kernels::norm::{layer_norm_backward, layer_norm_forward};
-use convnet_tensor::Tensor;
+use std::marker::PhantomData;
+
+use convnet_tensor::{Result as TensorResult, Tensor};
 
 use crate::error::{LayerError, Result};
 use crate::layer::{visit_weight_bias, visit_weight_bias_mut, Layer};
 use crate::param::Param;
 use crate::util::{check_eps, kernel, last_axis, take_cache_for, tensor};
-
-const NAME: &str = "LayerNorm";
 
 /// Configuration of a [`LayerNorm`] or a [`crate::LayerNorm2d`], with
 /// PyTorch's defaults.
@@ -148,15 +148,120 @@ pub(crate) struct NormCache {
 /// assert!(ln.infer(&Tensor::zeros(&[2, 5])).is_err());
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
+pub type LayerNorm = Norm<LastAxis>;
+
+/// The axis a [`Norm`] normalises over, with its kernels: [`LastAxis`]
+/// ([`LayerNorm`]) or [`ChannelsFirst`] ([`crate::LayerNorm2d`]).
+pub trait NormAxis: Clone + std::fmt::Debug + Send + Sync + 'static {
+    /// The layer's name, as PyTorch names the module.
+    const NAME: &'static str;
+    /// The input shape as the kernels take it.
+    type Geometry: Copy;
+    /// The checked geometry of an input of `shape` normalised over `dim`
+    /// features, or the error naming the shape expected.
+    fn geometry(shape: &[usize], dim: usize) -> Result<Self::Geometry>;
+    /// How many groups of `dim` values are normalised (one mean each).
+    fn groups(g: Self::Geometry) -> usize;
+    /// The forward kernel.
+    #[allow(clippy::too_many_arguments)]
+    fn forward(
+        out: &mut [f32],
+        mean: &mut [f32],
+        invstd: &mut [f32],
+        x: &[f32],
+        weight: &[f32],
+        bias: &[f32],
+        g: Self::Geometry,
+        eps: f32,
+    ) -> TensorResult<()>;
+    /// The backward kernel.
+    #[allow(clippy::too_many_arguments)]
+    fn backward(
+        grad_in: &mut [f32],
+        grad_weight: &mut [f32],
+        grad_bias: &mut [f32],
+        grad_out: &[f32],
+        x: &[f32],
+        weight: &[f32],
+        mean: &[f32],
+        invstd: &[f32],
+        g: Self::Geometry,
+    ) -> TensorResult<()>;
+}
+
+/// Normalisation over the last axis (`[..., D]`): [`LayerNorm`].
+#[derive(Debug, Clone, Copy)]
+pub struct LastAxis;
+
+impl NormAxis for LastAxis {
+    const NAME: &'static str = "LayerNorm";
+    /// `(rows, dim)`.
+    type Geometry = (usize, usize);
+
+    fn geometry(shape: &[usize], dim: usize) -> Result<(usize, usize)> {
+        Ok((last_axis(Self::NAME, shape, dim)?, dim))
+    }
+
+    fn groups((rows, _): (usize, usize)) -> usize {
+        rows
+    }
+
+    fn forward(
+        out: &mut [f32],
+        mean: &mut [f32],
+        invstd: &mut [f32],
+        x: &[f32],
+        weight: &[f32],
+        bias: &[f32],
+        (rows, dim): (usize, usize),
+        eps: f32,
+    ) -> TensorResult<()> {
+        layer_norm_forward(out, mean, invstd, x, weight, bias, rows, dim, eps)
+    }
+
+    fn backward(
+        grad_in: &mut [f32],
+        grad_weight: &mut [f32],
+        grad_bias: &mut [f32],
+        grad_out: &[f32],
+        x: &[f32],
+        weight: &[f32],
+        mean: &[f32],
+        invstd: &[f32],
+        (rows, dim): (usize, usize),
+    ) -> TensorResult<()> {
+        layer_norm_backward(
+            grad_in,
+            grad_weight,
+            grad_bias,
+            grad_out,
+            x,
+            weight,
+            mean,
+            invstd,
+            rows,
+            dim,
+        )
+    }
+}
+
+/// A layer normalisation over the axis `A` ([`LayerNorm`] over the last
+/// axis, [`crate::LayerNorm2d`] over the channels of NCHW data): each
+/// group of `D` values is normalised by its mean and (biased) variance,
+/// then scaled and shifted per feature. Training and inference compute the
+/// same thing (no running statistics).
 #[derive(Debug, Clone)]
-pub struct LayerNorm {
+pub struct Norm<A: NormAxis> {
     pub(crate) affine: Affine,
     config: LayerNormConfig,
     cache: Option<NormCache>,
+    axis: PhantomData<A>,
 }
 
-impl LayerNorm {
-    /// LayerNorm over a last axis of `dim` features, PyTorch's defaults.
+impl<A: NormAxis> Norm<A> {
+    /// Normalisation over `dim` features (the last axis's size, or the
+    /// channel count), PyTorch's defaults (`eps = 1e-5`; torchvision's
+    /// ConvNeXt and ViT pass `1e-6`: use [`Norm::with_config`]).
     pub fn new(dim: usize) -> Result<Self> {
         Self::with_config(LayerNormConfig::new(dim))
     }
@@ -164,11 +269,12 @@ impl LayerNorm {
     /// A layer from a configuration; errors on zero features or a negative
     /// or non-finite `eps`.
     pub fn with_config(config: LayerNormConfig) -> Result<Self> {
-        config.validate(NAME)?;
-        Ok(LayerNorm {
+        config.validate(A::NAME)?;
+        Ok(Norm {
             affine: Affine::new(config.normalized_shape, config.elementwise_affine),
             config,
             cache: None,
+            axis: PhantomData,
         })
     }
 
@@ -188,32 +294,29 @@ impl LayerNorm {
     }
 
     fn compute(&self, x: &Tensor) -> Result<(Tensor, Vec<f32>, Vec<f32>)> {
-        let dim = self.config.normalized_shape;
-        let rows = last_axis(NAME, x.shape(), dim)?;
+        let g = A::geometry(x.shape(), self.config.normalized_shape)?;
+        let groups = A::groups(g);
         let (w, b) = self.affine.values();
         let mut y = vec![0.0f32; x.len()];
-        let (mut mean, mut invstd) = (vec![0.0f32; rows], vec![0.0f32; rows]);
-        kernel(
-            NAME,
-            layer_norm_forward(
-                &mut y,
-                &mut mean,
-                &mut invstd,
-                x.as_slice(),
-                &w,
-                &b,
-                rows,
-                dim,
-                self.config.eps,
-            ),
-        )?;
+        let (mut mean, mut invstd) = (vec![0.0f32; groups], vec![0.0f32; groups]);
+        let r = A::forward(
+            &mut y,
+            &mut mean,
+            &mut invstd,
+            x.as_slice(),
+            &w,
+            &b,
+            g,
+            self.config.eps,
+        );
+        kernel(A::NAME, r)?;
         Ok((tensor(x.shape(), y), mean, invstd))
     }
 }
 
-impl Layer for LayerNorm {
+impl<A: NormAxis> Layer for Norm<A> {
     fn type_name(&self) -> &'static str {
-        NAME
+        A::NAME
     }
 
     fn infer(&self, x: &Tensor) -> Result<Tensor> {
@@ -231,15 +334,14 @@ impl Layer for LayerNorm {
     }
 
     fn backward(&mut self, grad_out: &Tensor) -> Result<Tensor> {
-        let cache = take_cache_for(&mut self.cache, NAME, grad_out, |c| {
+        let cache = take_cache_for(&mut self.cache, A::NAME, grad_out, |c| {
             c.input.shape().to_vec()
         })?;
-        let dim = self.config.normalized_shape;
-        let rows = cache.save_mean.len();
+        let g = A::geometry(cache.input.shape(), self.config.normalized_shape)?;
         let (w, _) = self.affine.values();
         let mut grad_in = vec![0.0f32; cache.input.len()];
         let r = self.affine.with_grads(|gw, gb| {
-            layer_norm_backward(
+            A::backward(
                 &mut grad_in,
                 gw,
                 gb,
@@ -248,16 +350,15 @@ impl Layer for LayerNorm {
                 &w,
                 &cache.save_mean,
                 &cache.save_invstd,
-                rows,
-                dim,
+                g,
             )
         });
-        kernel(NAME, r)?;
+        kernel(A::NAME, r)?;
         Ok(tensor(cache.input.shape(), grad_in))
     }
 
     fn output_shape(&self, input_shape: &[usize]) -> Result<Vec<usize>> {
-        last_axis(NAME, input_shape, self.config.normalized_shape)?;
+        A::geometry(input_shape, self.config.normalized_shape)?;
         Ok(input_shape.to_vec())
     }
 
@@ -270,7 +371,7 @@ impl Layer for LayerNorm {
     }
 
     fn clone_boxed(&self) -> Option<Box<dyn Layer>> {
-        Some(Box::new(LayerNorm {
+        Some(Box::new(Norm::<A> {
             cache: None,
             ..self.clone()
         }))

@@ -8,15 +8,11 @@
 use convnet_tensor::kernels::norm::{
     layer_norm_channels_first_backward, layer_norm_channels_first_forward,
 };
-use convnet_tensor::Tensor;
+use convnet_tensor::Result as TensorResult;
 
 use crate::error::Result;
-use crate::layer::Layer;
-use crate::layer_norm::{Affine, LayerNormConfig, NormCache};
-use crate::param::Param;
-use crate::util::{kernel, nchw, take_cache_for, tensor};
-
-const NAME: &str = "LayerNorm2d";
+use crate::layer_norm::{Norm, NormAxis};
+use crate::util::nchw;
 
 /// Layer normalisation over the channel axis of an NCHW tensor: at every
 /// `(n, h, w)`, the `C` values are normalised by their mean and (biased)
@@ -48,129 +44,60 @@ const NAME: &str = "LayerNorm2d";
 /// assert!(ln.infer(&Tensor::zeros(&[2, 4, 4, 3])).is_err());
 /// # Ok::<(), convnet_layers::LayerError>(())
 /// ```
-#[derive(Debug, Clone)]
-pub struct LayerNorm2d {
-    affine: Affine,
-    config: LayerNormConfig,
-    cache: Option<NormCache>,
-}
+pub type LayerNorm2d = Norm<ChannelsFirst>;
 
-impl LayerNorm2d {
-    /// Channels-first LayerNorm over `channels`, `eps = 1e-5` (torchvision's
-    /// ConvNeXt passes `1e-6`: use [`LayerNorm2d::with_config`]).
-    pub fn new(channels: usize) -> Result<Self> {
-        Self::with_config(LayerNormConfig::new(channels))
+/// Normalisation over the channels of NCHW data: [`LayerNorm2d`].
+#[derive(Debug, Clone, Copy)]
+pub struct ChannelsFirst;
+
+impl NormAxis for ChannelsFirst {
+    const NAME: &'static str = "LayerNorm2d";
+    /// `[N, C, H, W]`.
+    type Geometry = [usize; 4];
+
+    fn geometry(shape: &[usize], channels: usize) -> Result<[usize; 4]> {
+        nchw(Self::NAME, shape, Some(channels))
     }
 
-    /// A layer from a configuration (`normalized_shape` is the channel
-    /// count); errors on zero channels or a negative or non-finite `eps`.
-    pub fn with_config(config: LayerNormConfig) -> Result<Self> {
-        config.validate(NAME)?;
-        Ok(LayerNorm2d {
-            affine: Affine::new(config.normalized_shape, config.elementwise_affine),
-            config,
-            cache: None,
-        })
+    fn groups([n, _, h, w]: [usize; 4]) -> usize {
+        n * h * w
     }
 
-    /// The configuration.
-    pub fn config(&self) -> &LayerNormConfig {
-        &self.config
+    fn forward(
+        out: &mut [f32],
+        mean: &mut [f32],
+        invstd: &mut [f32],
+        x: &[f32],
+        weight: &[f32],
+        bias: &[f32],
+        shape: [usize; 4],
+        eps: f32,
+    ) -> TensorResult<()> {
+        layer_norm_channels_first_forward(out, mean, invstd, x, weight, bias, shape, eps)
     }
 
-    /// The scale `[C]`, if affine.
-    pub fn weight(&self) -> Option<&Param> {
-        self.affine.weight.as_ref()
-    }
-
-    /// The shift `[C]`, if affine.
-    pub fn bias(&self) -> Option<&Param> {
-        self.affine.bias.as_ref()
-    }
-
-    fn compute(&self, x: &Tensor) -> Result<(Tensor, Vec<f32>, Vec<f32>)> {
-        let shape = nchw(NAME, x.shape(), Some(self.config.normalized_shape))?;
-        let positions = shape[0] * shape[2] * shape[3];
-        let (w, b) = self.affine.values();
-        let mut y = vec![0.0f32; x.len()];
-        let (mut mean, mut invstd) = (vec![0.0f32; positions], vec![0.0f32; positions]);
-        kernel(
-            NAME,
-            layer_norm_channels_first_forward(
-                &mut y,
-                &mut mean,
-                &mut invstd,
-                x.as_slice(),
-                &w,
-                &b,
-                shape,
-                self.config.eps,
-            ),
-        )?;
-        Ok((tensor(&shape, y), mean, invstd))
-    }
-}
-
-impl Layer for LayerNorm2d {
-    fn type_name(&self) -> &'static str {
-        NAME
-    }
-
-    fn infer(&self, x: &Tensor) -> Result<Tensor> {
-        Ok(self.compute(x)?.0)
-    }
-
-    fn forward(&mut self, x: &Tensor) -> Result<Tensor> {
-        let (y, save_mean, save_invstd) = self.compute(x)?;
-        self.cache = Some(NormCache {
-            input: x.clone(),
-            save_mean,
-            save_invstd,
-        });
-        Ok(y)
-    }
-
-    fn backward(&mut self, grad_out: &Tensor) -> Result<Tensor> {
-        let cache = take_cache_for(&mut self.cache, NAME, grad_out, |c| {
-            c.input.shape().to_vec()
-        })?;
-        let shape = nchw(NAME, cache.input.shape(), None)?;
-        let (w, _) = self.affine.values();
-        let mut grad_in = vec![0.0f32; cache.input.len()];
-        let r = self.affine.with_grads(|gw, gb| {
-            layer_norm_channels_first_backward(
-                &mut grad_in,
-                gw,
-                gb,
-                grad_out.as_slice(),
-                cache.input.as_slice(),
-                &w,
-                &cache.save_mean,
-                &cache.save_invstd,
-                shape,
-            )
-        });
-        kernel(NAME, r)?;
-        Ok(tensor(&shape, grad_in))
-    }
-
-    fn output_shape(&self, input_shape: &[usize]) -> Result<Vec<usize>> {
-        Ok(nchw(NAME, input_shape, Some(self.config.normalized_shape))?.to_vec())
-    }
-
-    fn visit_params(&self, prefix: &str, f: &mut dyn FnMut(&str, &Param)) {
-        self.affine.visit(prefix, f)
-    }
-
-    fn visit_params_mut(&mut self, prefix: &str, f: &mut dyn FnMut(&str, &mut Param)) {
-        self.affine.visit_mut(prefix, f)
-    }
-
-    fn clone_boxed(&self) -> Option<Box<dyn Layer>> {
-        Some(Box::new(LayerNorm2d {
-            cache: None,
-            ..self.clone()
-        }))
+    fn backward(
+        grad_in: &mut [f32],
+        grad_weight: &mut [f32],
+        grad_bias: &mut [f32],
+        grad_out: &[f32],
+        x: &[f32],
+        weight: &[f32],
+        mean: &[f32],
+        invstd: &[f32],
+        shape: [usize; 4],
+    ) -> TensorResult<()> {
+        layer_norm_channels_first_backward(
+            grad_in,
+            grad_weight,
+            grad_bias,
+            grad_out,
+            x,
+            weight,
+            mean,
+            invstd,
+            shape,
+        )
     }
 }
 
@@ -178,8 +105,8 @@ impl Layer for LayerNorm2d {
 mod tests {
     use super::*;
     use crate::testing::{check_layer, random};
-    use crate::LayerNorm;
-    use convnet_tensor::Rng;
+    use crate::{Layer, LayerNorm};
+    use convnet_tensor::{Rng, Tensor};
 
     fn perturbed(c: usize, seed: u64) -> LayerNorm2d {
         let mut ln = LayerNorm2d::new(c).unwrap();
