@@ -155,18 +155,18 @@ fn locate_state_dict(root: &PickleValue, path: &Path) -> Result<Option<&'static 
 }
 
 fn reader_error(path: &Path, e: pytorch_reader::PytorchError) -> WeightsError {
-    let msg = e.to_string();
-    // The pickle names a callable the reader does not build: code, refused.
-    if msg.contains("unsupported") || msg.contains("global") || msg.contains("REDUCE") {
-        WeightsError::Refused {
+    use pytorch_reader::{PickleError, PytorchError};
+    match &e {
+        // The pickle names a callable the reader does not build (a class,
+        // a function): code, refused.
+        PytorchError::Pickle(PickleError::UnsupportedType(_)) => WeightsError::Refused {
             path: path.to_path_buf(),
             msg: format!(
                 "the pickle inside calls something else than PyTorch's tensor \
-                 constructors and is not executed ({msg})"
+                 constructors and is not executed ({e})"
             ),
-        }
-    } else {
-        WeightsError::format(path, format!("not a readable PyTorch file: {msg}"))
+        },
+        _ => WeightsError::format(path, format!("not a readable PyTorch file: {e}")),
     }
 }
 
@@ -216,4 +216,27 @@ pub fn read(path: &Path) -> Result<StateDict> {
             .map_err(|e| WeightsError::format(path, e.to_string()))?;
     }
     Ok(sd)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pytorch_reader::{PickleError, PytorchError};
+
+    #[test]
+    fn the_reader_errors_are_sorted_by_variant() {
+        let path = Path::new("model.pth");
+        // A callable the reader does not build: refused as code.
+        let e = PytorchError::Pickle(PickleError::UnsupportedType("os.system".into()));
+        assert!(matches!(
+            reader_error(path, e),
+            WeightsError::Refused { .. }
+        ));
+        // A corrupt byte says "unsupported pickle feature" in its text, but
+        // it is a damaged file, not code.
+        let e = PytorchError::Pickle(PickleError::InvalidOpCode(0xff));
+        let e = reader_error(path, e);
+        assert!(matches!(e, WeightsError::Format { .. }), "{e}");
+        assert!(e.to_string().contains("model.pth"), "{e}");
+    }
 }
