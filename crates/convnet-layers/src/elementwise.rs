@@ -91,6 +91,12 @@ impl ElementWise {
         self.act.apply(x)
     }
 
+    /// [`ElementWise::infer`] in place on an owned input.
+    pub(crate) fn infer_owned(&self, mut x: Tensor) -> Tensor {
+        self.act.forward_inplace(x.as_slice_mut());
+        x
+    }
+
     pub(crate) fn forward(&mut self, x: &Tensor) -> Tensor {
         let y = self.act.apply(x);
         self.cache = Some(match (self.act, self.act.saves()) {
@@ -176,6 +182,10 @@ macro_rules! elementwise_layer {
 
             fn forward_owned(&mut self, x: Tensor) -> $crate::error::Result<Tensor> {
                 Ok(self.inner.forward_owned(x))
+            }
+
+            fn infer_owned(&self, x: Tensor) -> $crate::error::Result<Tensor> {
+                Ok(self.inner.infer_owned(x))
             }
 
             fn output_shape(&self, input_shape: &[usize]) -> $crate::error::Result<Vec<usize>> {

@@ -50,6 +50,10 @@ impl Layer for Identity {
         Ok(x.clone())
     }
 
+    fn infer_owned(&self, x: Tensor) -> Result<Tensor> {
+        Ok(x)
+    }
+
     fn forward(&mut self, x: &Tensor) -> Result<Tensor> {
         self.cache = Some(x.shape().to_vec());
         Ok(x.clone())

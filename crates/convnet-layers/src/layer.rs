@@ -57,6 +57,15 @@ pub trait Layer: Send + Sync + std::fmt::Debug {
         self.forward(&x)
     }
 
+    /// [`Layer::infer`] of an input the caller gives away: a layer that can
+    /// work in place (activations) or pass its input through (identity,
+    /// dropout and stochastic depth at inference) does so without a copy.
+    /// [`crate::Sequential::infer`] passes its intermediate outputs this
+    /// way.
+    fn infer_owned(&self, x: Tensor) -> Result<Tensor> {
+        self.infer(&x)
+    }
+
     /// [`Layer::backward`] when nobody needs the input gradient (the first
     /// layer of a model, whose input is the data): accumulates the parameter
     /// gradients only. Layers whose input gradient costs work (convolutions,
@@ -255,6 +264,9 @@ impl Layer for Box<dyn Layer> {
     }
     fn forward_owned(&mut self, x: Tensor) -> Result<Tensor> {
         (**self).forward_owned(x)
+    }
+    fn infer_owned(&self, x: Tensor) -> Result<Tensor> {
+        (**self).infer_owned(x)
     }
     fn backward_params(&mut self, grad_out: &Tensor) -> Result<()> {
         (**self).backward_params(grad_out)

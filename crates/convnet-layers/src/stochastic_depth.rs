@@ -154,6 +154,11 @@ impl Layer for StochasticDepth {
         Ok(x.clone())
     }
 
+    fn infer_owned(&self, x: Tensor) -> Result<Tensor> {
+        Self::check(x.shape())?;
+        Ok(x)
+    }
+
     fn forward(&mut self, x: &Tensor) -> Result<Tensor> {
         let n = Self::check(x.shape())?;
         let factors = if self.p == 0.0 {

@@ -175,10 +175,20 @@ impl Layer for Sequential {
         let mut cur: Option<Tensor> = None;
         let mut i = 0;
         while let Some((name, c)) = self.children.get(i) {
-            let input = cur.as_ref().unwrap_or(x);
             // Conv2d → BatchNorm2d [→ ReLU] runs as one layer (crate::fused).
-            let (used, y) = crate::fused::infer_conv_bn(&self.children[i..], input)
-                .unwrap_or_else(|| (1, c.infer(input).map_err(|e| e.in_child(name))));
+            let fused = crate::fused::infer_conv_bn(&self.children[i..], cur.as_ref().unwrap_or(x));
+            let (used, y) = match fused {
+                Some(done) => done,
+                // Intermediate outputs are ours to give away (in-place
+                // activations, pass-through dropout).
+                None => {
+                    let y = match cur.take() {
+                        Some(t) => c.infer_owned(t),
+                        None => c.infer(x),
+                    };
+                    (1, y.map_err(|e| e.in_child(name)))
+                }
+            };
             cur = Some(y?);
             i += used;
         }
@@ -442,5 +452,32 @@ mod tests {
         ]);
         let x = random(&[3, 6], 2);
         assert_eq!(net.infer(&x).unwrap(), net.forward(&x).unwrap());
+    }
+
+    #[test]
+    fn owned_inference_gives_the_bits_of_inference_by_reference() {
+        use crate::{DropMode, ReLU, Sigmoid, StochasticDepth, Tanh, GELU};
+        let mut rng = Rng::seed_from(3);
+        let layers: Vec<Box<dyn Layer>> = vec![
+            Box::new(Linear::new(LinearConfig::new(6, 8), &mut rng).unwrap()),
+            Box::new(ReLU::new()),
+            Box::new(Dropout::with_seed(0.5, 1).unwrap()),
+            Box::new(GELU::new()),
+            Box::new(Identity::new()),
+            Box::new(StochasticDepth::with_seed(0.3, DropMode::Row, 2).unwrap()),
+            Box::new(Sigmoid::new()),
+            Box::new(Tanh::new()),
+        ];
+        let x = random(&[3, 6], 4);
+        // Each child by reference, as before owned inference.
+        let mut want = x.clone();
+        for layer in &layers {
+            assert_eq!(
+                layer.infer_owned(want.clone()).unwrap(),
+                layer.infer(&want).unwrap()
+            );
+            want = layer.infer(&want).unwrap();
+        }
+        assert_eq!(Sequential::new(layers).infer(&x).unwrap(), want);
     }
 }
