@@ -64,6 +64,7 @@
 mod dataset;
 mod fetch;
 mod manifest;
+mod read;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
