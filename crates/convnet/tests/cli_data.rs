@@ -3,26 +3,16 @@
 
 use std::path::Path;
 
-use convnet::datasets::idx::{write_idx, IdxArray};
 use convnet::datasets::{ImageFolder, ImageSource};
 
 mod common;
-use common::{convnet, text};
+use common::{convnet, text, write_mnist_files};
 
 /// `n` images of a split: image `i` is uniformly `10 * i`, label `(i * 3) % 10`.
 fn write_fake_split(dir: &Path, prefix: &str, n: usize) {
     let pixels = (0..n).flat_map(|i| [(10 * i) as u8; 784]).collect();
     let labels = (0..n).map(|i| (i * 3 % 10) as u8).collect();
-    write_idx(
-        dir.join(format!("{prefix}-images-idx3-ubyte")),
-        &IdxArray::from_vec(&[n, 28, 28], pixels).unwrap(),
-    )
-    .unwrap();
-    write_idx(
-        dir.join(format!("{prefix}-labels-idx1-ubyte")),
-        &IdxArray::from_vec(&[n], labels).unwrap(),
-    )
-    .unwrap();
+    write_mnist_files(dir, prefix, pixels, labels);
 }
 
 #[test]

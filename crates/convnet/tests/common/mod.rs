@@ -54,6 +54,13 @@ pub fn write_split(dir: &Path, prefix: &str, n: usize, seed: u64) {
         }
         labels.push(c as u8);
     }
+    write_mnist_files(dir, prefix, pixels, labels);
+}
+
+/// Writes an MNIST-format split `<prefix>-images-idx3-ubyte` and
+/// `<prefix>-labels-idx1-ubyte` of 28×28 images into `dir`.
+pub fn write_mnist_files(dir: &Path, prefix: &str, pixels: Vec<u8>, labels: Vec<u8>) {
+    let n = labels.len();
     write_idx(
         dir.join(format!("{prefix}-images-idx3-ubyte")),
         &IdxArray::from_vec(&[n, 28, 28], pixels).unwrap(),
