@@ -61,6 +61,11 @@ enum Command {
     /// every load verifies them: mnist, fashion-mnist, cifar10, cifar100, all
     /// [default: all = mnist and fashion-mnist].
     Download(DownloadArgs),
+    /// Recompute every number and worked example of the lecture, section by
+    /// section beside the lecture's figures, with verdicts (slips flagged);
+    /// --train trains the LeNets, --annex times ConvNeXt against Swin,
+    /// --report DIR writes an HTML page with pictures.
+    Lecture(Box<app::lecture::LectureArgs>),
 }
 
 #[derive(Args, Debug)]
@@ -731,6 +736,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     a.images.len()
                 );
             }
+        }
+        Command::Lecture(a) => {
+            app::lecture::run_command(&a)?;
         }
         Command::Zoo => out!("{}", app::summary::zoo_table()?)?,
         Command::Download(a) => {
