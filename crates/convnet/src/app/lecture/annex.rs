@@ -76,6 +76,21 @@ pub struct AnnexRow {
     pub measured: Measured,
 }
 
+impl AnnexRow {
+    /// The parameters and images/s cells of a table: the figures, or why
+    /// there are none.
+    pub fn cells(&self) -> (String, String) {
+        match &self.measured {
+            Measured::Done {
+                params,
+                images_per_s,
+            } => (thousands(*params as f64), format!("{images_per_s:.2}")),
+            Measured::NotInZoo => ("not in the zoo".into(), "-".into()),
+            Measured::Failed(_) => ("failed".into(), "-".into()),
+        }
+    }
+}
+
 /// Builds each model of the annex ([`ANNEX_MODELS`]) by name and times
 /// its inference; a name the zoo does not know gives a
 /// [`Measured::NotInZoo`] row.
@@ -147,21 +162,14 @@ pub fn render_table(rows: &[AnnexRow]) -> String {
     );
     let _ = writeln!(
         out,
-        "  {:<14} {:<15} {:>12}  {:>13}  {:>16}  {:>14}",
+        "  {:<14} {:<15} {:>14}  {:>13}  {:>16}  {:>14}",
         "model", "zoo name", "parameters", "images/s here", "images/s quoted", "top-1 quoted"
     );
     for r in rows {
-        let (params, here) = match &r.measured {
-            Measured::Done {
-                params,
-                images_per_s,
-            } => (thousands(*params as f64), format!("{images_per_s:.2}")),
-            Measured::NotInZoo => ("not in the zoo".into(), "-".into()),
-            Measured::Failed(_) => ("failed".into(), "-".into()),
-        };
+        let (params, here) = r.cells();
         let _ = writeln!(
             out,
-            "  {:<14} {:<15} {:>12}  {:>13}  {:>16}  {:>13}%",
+            "  {:<14} {:<15} {:>14}  {:>13}  {:>16.1}  {:>13.1}%",
             r.title, r.model, params, here, r.quoted_images_per_s, r.quoted_top1
         );
         if let Measured::Failed(e) = &r.measured {

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use clap::{Args, ValueEnum};
 
 use super::annex::{measure_annex, AnnexOptions};
-use super::train::{train_lenets, TrainSettings};
+use super::train::{lenet_options, train_lenets};
 use super::{recompute, render_text, write_report, Lecture};
 use crate::app::train::SEED;
 use crate::app::{AppError, ProgressMode, Result};
@@ -74,19 +74,18 @@ pub struct LectureArgs {
 pub fn run_command(args: &LectureArgs) -> Result<Lecture> {
     let mut lecture = recompute()?;
     if args.train {
-        lecture.training = Some(train_lenets(&TrainSettings {
-            data_dir: args.data_dir.clone(),
-            offline: args.offline,
-            epochs: args.epochs,
-            seed: args.seed,
-            limit_train: args.limit_train,
-            limit_test: args.limit_test,
-            progress: match args.progress {
-                ProgressFlag::Auto => ProgressMode::Auto,
-                ProgressFlag::Plain => ProgressMode::Plain,
-                ProgressFlag::Quiet => ProgressMode::Quiet,
-            },
-        })?);
+        let mut opts = lenet_options(args.epochs);
+        opts.seed = args.seed;
+        opts.data_dir = args.data_dir.clone();
+        opts.offline = args.offline;
+        opts.limit_train = args.limit_train;
+        opts.limit_test = args.limit_test;
+        opts.progress = match args.progress {
+            ProgressFlag::Auto => ProgressMode::Auto,
+            ProgressFlag::Plain => ProgressMode::Plain,
+            ProgressFlag::Quiet => ProgressMode::Quiet,
+        };
+        lecture.training = Some(train_lenets(&opts)?);
     }
     if args.annex {
         lecture.annex = Some(measure_annex(&AnnexOptions {

@@ -10,7 +10,7 @@ use convnet_tensor::kernels::conv2d::conv2d;
 use convnet_tensor::kernels::pool::max_pool2d;
 use convnet_tensor::{conv_output_size, Rng, Tensor};
 
-use super::{check, failed, Check, Got, Said, Section, Source, Stated};
+use super::{check, failed, src, stated, Check, Got, Said, Section, Stated};
 use crate::app::Result;
 
 /// The lecture's 4×4 input of the worked example (line 188).
@@ -42,19 +42,6 @@ pub(super) const DIMENSION: &str = "Couche de convolution — Dimension de la ma
 pub(super) const EXAMPLE: &str = "Couche de convolution — Exemple et correction";
 pub(super) const POOLING: &str = "Couche de pooling";
 pub(super) const GELU: &str = "Annexe : Fonction d'activation GELU";
-
-fn src(section: &'static str, line: usize) -> Source {
-    Source { section, line }
-}
-
-fn stated<'a>(what: &'a str, source: Source, text: &'a str, said: Said) -> Stated<'a> {
-    Stated {
-        what,
-        source,
-        text,
-        said,
-    }
-}
 
 /// [`check`], or [`failed`] when the recomputation itself failed.
 pub(super) fn try_check<E: Display>(
@@ -113,7 +100,7 @@ pub fn worked_example() -> Result<(Tensor, Tensor)> {
 
 /// The pooling example, recomputed by the max-pooling kernel.
 pub fn pooling_example() -> Result<Tensor> {
-    Ok(max_pool2d(&image(&POOL_INPUT), (2, 2), (2, 2), (0, 0), false).map_err(kernel)?)
+    max_pool2d(&image(&POOL_INPUT), (2, 2), (2, 2), (0, 0), false).map_err(kernel)
 }
 
 /// The sections up to pooling, in the lecture's order.
@@ -248,31 +235,30 @@ pub(super) fn first_sections() -> Result<Vec<Section>> {
     }
 
     let example = match worked_example() {
-        Ok((conv, activated)) => vec![
-            check(
-                stated(
-                    "4×4 input ∗ 2×2 filter [[-1, 2], [0, 1]], stride 1, no bias",
-                    src(EXAMPLE, 218),
-                    "[[-3, 1, 6], [4, 5, -1], [-1, 1, 6]]",
-                    Said::Matrix(mat(&EXAMPLE_CONV)),
-                ),
-                Got::Matrix(mat(&EXAMPLE_CONV)),
-                Got::Matrix(rows(&conv)),
-                None,
-            )
-            .with_note("conv2d kernel (im2col + sgemm), as every Conv2d layer runs it"),
-            check(
-                stated(
-                    "after ReLU",
-                    src(EXAMPLE, 224),
-                    "[[0, 1, 6], [4, 5, 0], [0, 1, 6]]",
-                    Said::Matrix(mat(&EXAMPLE_RELU)),
-                ),
-                Got::Matrix(mat(&EXAMPLE_RELU)),
-                Got::Matrix(rows(&activated)),
-                None,
+        Ok((conv, activated)) => [
+            (
+                "4×4 input ∗ 2×2 filter [[-1, 2], [0, 1]], stride 1, no bias",
+                218,
+                "[[-3, 1, 6], [4, 5, -1], [-1, 1, 6]]",
+                mat(&EXAMPLE_CONV),
+                conv,
+                "conv2d kernel (im2col + sgemm), as every Conv2d layer runs it",
             ),
-        ],
+            (
+                "after ReLU",
+                224,
+                "[[0, 1, 6], [4, 5, 0], [0, 1, 6]]",
+                mat(&EXAMPLE_RELU),
+                activated,
+                "relu kernel",
+            ),
+        ]
+        .into_iter()
+        .map(|(what, line, text, want, got, note)| {
+            let figure = stated(what, src(EXAMPLE, line), text, Said::Matrix(want.clone()));
+            check(figure, Got::Matrix(want), Got::Matrix(rows(&got)), None).with_note(note)
+        })
+        .collect(),
         Err(e) => vec![failed(
             stated(
                 "4×4 input ∗ 2×2 filter",

@@ -43,9 +43,9 @@ use std::fmt;
 pub use annex::{measure_annex, measure_models, AnnexOptions, AnnexRow, Measured, ANNEX_MODELS};
 pub use args::{check_outcome, run_command, LectureArgs, ProgressFlag};
 pub use figures::{write_figures, Figure};
-pub use report::{render_html, write_report, write_report_with, REPORT_FILE};
+pub use report::{escape, render_html, write_report, write_report_with, REPORT_FILE};
 pub use text::render_text;
-pub use train::{train_lenets, TrainResult, TrainSettings, LECTURE_ERROR_RATES};
+pub use train::{lenet_options, train_lenets, TrainResult, LECTURE_ERROR_RATES};
 
 use super::Result;
 
@@ -310,6 +310,21 @@ pub(crate) struct Stated<'a> {
     pub text: &'a str,
     /// How to compare with it.
     pub said: Said,
+}
+
+/// A line of the lecture.
+pub(crate) fn src(section: &'static str, line: usize) -> Source {
+    Source { section, line }
+}
+
+/// A figure of the lecture.
+pub(crate) fn stated<'a>(what: &'a str, source: Source, text: &'a str, said: Said) -> Stated<'a> {
+    Stated {
+        what,
+        source,
+        text,
+        said,
+    }
 }
 
 /// Builds a [`Check`]: `computed` must equal `expected` (else the code has

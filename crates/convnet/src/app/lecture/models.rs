@@ -9,7 +9,7 @@ use convnet_zoo::depth::{depth, DepthOptions};
 use convnet_zoo::ModelConfig;
 
 use super::checks::{section, try_check};
-use super::{check, Check, Got, Said, Section, Source, Stated};
+use super::{check, src, stated, Check, Got, Said, Section};
 use crate::app::Result;
 
 pub(super) const LENET: &str = "LeNet 5 - 1998";
@@ -40,19 +40,6 @@ fn expected(name: &str) -> f64 {
         .iter()
         .find(|(n, _)| *n == name)
         .map_or(f64::NAN, |(_, p)| *p as f64)
-}
-
-fn src(section: &'static str, line: usize) -> Source {
-    Source { section, line }
-}
-
-fn stated<'a>(what: &'a str, source: Source, text: &'a str, said: Said) -> Stated<'a> {
-    Stated {
-        what,
-        source,
-        text,
-        said,
-    }
 }
 
 fn build(name: &str, config: &ModelConfig) -> Result<Box<dyn Layer>> {
@@ -95,7 +82,7 @@ pub(super) fn model_sections() -> Result<Vec<Section>> {
                 None,
             )
             .with_note(format!(
-                "`{name}` built from the zoo (1×28×28 input); the lecture's figure has {digits} \
+                "{name} built from the zoo (1×28×28 input); the lecture's figure has {digits} \
                  significant figure{}",
                 if digits == 1 { "" } else { "s" }
             )),
@@ -198,7 +185,7 @@ pub(super) fn model_sections() -> Result<Vec<Section>> {
             None,
         )
         .with_note(
-            "googlenet's `paper` variant (5×5 branches), convolution and linear weights as the \
+            "googlenet's paper variant (5×5 branches), convolution and linear weights as the \
              paper's Table 1 counts them (no BatchNorm, no biases)",
         ),
         check(

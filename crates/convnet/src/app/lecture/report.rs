@@ -220,19 +220,16 @@ pub fn render_html(lecture: &Lecture, figures: &[Figure]) -> String {
             rayon::current_num_threads()
         );
         for r in rows {
-            let (params, here) = match &r.measured {
-                Measured::Done {
-                    params,
-                    images_per_s,
-                } => (thousands(*params as f64), format!("{images_per_s:.2}")),
-                Measured::NotInZoo => ("not in the zoo".to_string(), "—".to_string()),
-                Measured::Failed(e) => (format!("failed: {}", escape(e)), "—".to_string()),
-            };
+            let (mut params, here) = r.cells();
+            if let Measured::Failed(e) = &r.measured {
+                params = format!("failed: {e}");
+            }
+            let params = escape(&params);
             let _ = writeln!(
                 out,
                 "<tr><td>{}</td><td><code>{}</code></td><td class=\"num\">{params}</td><td \
-                 class=\"num\">{here}</td><td class=\"num quoted\">{}</td><td class=\"num \
-                 quoted\">{}%</td></tr>",
+                 class=\"num\">{here}</td><td class=\"num quoted\">{:.1}</td><td class=\"num \
+                 quoted\">{:.1}%</td></tr>",
                 escape(&r.title),
                 escape(&r.model),
                 r.quoted_images_per_s,

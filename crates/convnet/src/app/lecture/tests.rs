@@ -1,8 +1,17 @@
+use std::sync::OnceLock;
+
 use super::*;
+
+/// The lecture recomputed once for every test (building the ImageNet
+/// models takes seconds).
+fn lecture() -> &'static Lecture {
+    static LECTURE: OnceLock<Lecture> = OnceLock::new();
+    LECTURE.get_or_init(|| recompute().unwrap())
+}
 
 #[test]
 fn every_check_is_computed_and_none_disagrees() {
-    let lecture = recompute().unwrap();
+    let lecture = lecture();
     assert!(lecture.sections.len() >= 12, "{}", lecture.sections.len());
     for s in &lecture.sections {
         assert!(!s.checks.is_empty(), "{} has no check", s.title);
@@ -21,7 +30,7 @@ fn every_check_is_computed_and_none_disagrees() {
 
 #[test]
 fn the_known_slips_are_flagged_and_only_those() {
-    let lecture = recompute().unwrap();
+    let lecture = lecture();
     let slips: Vec<(&str, &str)> = lecture
         .checks()
         .filter(|c| matches!(c.verdict, Verdict::LectureSlip(_)))
@@ -45,7 +54,7 @@ fn the_known_slips_are_flagged_and_only_those() {
 
 #[test]
 fn worked_examples_are_recomputed_by_the_kernels() {
-    let lecture = recompute().unwrap();
+    let lecture = lecture();
     let find = |what: &str| {
         lecture
             .checks()
@@ -131,8 +140,8 @@ fn the_lectures_precision_is_respected() {
 
 #[test]
 fn text_has_every_section_and_verdict() {
-    let lecture = recompute().unwrap();
-    let text = render_text(&lecture);
+    let lecture = lecture();
+    let text = render_text(lecture);
     for s in &lecture.sections {
         assert!(text.contains(&s.title), "{}", s.title);
     }
@@ -141,4 +150,102 @@ fn text_has_every_section_and_verdict() {
     assert_eq!(number(1876.0), "1,876");
     assert_eq!(number(-3.0), "-3");
     assert_eq!(number(8.72), "8.72");
+}
+
+#[test]
+fn a_disagreement_fails_the_command_and_a_slip_does_not() {
+    let mut doctored = lecture().clone();
+    assert!(check_outcome(&doctored).is_ok());
+    let slip = doctored
+        .checks()
+        .find(|c| matches!(c.verdict, Verdict::LectureSlip(_)))
+        .cloned()
+        .unwrap();
+    doctored.sections[0].checks = vec![Check {
+        verdict: Verdict::Disagrees("recomputed 75, but the code expects 76".into()),
+        ..slip
+    }];
+    let e = check_outcome(&doctored).unwrap_err().to_string();
+    assert!(e.starts_with("1 recomputed number(s) disagree"), "{e}");
+    assert!(
+        e.contains("(line 108): recomputed 75, but the code expects 76"),
+        "{e}"
+    );
+    assert!(render_text(&doctored).contains("DISAGREES"));
+}
+
+#[test]
+fn annex_rows_for_unknown_models_say_so() {
+    let rows = measure_models(
+        &[
+            ("convnext_tiny", "ConvNeXt-T", 1943.5, 82.1),
+            ("no_such_model", "Nothing", 1.0, 50.0),
+        ],
+        &AnnexOptions {
+            batch_size: 1,
+            runs: 1,
+            image_size: 32,
+        },
+    )
+    .unwrap();
+    match &rows[0].measured {
+        Measured::Done {
+            params,
+            images_per_s,
+        } => {
+            assert_eq!(*params, 28_589_128);
+            assert!(*images_per_s > 0.0 && images_per_s.is_finite());
+        }
+        m => panic!("{m:?}"),
+    }
+    assert_eq!(rows[1].measured, Measured::NotInZoo);
+    let with_annex = Lecture {
+        annex: Some(rows),
+        ..lecture().clone()
+    };
+    let text = render_text(&with_annex);
+    assert!(text.contains("not in the zoo"), "{text}");
+    assert!(text.contains("82.1%"), "{text}");
+    let html = render_html(&with_annex, &[]);
+    assert!(html.contains("not in the zoo") && html.contains("quoted"));
+    let bad = AnnexOptions {
+        runs: 0,
+        ..AnnexOptions::default()
+    };
+    assert!(measure_annex(&bad).is_err());
+}
+
+#[test]
+fn the_report_places_figures_by_section_and_escapes_text() {
+    let extra = vec![
+        Figure {
+            file: "relu_gelu.png".into(),
+            caption: "ReLU & GELU".into(),
+            section: "Annexe : Fonction d'activation GELU".into(),
+        },
+        Figure {
+            file: "mistakes.png".into(),
+            caption: "a <b> model's mistakes".into(),
+            section: "Mistakes".into(),
+        },
+    ];
+    let html = render_html(lecture(), &extra);
+    let gelu = html
+        .find("Annexe : Fonction d'activation GELU</h2>")
+        .unwrap();
+    let convnext = html.find("Annexe : ConvNext</h2>").unwrap();
+    let relu = html.find("relu_gelu.png").unwrap();
+    assert!(
+        gelu < relu && relu < convnext,
+        "a figure goes in its section"
+    );
+    assert!(
+        html.contains("<h2>Mistakes</h2>"),
+        "an unknown section gets its own"
+    );
+    assert!(html.contains("ReLU &amp; GELU") && html.contains("a &lt;b&gt; model"));
+    assert_eq!(
+        escape("<a href=\"x\">&</a>"),
+        "&lt;a href=&quot;x&quot;&gt;&amp;&lt;/a&gt;"
+    );
 }

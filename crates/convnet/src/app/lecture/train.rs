@@ -3,7 +3,6 @@
 //! rates (line 285).
 
 use std::fmt::Write;
-use std::path::PathBuf;
 use std::time::Instant;
 
 use convnet_datasets::DatasetSpec;
@@ -22,25 +21,6 @@ pub const LECTURE_ERROR_RATES: [(&str, &str, f64); 3] = [
     ("lenet4", "LeNet-4", 1.10),
     ("lenet5", "LeNet-5 (1998)", 0.95),
 ];
-
-/// How `--train` trains.
-#[derive(Debug, Clone)]
-pub struct TrainSettings {
-    /// Data folder (`--data-dir`, else `$CONVNET_DATA`, else `./data`).
-    pub data_dir: Option<PathBuf>,
-    /// Never download MNIST.
-    pub offline: bool,
-    /// Epochs per model.
-    pub epochs: usize,
-    /// Seed of the weights and the shuffling.
-    pub seed: u64,
-    /// Train on the first N training images only.
-    pub limit_train: Option<usize>,
-    /// Evaluate on the first N test images only.
-    pub limit_test: Option<usize>,
-    /// Progress display.
-    pub progress: ProgressMode,
-}
 
 /// One trained LeNet beside the lecture's figure.
 #[derive(Debug, Clone, PartialEq)]
@@ -68,16 +48,10 @@ pub struct TrainResult {
 /// Trains the three LeNets of the lecture's table on MNIST (found, or
 /// downloaded unless offline, as `convnet train` does) and measures their
 /// test error. Each model starts from the same seed and sees the same
-/// batches; the settings are `convnet train`'s defaults (SGD with Nesterov
-/// momentum, cosine schedule, 1-pixel shifts) with `epochs` epochs.
-pub fn train_lenets(settings: &TrainSettings) -> Result<Vec<TrainResult>> {
-    let mut opts = TrainOptions::new("lenet5", DatasetSpec::Mnist);
-    opts.epochs = settings.epochs;
-    opts.seed = settings.seed;
-    opts.data_dir = settings.data_dir.clone();
-    opts.offline = settings.offline;
-    opts.limit_train = settings.limit_train;
-    opts.limit_test = settings.limit_test;
+/// batches. `opts` are a `convnet train` run's (its model and output
+/// folder are not used): [`lenet_options`] gives the defaults (SGD with
+/// Nesterov momentum, cosine schedule, 1-pixel shifts).
+pub fn train_lenets(opts: &TrainOptions) -> Result<Vec<TrainResult>> {
     opts.validate()?;
     let data = open_run_data(&DataRequest {
         spec: &opts.dataset,
@@ -119,7 +93,7 @@ pub fn train_lenets(settings: &TrainSettings) -> Result<Vec<TrainResult>> {
         );
         let start = Instant::now();
         let mut trainer = Trainer::new(model, opts.train_config()?, classes)?;
-        let progress: Box<dyn Callback> = Box::new(match settings.progress {
+        let progress: Box<dyn Callback> = Box::new(match opts.progress {
             ProgressMode::Auto => ProgressPrinter::auto(),
             ProgressMode::Plain => ProgressPrinter::plain(Box::new(std::io::stdout())),
             ProgressMode::Quiet => ProgressPrinter::quiet(),
@@ -141,6 +115,14 @@ pub fn train_lenets(settings: &TrainSettings) -> Result<Vec<TrainResult>> {
         });
     }
     Ok(results)
+}
+
+/// `convnet train`'s defaults on MNIST, for `epochs` epochs.
+pub fn lenet_options(epochs: usize) -> TrainOptions {
+    TrainOptions {
+        epochs,
+        ..TrainOptions::new("lenet5", DatasetSpec::Mnist)
+    }
 }
 
 /// The lecture's table beside the measured errors.
