@@ -45,6 +45,20 @@ impl Default for AnnexOptions {
     }
 }
 
+impl AnnexOptions {
+    /// `inference in batches of 2, 2 timed runs at 224×224`.
+    pub fn describe(&self) -> String {
+        format!(
+            "inference in batches of {}, {} timed run{} at {}×{}",
+            self.batch_size,
+            self.runs,
+            if self.runs == 1 { "" } else { "s" },
+            self.image_size,
+            self.image_size
+        )
+    }
+}
+
 /// What was measured for one model.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Measured {
@@ -74,6 +88,8 @@ pub struct AnnexRow {
     pub quoted_top1: f64,
     /// What was measured here.
     pub measured: Measured,
+    /// How it was measured.
+    pub options: AnnexOptions,
 }
 
 impl AnnexRow {
@@ -128,6 +144,7 @@ pub fn measure_models(
             quoted_images_per_s: ips,
             quoted_top1: top1,
             measured,
+            options: *options,
         });
     }
     Ok(rows)
@@ -156,9 +173,10 @@ pub fn render_table(rows: &[AnnexRow]) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "Annexe : ConvNeXt against Swin (line 491): measured here (CPU, {} threads) beside the \
-         figures the lecture quotes",
-        rayon::current_num_threads()
+        "Annexe : ConvNeXt against Swin (line 491): measured here (CPU, {} threads, {}) beside \
+         the figures the lecture quotes",
+        rayon::current_num_threads(),
+        rows.first().map_or(String::new(), |r| r.options.describe())
     );
     let _ = writeln!(
         out,

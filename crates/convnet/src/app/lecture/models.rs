@@ -89,6 +89,29 @@ pub(super) fn model_sections() -> Result<Vec<Section>> {
         );
     }
     let lenet5 = build("lenet5", &mnist)?;
+    // "un réseau dense de 120, 84 puis 10 neurones": the linear layers'
+    // output widths, in order.
+    let widths: Vec<String> = lenet5
+        .param_shapes()
+        .iter()
+        .filter(|(k, s)| k.starts_with("fc") && k.ends_with("weight") && s.len() == 2)
+        .map(|(_, s)| s[0].to_string())
+        .collect();
+    let widths = widths.join(", ");
+    lenet.push(
+        check(
+            stated(
+                "dense layers after LeNet-5's convolutions",
+                src(LENET, 306),
+                "120, 84 puis 10 neurones",
+                Said::Holds,
+            ),
+            Got::Holds(true, "120, 84, 10".into()),
+            Got::Holds(widths == "120, 84, 10", widths),
+            None,
+        )
+        .with_note("the output widths of lenet5's linear layers fc1, fc2, fc3"),
+    );
     lenet.push(
         try_check(
             stated(

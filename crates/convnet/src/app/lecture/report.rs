@@ -212,12 +212,13 @@ pub fn render_html(lecture: &Lecture, figures: &[Figure]) -> String {
         let _ = writeln!(
             out,
             "<h2 id=\"annex\">Annexe : ConvNeXt against Swin, measured</h2>\n<p>Parameters and \
-             inference images/s measured on this machine's CPU ({} threads) at 224×224; the \
+             images/s measured on this machine's CPU ({} threads; {}); the \
              accuracies and the images/s the lecture gives are <span \
              class=\"quoted\">quoted</span> from Liu et al. (2022), ImageNet-1k, A100 \
              GPU.</p>\n<table>\n<tr><th>model</th><th>zoo name</th><th>parameters</th><th>images/s \
              here</th><th>images/s (quoted)</th><th>top-1 (quoted)</th></tr>",
-            rayon::current_num_threads()
+            rayon::current_num_threads(),
+            rows.first().map_or(String::new(), |r| r.options.describe())
         );
         for r in rows {
             let (mut params, here) = r.cells();
