@@ -10,17 +10,18 @@ use convnet_tensor::kernels::conv2d::conv2d;
 use convnet_tensor::kernels::pool::max_pool2d;
 use convnet_tensor::{conv_output_size, Rng, Tensor};
 
+use super::titles::{DIMENSION, EXAMPLE, GELU, IMAGE_AND_FILTER, PADDING, POOLING};
 use super::{check, failed, src, stated, Check, Got, Said, Section, Stated};
 use crate::app::Result;
 
-/// The lecture's 4×4 input of the worked example (line 188).
+/// The lecture's 4×4 input of the worked example (line 185).
 pub const EXAMPLE_INPUT: [[f32; 4]; 4] = [
     [2., -1., -1., 3.],
     [-2., 1., 2., -1.],
     [0., 0., 2., 3.],
     [2., -1., -3., 2.],
 ];
-/// The lecture's 2×2 filter (line 183).
+/// The lecture's 2×2 filter (line 182).
 pub const EXAMPLE_FILTER: [[f32; 2]; 2] = [[-1., 2.], [0., 1.]];
 /// The convolution as the lecture's correction prints it (line 218).
 pub const EXAMPLE_CONV: [[f32; 3]; 3] = [[-3., 1., 6.], [4., 5., -1.], [-1., 1., 6.]];
@@ -35,13 +36,6 @@ pub const POOL_INPUT: [[f32; 4]; 4] = [
 ];
 /// Its 2×2 max-pooling with stride 2, as the lecture prints it (line 269).
 pub const POOL_OUTPUT: [[f32; 2]; 2] = [[6., 8.], [14., 16.]];
-
-pub(super) const IMAGE_AND_FILTER: &str = "Couche de convolution — Image et filtre";
-pub(super) const PADDING: &str = "Couche de convolution — Zero-padding";
-pub(super) const DIMENSION: &str = "Couche de convolution — Dimension de la matrice créée";
-pub(super) const EXAMPLE: &str = "Couche de convolution — Exemple et correction";
-pub(super) const POOLING: &str = "Couche de pooling";
-pub(super) const GELU: &str = "Annexe : Fonction d'activation GELU";
 
 /// [`check`], or [`failed`] when the recomputation itself failed.
 pub(super) fn try_check<E: Display>(
@@ -62,9 +56,9 @@ fn kernel(e: convnet_tensor::TensorError) -> crate::app::AppError {
 }
 
 /// A `[1, 1, rows, cols]` tensor of a matrix.
-pub fn image<const W: usize>(rows: &[[f32; W]]) -> Tensor {
+pub fn image<const W: usize>(rows: &[[f32; W]]) -> Result<Tensor> {
     let data: Vec<f32> = rows.iter().flat_map(|r| r.iter().copied()).collect();
-    Tensor::from_vec(&[1, 1, rows.len(), W], data).expect("rows of equal length")
+    Tensor::from_vec(&[1, 1, rows.len(), W], data).map_err(kernel)
 }
 
 /// The rows of a `[1, 1, H, W]` tensor.
@@ -85,8 +79,8 @@ fn params(layer: std::result::Result<impl Layer, convnet_layers::LayerError>) ->
 /// the convolution and its ReLU.
 pub fn worked_example() -> Result<(Tensor, Tensor)> {
     let conv = conv2d(
-        &image(&EXAMPLE_INPUT),
-        &image(&EXAMPLE_FILTER),
+        &image(&EXAMPLE_INPUT)?,
+        &image(&EXAMPLE_FILTER)?,
         None,
         (1, 1),
         (0, 0),
@@ -100,7 +94,7 @@ pub fn worked_example() -> Result<(Tensor, Tensor)> {
 
 /// The pooling example, recomputed by the max-pooling kernel.
 pub fn pooling_example() -> Result<Tensor> {
-    max_pool2d(&image(&POOL_INPUT), (2, 2), (2, 2), (0, 0), false).map_err(kernel)
+    max_pool2d(&image(&POOL_INPUT)?, (2, 2), (2, 2), (0, 0), false).map_err(kernel)
 }
 
 /// The sections up to pooling, in the lecture's order.

@@ -13,10 +13,10 @@ use plotters::style::text_anchor::{HPos, Pos, VPos};
 use plotters::style::FontStyle;
 
 use super::checks::{
-    pooling_example, rows, worked_example, EXAMPLE, EXAMPLE_FILTER, EXAMPLE_INPUT, PADDING,
-    POOLING, POOL_INPUT,
+    pooling_example, rows, worked_example, EXAMPLE_FILTER, EXAMPLE_INPUT, POOL_INPUT,
 };
 use super::number;
+use super::titles::{EXAMPLE, PADDING, POOLING};
 use crate::app::{AppError, Result};
 
 const FONT: &str = "sans-serif";

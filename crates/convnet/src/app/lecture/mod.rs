@@ -49,6 +49,35 @@ pub use train::{lenet_options, train_lenets, TrainResult, LECTURE_ERROR_RATES};
 
 use super::Result;
 
+/// The titles of the sections, for [`Figure::section`] and for finding
+/// checks.
+pub mod titles {
+    /// A filter and an image: parameters of a filter and of a dense neuron.
+    pub const IMAGE_AND_FILTER: &str = "Couche de convolution — Image et filtre";
+    /// Zero-padding.
+    pub const PADDING: &str = "Couche de convolution — Zero-padding";
+    /// The size of a convolution's output: the formula, stride.
+    pub const DIMENSION: &str = "Couche de convolution — Dimension de la matrice créée";
+    /// The worked example: a 4×4 input convolved with a 2×2 filter, then ReLU.
+    pub const EXAMPLE: &str = "Couche de convolution — Exemple et correction";
+    /// Max-pooling.
+    pub const POOLING: &str = "Couche de pooling";
+    /// The annex's GELU (where the ReLU and GELU curves belong).
+    pub const GELU: &str = "Annexe : Fonction d'activation GELU";
+    /// LeNet-1/4/5: the table of parameters and error rates.
+    pub const LENET: &str = "LeNet 5 - 1998";
+    /// AlexNet.
+    pub const ALEXNET: &str = "AlexNet";
+    /// Inception v1 (GoogLeNet).
+    pub const INCEPTION: &str = "Inception v1";
+    /// VGG: small filters, VGG-16.
+    pub const VGG: &str = "Modèles VGG";
+    /// ResNet.
+    pub const RESNET: &str = "ResNet";
+    /// The annex's ConvNeXt.
+    pub const CONVNEXT: &str = "Annexe : ConvNext";
+}
+
 /// The lecture's file, as the checks cite it.
 pub const LECTURE_FILE: &str = "seed/lecture-cnn.md";
 

@@ -9,15 +9,9 @@ use convnet_zoo::depth::{depth, DepthOptions};
 use convnet_zoo::ModelConfig;
 
 use super::checks::{section, try_check};
+use super::titles::{ALEXNET, CONVNEXT, INCEPTION, LENET, RESNET, VGG};
 use super::{check, src, stated, Check, Got, Said, Section};
 use crate::app::Result;
-
-pub(super) const LENET: &str = "LeNet 5 - 1998";
-pub(super) const ALEXNET: &str = "AlexNet";
-pub(super) const INCEPTION: &str = "Inception v1";
-pub(super) const VGG: &str = "Modèles VGG";
-pub(super) const RESNET: &str = "ResNet";
-pub(super) const CONVNEXT: &str = "Annexe : ConvNext";
 
 const IMAGENET: [usize; 4] = [1, 3, 224, 224];
 const MNIST: [usize; 4] = [1, 1, 28, 28];
