@@ -51,6 +51,11 @@ fn lecture_flags_need_their_mode() {
     assert!(text(&o).contains("--train"), "{}", text(&o));
     let o = convnet(&["lecture", "--annex-runs", "0", "--annex"]);
     assert!(!o.status.success());
+    // A report onto a file is refused, naming it.
+    let file = tempfile::NamedTempFile::new().unwrap();
+    let o = convnet(&["lecture", "--report", s(file.path())]);
+    assert!(!o.status.success());
+    assert!(text(&o).contains("not a folder"), "{}", text(&o));
 }
 
 /// Decodes a PNG and checks that it is a picture: a sensible size, several
@@ -185,4 +190,7 @@ fn train_prints_the_lecture_table_beside_measured_errors() {
     let html = std::fs::read_to_string(report.join("index.html")).unwrap();
     assert!(html.contains("id=\"train\""));
     assert!(html.contains("0.95%"));
+    // The error rates as a chart, in the LeNet section.
+    assert!(image_sources(&html).contains(&"lenet_errors.png".to_string()));
+    assert_picture(&report.join("lenet_errors.png"));
 }

@@ -16,7 +16,8 @@ use super::checks::{
     pooling_example, rows, worked_example, EXAMPLE_FILTER, EXAMPLE_INPUT, POOL_INPUT,
 };
 use super::number;
-use super::titles::{EXAMPLE, PADDING, POOLING};
+use super::titles::{EXAMPLE, LENET, PADDING, POOLING, VGG};
+use super::Lecture;
 use crate::app::{AppError, Result};
 
 const FONT: &str = "sans-serif";
@@ -44,7 +45,7 @@ fn register_font() {
     });
 }
 
-fn draw_err(path: &Path) -> impl Fn(String) -> AppError + '_ {
+pub(super) fn draw_err(path: &Path) -> impl Fn(String) -> AppError + '_ {
     move |msg| AppError::Image {
         path: path.to_path_buf(),
         msg,
@@ -52,25 +53,25 @@ fn draw_err(path: &Path) -> impl Fn(String) -> AppError + '_ {
 }
 
 /// A matrix drawn as labelled cells.
-struct Grid {
-    cells: Vec<Vec<String>>,
-    fill: Box<dyn Fn(usize, usize) -> RGBColor>,
-    caption: String,
-    x: i32,
-    y: i32,
-    cell: i32,
+pub(super) struct Grid {
+    pub(super) cells: Vec<Vec<String>>,
+    pub(super) fill: Box<dyn Fn(usize, usize) -> RGBColor>,
+    pub(super) caption: String,
+    pub(super) x: i32,
+    pub(super) y: i32,
+    pub(super) cell: i32,
 }
 
-const WINDOW: RGBColor = RGBColor(255, 214, 102);
-const PALE: RGBColor = RGBColor(245, 245, 245);
-const WINDOWS: [RGBColor; 4] = [
+pub(super) const WINDOW: RGBColor = RGBColor(255, 214, 102);
+pub(super) const PALE: RGBColor = RGBColor(245, 245, 245);
+pub(super) const WINDOWS: [RGBColor; 4] = [
     RGBColor(158, 202, 225),
     RGBColor(253, 208, 162),
     RGBColor(161, 217, 155),
     RGBColor(218, 188, 231),
 ];
 
-fn text_style(size: f64, color: &RGBColor, centred: bool) -> TextStyle<'static> {
+pub(super) fn text_style(size: f64, color: &RGBColor, centred: bool) -> TextStyle<'static> {
     let style = (FONT, size).into_font().color(color);
     if centred {
         style.pos(Pos::new(HPos::Center, VPos::Center))
@@ -80,7 +81,7 @@ fn text_style(size: f64, color: &RGBColor, centred: bool) -> TextStyle<'static> 
 }
 
 /// Draws an RGB picture of `w`×`h` with `draw` and writes it as a PNG.
-fn picture(
+pub(super) fn picture(
     path: &Path,
     (w, h): (u32, u32),
     draw: impl FnOnce(&DrawingArea<BitMapBackend<'_>, plotters::coord::Shift>) -> Result<()>,
@@ -100,9 +101,9 @@ fn picture(
         .map_err(|e| draw_err(path)(e.to_string()))
 }
 
-type Area<'a> = DrawingArea<BitMapBackend<'a>, plotters::coord::Shift>;
+pub(super) type Area<'a> = DrawingArea<BitMapBackend<'a>, plotters::coord::Shift>;
 
-fn draw_grid(root: &Area<'_>, g: &Grid, path: &Path) -> Result<()> {
+pub(super) fn draw_grid(root: &Area<'_>, g: &Grid, path: &Path) -> Result<()> {
     let err = |e: DrawingAreaErrorKind<_>| draw_err(path)(e.to_string());
     for (r, row) in g.cells.iter().enumerate() {
         for (c, v) in row.iter().enumerate() {
@@ -132,7 +133,13 @@ fn draw_grid(root: &Area<'_>, g: &Grid, path: &Path) -> Result<()> {
     Ok(())
 }
 
-fn label(root: &Area<'_>, s: &str, at: (i32, i32), size: f64, path: &Path) -> Result<()> {
+pub(super) fn label(
+    root: &Area<'_>,
+    s: &str,
+    at: (i32, i32),
+    size: f64,
+    path: &Path,
+) -> Result<()> {
     root.draw(&Text::new(
         s.to_string(),
         at,
@@ -330,8 +337,10 @@ fn padding_picture(path: &Path) -> Result<()> {
     })
 }
 
-/// Writes the lecture's pictures into `dir` and lists them.
-pub fn write_figures(dir: &Path) -> Result<Vec<Figure>> {
+/// Writes the lecture's pictures into `dir` and lists them: the worked
+/// examples, VGG's small filters, and the measured error rates when
+/// `lecture` has its training results.
+pub fn write_figures(lecture: &Lecture, dir: &Path) -> Result<Vec<Figure>> {
     let figures = [
         (
             "convolution.png",
@@ -353,6 +362,14 @@ pub fn write_figures(dir: &Path) -> Result<Vec<Figure>> {
             PADDING,
             padding_picture,
         ),
+        (
+            "small_filters.png",
+            "One 5×5 convolution and two 3×3 convolutions see the same 5×5 window of the \
+             input (every input pixel, in yellow, reaches the output); the two 3×3 have fewer \
+             parameters.",
+            VGG,
+            super::charts::small_filters_picture,
+        ),
     ];
     let mut out = Vec::new();
     for (file, caption, section, draw) in figures {
@@ -361,6 +378,16 @@ pub fn write_figures(dir: &Path) -> Result<Vec<Figure>> {
             file: file.to_string(),
             caption: caption.to_string(),
             section: section.to_string(),
+        });
+    }
+    if let Some(rows) = &lecture.training {
+        let file = "lenet_errors.png";
+        super::charts::error_chart(rows, &dir.join(file))?;
+        out.push(Figure {
+            file: file.to_string(),
+            caption: "Test error on MNIST: the lecture's table beside the LeNets trained here."
+                .to_string(),
+            section: LENET.to_string(),
         });
     }
     Ok(out)

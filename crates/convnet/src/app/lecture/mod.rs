@@ -31,6 +31,7 @@
 
 mod annex;
 mod args;
+mod charts;
 mod checks;
 mod figures;
 mod models;
