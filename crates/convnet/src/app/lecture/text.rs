@@ -9,6 +9,29 @@ fn width(s: &str) -> usize {
     s.chars().count()
 }
 
+/// Columns of a slip's explanation before it wraps.
+const EXPLANATION_WIDTH: usize = 88;
+
+/// `s` cut into lines of at most `columns` characters at spaces (a longer
+/// word stays whole).
+fn wrap(s: &str, columns: usize) -> Vec<String> {
+    let mut lines: Vec<String> = Vec::new();
+    let mut line = String::new();
+    for word in s.split_whitespace() {
+        if !line.is_empty() && width(&line) + 1 + width(word) > columns {
+            lines.push(std::mem::take(&mut line));
+        }
+        if !line.is_empty() {
+            line.push(' ');
+        }
+        line.push_str(word);
+    }
+    if !line.is_empty() {
+        lines.push(line);
+    }
+    lines
+}
+
 fn pad(s: &str, w: usize) -> String {
     format!("{s}{}", " ".repeat(w.saturating_sub(width(s))))
 }
@@ -56,7 +79,11 @@ pub fn render_text(lecture: &Lecture) -> String {
         for (r, c) in rows.iter().zip(&section.checks) {
             let _ = writeln!(out, "{}", line([&r[0], &r[1], &r[2], &r[3], &r[4]]));
             if let Some(why) = c.verdict.explanation() {
-                let _ = writeln!(out, "  {}  → {why}", " ".repeat(w[0]));
+                let indent = " ".repeat(w[0] + 4);
+                for (i, l) in wrap(why, EXPLANATION_WIDTH).iter().enumerate() {
+                    let arrow = if i == 0 { "→ " } else { "  " };
+                    let _ = writeln!(out, "{indent}{arrow}{l}");
+                }
             }
         }
         let _ = writeln!(out);
@@ -80,4 +107,18 @@ pub fn render_text(lecture: &Lecture) -> String {
         }
     );
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::wrap;
+
+    #[test]
+    fn explanations_wrap_at_spaces() {
+        assert_eq!(wrap("a bb ccc dddd", 6), ["a bb", "ccc", "dddd"]);
+        assert_eq!(wrap("unbreakable-word x", 4), ["unbreakable-word", "x"]);
+        assert!(wrap("", 10).is_empty());
+        // Characters, not bytes: "×" is one column.
+        assert_eq!(wrap("5×5×3 a", 7), ["5×5×3 a"]);
+    }
 }
