@@ -61,6 +61,14 @@ enum Command {
     /// every load verifies them: mnist, fashion-mnist, cifar10, cifar100, all
     /// [default: all = mnist and fashion-mnist].
     Download(DownloadArgs),
+    /// Recompute every number of the lecture beside its figures, with verdicts.
+    ///
+    /// Each number and worked example of the lecture, section by section,
+    /// recomputed by the crates: agrees, LECTURE SLIP (flagged, explained)
+    /// or DISAGREES (a bug: exit status 1). --train trains the LeNets of its
+    /// table on MNIST, --annex times ConvNeXt against Swin, --report DIR
+    /// writes an HTML page with pictures.
+    Lecture(Box<app::lecture::LectureArgs>),
 }
 
 #[derive(Args, Debug)]
@@ -731,6 +739,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     a.images.len()
                 );
             }
+        }
+        Command::Lecture(a) => {
+            app::lecture::run_command(&a)?;
         }
         Command::Zoo => out!("{}", app::summary::zoo_table()?)?,
         Command::Download(a) => {

@@ -7,6 +7,7 @@
 pub mod data;
 pub mod eval;
 pub mod imagenet;
+pub mod lecture;
 pub mod predict;
 pub mod prepare;
 pub mod sources;
