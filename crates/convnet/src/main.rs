@@ -61,6 +61,10 @@ enum Command {
     /// every load verifies them: mnist, fashion-mnist, cifar10, cifar100, all
     /// [default: all = mnist and fashion-mnist].
     Download(DownloadArgs),
+    /// Draw labelled PNG pictures: dataset samples, filters, feature maps,
+    /// ReLU/GELU curves, a model's worst mistakes.
+    #[command(subcommand)]
+    Show(app::show::ShowCommand),
 }
 
 #[derive(Args, Debug)]
@@ -776,6 +780,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Data(DataCommand::Stats { folder }) => {
             out!("{}", app::data::folder_stats(&folder)?)?;
         }
+        Command::Show(c) => outln!("{}", app::show::run_show(&c)?)?,
         Command::Weights(WeightsCommand::Convert { input, output }) => {
             let n = app::weights::convert(&input, &output)?;
             outln!("{n} tensors written to {}", output.display())?;

@@ -9,6 +9,7 @@ pub mod eval;
 pub mod imagenet;
 pub mod predict;
 pub mod prepare;
+pub mod show;
 pub mod sources;
 pub mod summary;
 pub mod train;

@@ -1,0 +1,269 @@
+//! `convnet show`: labelled PNG pictures of what the lecture shows and what
+//! a network learns.
+//!
+//! - [`samples::dataset_samples`]: dataset images, a row per class, named as
+//!   the lecture's figures name them (French and English for Fashion-MNIST);
+//! - [`filters::show_filters`]: the learned filters of a convolution;
+//! - [`features::show_features`]: the feature maps of one image after every
+//!   convolution and pooling layer;
+//! - [`activations::activation_curves`]: the ReLU and GELU curves (the
+//!   lecture's annex);
+//! - [`mistakes::show_mistakes`]: the test images a model gets most wrong.
+//!
+//! Pictures are drawn in pure Rust (plotters' bitmap backend and the
+//! embedded DejaVu Sans, as the training plots) and written atomically.
+//!
+//! ```
+//! let dir = tempfile::tempdir()?;
+//! let png = dir.path().join("relu_gelu.png");
+//! convnet::app::show::activation_curves(&png)?;
+//! assert_eq!(image::image_dimensions(&png)?, convnet::app::show::activations::SIZE);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+pub mod activations;
+mod canvas;
+pub mod features;
+pub mod filters;
+pub mod mistakes;
+pub mod samples;
+
+#[cfg(test)]
+mod tests;
+
+use std::path::{Path, PathBuf};
+
+use clap::{Args, Subcommand};
+use convnet_datasets::{DatasetKind, Split};
+
+pub use activations::activation_curves;
+pub use features::{show_features, FeatureInput, FeaturesOptions};
+pub use filters::show_filters;
+pub use mistakes::{show_mistakes, MistakesOptions};
+pub use samples::{dataset_samples, SamplesOptions};
+
+use super::eval::ModelWithWeights;
+use super::Result;
+
+/// How a class is named on the pictures: the digit for MNIST, the French
+/// and English names for Fashion-MNIST (`"Veste / Coat"`), as the lecture's
+/// figures label them.
+///
+/// ```
+/// use convnet::app::show::class_label;
+/// use convnet::datasets::DatasetKind;
+/// assert_eq!(class_label(DatasetKind::FashionMnist, 4), "Veste / Coat");
+/// assert_eq!(class_label(DatasetKind::Mnist, 7), "7");
+/// ```
+pub fn class_label(kind: DatasetKind, label: usize) -> String {
+    let (fr, en) = (kind.class_names_fr(), kind.class_names());
+    match (fr.get(label), en.get(label)) {
+        (Some(f), Some(e)) if f != e => format!("{f} / {e}"),
+        (_, Some(e)) => e.to_string(),
+        _ => label.to_string(),
+    }
+}
+
+/// The normalisation of a greyscale model's inputs: the checkpoint's own
+/// (format 2), else the dataset's, else none.
+fn grey_mean_std(loaded: &ModelWithWeights, kind: Option<DatasetKind>) -> (f32, f32) {
+    loaded
+        .preprocessing
+        .as_ref()
+        .and_then(|p| match (p.mean.as_slice(), p.std.as_slice()) {
+            ([m], [s]) => Some((*m, *s)),
+            _ => None,
+        })
+        .or(kind.map(DatasetKind::mean_std))
+        .unwrap_or((0.0, 1.0))
+}
+
+/// The pictures `convnet show` draws.
+#[derive(Subcommand, Debug)]
+pub enum ShowCommand {
+    /// Dataset images, a row per class, named as the lecture names them.
+    Samples(SamplesArgs),
+    /// The learned filters of a checkpoint's first convolution (or --layer).
+    Filters(FiltersArgs),
+    /// The feature maps of one image after every convolution and pooling layer.
+    Features(FeaturesArgs),
+    /// The ReLU and GELU curves (the lecture's annex figure).
+    Activations(OutputArg),
+    /// The test images a model gets most wrong, with true and predicted class.
+    Mistakes(MistakesArgs),
+}
+
+/// The PNG file to write.
+#[derive(Args, Debug)]
+pub struct OutputArg {
+    /// The PNG file to write (replaced atomically).
+    #[arg(short, long)]
+    pub output: PathBuf,
+}
+
+/// Where the dataset is found.
+#[derive(Args, Debug)]
+pub struct DataArgs {
+    /// Data folder holding the IDX files (default: $CONVNET_DATA, else ./data).
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// Never download; fail with instructions if the dataset is missing.
+    #[arg(long)]
+    pub offline: bool,
+}
+
+/// `convnet show samples`.
+#[derive(Args, Debug)]
+pub struct SamplesArgs {
+    /// mnist or fashion-mnist.
+    #[arg(long, default_value = "mnist")]
+    pub dataset: DatasetKind,
+    /// Images per class (1 to 32).
+    #[arg(long, default_value_t = 8)]
+    pub per_class: usize,
+    /// train or test.
+    #[arg(long, default_value = "test")]
+    pub split: Split,
+    /// Screen pixels per image pixel (1 to 8).
+    #[arg(long, default_value_t = 2)]
+    pub scale: u32,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub data: DataArgs,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub out: OutputArg,
+}
+
+/// `convnet show filters`.
+#[derive(Args, Debug)]
+pub struct FiltersArgs {
+    /// A checkpoint written by `convnet train` (or a PyTorch/safetensors file with --model).
+    #[arg(long)]
+    pub checkpoint: PathBuf,
+    /// The zoo model of a PyTorch or safetensors file.
+    #[arg(long)]
+    pub model: Option<String>,
+    /// The convolution, by its state-dict prefix (conv1, features.0) [default: the first].
+    #[arg(long)]
+    pub layer: Option<String>,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub out: OutputArg,
+}
+
+/// `convnet show features`.
+#[derive(Args, Debug)]
+#[command(group(clap::ArgGroup::new("input").required(true).args(["image", "index"])))]
+pub struct FeaturesArgs {
+    /// A checkpoint written by `convnet train` (or a PyTorch/safetensors file with --model).
+    #[arg(long)]
+    pub checkpoint: PathBuf,
+    /// The zoo model of a PyTorch or safetensors file.
+    #[arg(long)]
+    pub model: Option<String>,
+    /// A PNG or JPEG image, prepared as `convnet predict` prepares it.
+    #[arg(long)]
+    pub image: Option<PathBuf>,
+    /// Image N of the test set of the checkpoint's dataset (or --dataset).
+    #[arg(long)]
+    pub index: Option<usize>,
+    /// mnist or fashion-mnist [default: the checkpoint's].
+    #[arg(long)]
+    pub dataset: Option<DatasetKind>,
+    /// Feature maps drawn per layer.
+    #[arg(long, default_value_t = features::DEFAULT_CHANNELS)]
+    pub channels: usize,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub data: DataArgs,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub out: OutputArg,
+}
+
+/// `convnet show mistakes`.
+#[derive(Args, Debug)]
+pub struct MistakesArgs {
+    /// A checkpoint written by `convnet train`.
+    #[arg(long)]
+    pub checkpoint: PathBuf,
+    /// mnist or fashion-mnist [default: the checkpoint's].
+    #[arg(long)]
+    pub dataset: Option<DatasetKind>,
+    /// How many images to show (1 to 60).
+    #[arg(long, default_value_t = 24)]
+    pub count: usize,
+    /// Search only the first N test images.
+    #[arg(long)]
+    pub limit: Option<usize>,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub data: DataArgs,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub out: OutputArg,
+}
+
+/// Runs `convnet show ...` and says what was written.
+pub fn run_show(command: &ShowCommand) -> Result<String> {
+    let (path, what): (&Path, String) = match command {
+        ShowCommand::Samples(a) => {
+            let dir =
+                super::data::ensure_data(a.dataset, a.data.data_dir.as_deref(), a.data.offline)?;
+            let opts = SamplesOptions {
+                per_class: a.per_class,
+                split: a.split,
+                scale: a.scale,
+            };
+            dataset_samples(a.dataset, &dir, &opts, &a.out.output)?;
+            (&a.out.output, format!("{} samples", a.dataset.title()))
+        }
+        ShowCommand::Filters(a) => {
+            let layer = show_filters(
+                &a.checkpoint,
+                a.model.as_deref(),
+                a.layer.as_deref(),
+                &a.out.output,
+            )?;
+            (&a.out.output, format!("filters of {layer}"))
+        }
+        ShowCommand::Features(a) => {
+            let input = match (&a.image, a.index) {
+                (Some(p), _) => FeatureInput::Image(p),
+                (None, Some(i)) => FeatureInput::Index(i),
+                (None, None) => {
+                    return Err(super::AppError::Usage("give --image or --index".into()))
+                }
+            };
+            let opts = FeaturesOptions {
+                model: a.model.as_deref(),
+                dataset: a.dataset,
+                data_dir: a.data.data_dir.as_deref(),
+                offline: a.data.offline,
+                max_channels: a.channels,
+            };
+            let layers = show_features(&a.checkpoint, input, &opts, &a.out.output)?;
+            (
+                &a.out.output,
+                format!("feature maps after {}", layers.join(", ")),
+            )
+        }
+        ShowCommand::Activations(a) => {
+            activation_curves(&a.output)?;
+            (&a.output, "ReLU and GELU curves".into())
+        }
+        ShowCommand::Mistakes(a) => {
+            let opts = MistakesOptions {
+                dataset: a.dataset,
+                data_dir: a.data.data_dir.as_deref(),
+                offline: a.data.offline,
+                count: a.count,
+                limit: a.limit,
+            };
+            let found = show_mistakes(&a.checkpoint, &opts, &a.out.output)?;
+            (&a.out.output, format!("{} mistakes", found.len()))
+        }
+    };
+    Ok(format!("{what} written to {}", path.display()))
+}
