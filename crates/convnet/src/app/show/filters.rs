@@ -95,7 +95,13 @@ pub fn filters_picture(name: &str, weight: &Tensor, title: &str, output: &Path) 
     let per_filter = in_c * kh * kw;
     let w = weight.as_slice();
     let filter = |o: usize| &w[o * per_filter..(o + 1) * per_filter];
-    let scale = (48 / kh.max(kw)).clamp(1, 16) as u32;
+    // Few filters (a first layer) are drawn larger.
+    let target = if shown <= 16 && (in_c == 1 || in_c == 3) {
+        80
+    } else {
+        48
+    };
+    let scale = (target / kh.max(kw)).clamp(1, 16) as u32;
     let (tw, th) = (kw as u32 * scale, kh as u32 * scale);
     let gap = 6u32;
     let top = 64u32;
