@@ -174,6 +174,9 @@ pub fn mistakes_picture(
 /// What `convnet show mistakes` is asked.
 #[derive(Debug, Clone, Copy)]
 pub struct MistakesOptions<'a> {
+    /// The zoo model of a PyTorch or safetensors file (a convnet checkpoint
+    /// names its own).
+    pub model: Option<&'a str>,
     /// The dataset (default: the checkpoint's).
     pub dataset: Option<DatasetKind>,
     /// The data folder (as `convnet train --data-dir`).
@@ -204,7 +207,7 @@ pub fn show_mistakes(
         )));
     }
     convnet_train::fsutil::check_output(output, &[checkpoint])?;
-    let loaded = load_with_weights(None, checkpoint)?;
+    let loaded = load_with_weights(opts.model, checkpoint)?;
     let kind = opts.dataset.or(loaded.dataset).ok_or_else(|| {
         AppError::Usage(format!(
             "{} does not say which dataset it was trained on: pass --dataset",

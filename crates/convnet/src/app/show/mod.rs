@@ -64,6 +64,42 @@ pub fn class_label(kind: DatasetKind, label: usize) -> String {
     }
 }
 
+/// What a PNG picture holds, to check that it is not blank.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PictureStats {
+    /// Width in pixels.
+    pub width: u32,
+    /// Height in pixels.
+    pub height: u32,
+    /// The fraction of its pixels that are not white.
+    pub ink: f64,
+    /// How many distinct colours it has.
+    pub colours: usize,
+}
+
+/// Decodes the picture at `path` and measures it ([`PictureStats`]).
+///
+/// ```
+/// let dir = tempfile::tempdir()?;
+/// let png = dir.path().join("curves.png");
+/// convnet::app::show::activation_curves(&png)?;
+/// let stats = convnet::app::show::picture_stats(&png)?;
+/// assert!(stats.ink > 0.02 && stats.colours > 16, "{stats:?}");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn picture_stats(path: &Path) -> Result<PictureStats> {
+    let img = super::prepare::decode_image(path)?.to_rgb8();
+    let total = (img.width() as f64 * img.height() as f64).max(1.0);
+    let ink = img.pixels().filter(|p| p.0 != [255, 255, 255]).count() as f64 / total;
+    let colours: std::collections::HashSet<[u8; 3]> = img.pixels().map(|p| p.0).collect();
+    Ok(PictureStats {
+        width: img.width(),
+        height: img.height(),
+        ink,
+        colours: colours.len(),
+    })
+}
+
 /// The normalisation of a greyscale model's inputs: the checkpoint's own
 /// (format 2), else the dataset's, else none.
 fn grey_mean_std(loaded: &ModelWithWeights, kind: Option<DatasetKind>) -> (f32, f32) {
@@ -99,6 +135,17 @@ pub struct OutputArg {
     /// The PNG file to write (replaced atomically).
     #[arg(short, long)]
     pub output: PathBuf,
+}
+
+/// The model and its weights.
+#[derive(Args, Debug)]
+pub struct WeightsArgs {
+    /// A checkpoint written by `convnet train` (or a PyTorch/safetensors file with --model).
+    #[arg(long)]
+    pub checkpoint: PathBuf,
+    /// The zoo model of a PyTorch or safetensors file.
+    #[arg(long)]
+    pub model: Option<String>,
 }
 
 /// Where the dataset is found.
@@ -138,12 +185,9 @@ pub struct SamplesArgs {
 /// `convnet show filters`.
 #[derive(Args, Debug)]
 pub struct FiltersArgs {
-    /// A checkpoint written by `convnet train` (or a PyTorch/safetensors file with --model).
-    #[arg(long)]
-    pub checkpoint: PathBuf,
-    /// The zoo model of a PyTorch or safetensors file.
-    #[arg(long)]
-    pub model: Option<String>,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub weights: WeightsArgs,
     /// The convolution, by its state-dict prefix (conv1, features.0) [default: the first].
     #[arg(long)]
     pub layer: Option<String>,
@@ -156,12 +200,9 @@ pub struct FiltersArgs {
 #[derive(Args, Debug)]
 #[command(group(clap::ArgGroup::new("input").required(true).args(["image", "index"])))]
 pub struct FeaturesArgs {
-    /// A checkpoint written by `convnet train` (or a PyTorch/safetensors file with --model).
-    #[arg(long)]
-    pub checkpoint: PathBuf,
-    /// The zoo model of a PyTorch or safetensors file.
-    #[arg(long)]
-    pub model: Option<String>,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub weights: WeightsArgs,
     /// A PNG or JPEG image, prepared as `convnet predict` prepares it.
     #[arg(long)]
     pub image: Option<PathBuf>,
@@ -185,9 +226,9 @@ pub struct FeaturesArgs {
 /// `convnet show mistakes`.
 #[derive(Args, Debug)]
 pub struct MistakesArgs {
-    /// A checkpoint written by `convnet train`.
-    #[arg(long)]
-    pub checkpoint: PathBuf,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub weights: WeightsArgs,
     /// mnist or fashion-mnist [default: the checkpoint's].
     #[arg(long)]
     pub dataset: Option<DatasetKind>,
@@ -221,8 +262,8 @@ pub fn run_show(command: &ShowCommand) -> Result<String> {
         }
         ShowCommand::Filters(a) => {
             let layer = show_filters(
-                &a.checkpoint,
-                a.model.as_deref(),
+                &a.weights.checkpoint,
+                a.weights.model.as_deref(),
                 a.layer.as_deref(),
                 &a.out.output,
             )?;
@@ -237,13 +278,13 @@ pub fn run_show(command: &ShowCommand) -> Result<String> {
                 }
             };
             let opts = FeaturesOptions {
-                model: a.model.as_deref(),
+                model: a.weights.model.as_deref(),
                 dataset: a.dataset,
                 data_dir: a.data.data_dir.as_deref(),
                 offline: a.data.offline,
                 max_channels: a.channels,
             };
-            let layers = show_features(&a.checkpoint, input, &opts, &a.out.output)?;
+            let layers = show_features(&a.weights.checkpoint, input, &opts, &a.out.output)?;
             (
                 &a.out.output,
                 format!("feature maps after {}", layers.join(", ")),
@@ -255,13 +296,14 @@ pub fn run_show(command: &ShowCommand) -> Result<String> {
         }
         ShowCommand::Mistakes(a) => {
             let opts = MistakesOptions {
+                model: a.weights.model.as_deref(),
                 dataset: a.dataset,
                 data_dir: a.data.data_dir.as_deref(),
                 offline: a.data.offline,
                 count: a.count,
                 limit: a.limit,
             };
-            let found = show_mistakes(&a.checkpoint, &opts, &a.out.output)?;
+            let found = show_mistakes(&a.weights.checkpoint, &opts, &a.out.output)?;
             (&a.out.output, format!("{} mistakes", found.len()))
         }
     };
