@@ -262,7 +262,7 @@ fn model_input(
             )
         }
     };
-    let (mean, std) = super::grey_mean_std(loaded, kind);
+    let (mean, std) = loaded.grey_mean_std(kind);
     let values = pixels.iter().map(|v| (v - mean) / std).collect();
     let x = Tensor::from_vec(&[1, 1, side, side], values)
         .map_err(|e| AppError::Usage(e.to_string()))?;

@@ -224,7 +224,7 @@ pub fn show_mistakes(
     }
     let dir = ensure_data(kind, opts.data_dir, opts.offline)?;
     let test = load_split(kind, Split::Test, &dir, opts.limit)?;
-    let mean_std = super::grey_mean_std(&loaded, Some(kind));
+    let mean_std = loaded.grey_mean_std(Some(kind));
     let mistakes = find_mistakes(&*loaded.model, &test, mean_std, opts.count)?;
     let title = format!(
         "The {} test images {} gets most wrong (of {})",

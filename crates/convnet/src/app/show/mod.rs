@@ -42,7 +42,6 @@ pub use filters::show_filters;
 pub use mistakes::{show_mistakes, MistakesOptions};
 pub use samples::{dataset_samples, SamplesOptions};
 
-use super::eval::ModelWithWeights;
 use super::Result;
 
 /// How a class is named on the pictures: the digit for MNIST, the French
@@ -100,20 +99,6 @@ pub fn picture_stats(path: &Path) -> Result<PictureStats> {
     })
 }
 
-/// The normalisation of a greyscale model's inputs: the checkpoint's own
-/// (format 2), else the dataset's, else none.
-fn grey_mean_std(loaded: &ModelWithWeights, kind: Option<DatasetKind>) -> (f32, f32) {
-    loaded
-        .preprocessing
-        .as_ref()
-        .and_then(|p| match (p.mean.as_slice(), p.std.as_slice()) {
-            ([m], [s]) => Some((*m, *s)),
-            _ => None,
-        })
-        .or(kind.map(DatasetKind::mean_std))
-        .unwrap_or((0.0, 1.0))
-}
-
 /// The pictures `convnet show` draws.
 #[derive(Subcommand, Debug)]
 pub enum ShowCommand {
@@ -161,6 +146,7 @@ pub struct DataArgs {
 
 /// `convnet show samples`.
 #[derive(Args, Debug)]
+#[allow(missing_docs)] // the flattened groups are documented where defined
 pub struct SamplesArgs {
     /// mnist or fashion-mnist.
     #[arg(long, default_value = "mnist")]
@@ -175,33 +161,30 @@ pub struct SamplesArgs {
     #[arg(long, default_value_t = 2)]
     pub scale: u32,
     #[command(flatten)]
-    #[allow(missing_docs)]
     pub data: DataArgs,
     #[command(flatten)]
-    #[allow(missing_docs)]
     pub out: OutputArg,
 }
 
 /// `convnet show filters`.
 #[derive(Args, Debug)]
+#[allow(missing_docs)] // the flattened groups are documented where defined
 pub struct FiltersArgs {
     #[command(flatten)]
-    #[allow(missing_docs)]
     pub weights: WeightsArgs,
     /// The convolution, by its state-dict prefix (conv1, features.0) [default: the first].
     #[arg(long)]
     pub layer: Option<String>,
     #[command(flatten)]
-    #[allow(missing_docs)]
     pub out: OutputArg,
 }
 
 /// `convnet show features`.
 #[derive(Args, Debug)]
 #[command(group(clap::ArgGroup::new("input").required(true).args(["image", "index"])))]
+#[allow(missing_docs)] // the flattened groups are documented where defined
 pub struct FeaturesArgs {
     #[command(flatten)]
-    #[allow(missing_docs)]
     pub weights: WeightsArgs,
     /// A PNG or JPEG image, prepared as `convnet predict` prepares it.
     #[arg(long)]
@@ -216,18 +199,16 @@ pub struct FeaturesArgs {
     #[arg(long, default_value_t = features::DEFAULT_CHANNELS)]
     pub channels: usize,
     #[command(flatten)]
-    #[allow(missing_docs)]
     pub data: DataArgs,
     #[command(flatten)]
-    #[allow(missing_docs)]
     pub out: OutputArg,
 }
 
 /// `convnet show mistakes`.
 #[derive(Args, Debug)]
+#[allow(missing_docs)] // the flattened groups are documented where defined
 pub struct MistakesArgs {
     #[command(flatten)]
-    #[allow(missing_docs)]
     pub weights: WeightsArgs,
     /// mnist or fashion-mnist [default: the checkpoint's].
     #[arg(long)]
@@ -239,10 +220,8 @@ pub struct MistakesArgs {
     #[arg(long)]
     pub limit: Option<usize>,
     #[command(flatten)]
-    #[allow(missing_docs)]
     pub data: DataArgs,
     #[command(flatten)]
-    #[allow(missing_docs)]
     pub out: OutputArg,
 }
 

@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use convnet_layers::{Conv2d, Conv2dConfig, Layer};
+use convnet_layers::{Conv2d, Conv2dConfig, Layer, ReLU, Sequential};
 use convnet_tensor::{Rng, Tensor};
 use convnet_zoo::ModelConfig;
 
@@ -92,9 +92,17 @@ fn filters_of_the_first_and_of_a_named_convolution() {
 #[test]
 fn filters_of_rgb_inputs_are_in_colour() {
     let conv = Conv2d::new(Conv2dConfig::new(3, 10, 3), &mut Rng::seed_from(2)).unwrap();
-    let convs = conv_layers(&conv);
+    let features = Sequential::new(vec![Box::new(conv), Box::new(ReLU::new())]);
+    let model =
+        Sequential::named(vec![("features", Box::new(features) as Box<dyn Layer>)]).unwrap();
+    let convs = conv_layers(&model);
     assert_eq!(convs.len(), 1);
+    assert_eq!(convs[0].0, "features.0", "named by its state-dict prefix");
     assert_eq!(convs[0].1.shape(), &[10, 3, 3, 3]);
+    let e = filters::conv_weight(&model, Some("features.1"))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("features.0 [10, 3, 3, 3]"), "{e}");
     let dir = tempfile::tempdir().unwrap();
     let png = dir.path().join("rgb.png");
     filters_picture("conv", &convs[0].1, "RGB filters", &png).unwrap();
