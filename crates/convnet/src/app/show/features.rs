@@ -70,20 +70,19 @@ pub fn feature_maps_picture(
         dims: [usize; 4],
         scale: u32,
         shown: usize,
+        /// An RGB input, drawn as one colour tile.
+        colour: bool,
     }
     let mut laid = Vec::new();
-    for (name, kind, t) in rows {
+    for (i, (name, kind, t)) in rows.into_iter().enumerate() {
         let dims = t
             .dims4("feature maps")
             .map_err(|e| AppError::Usage(format!("{name}: {e}")))?;
         let [_, c, h, w] = dims;
-        let shown = if name == "input" && c == 3 {
-            1
-        } else {
-            c.min(max_channels)
-        };
+        let colour = i == 0 && c == 3;
+        let shown = if colour { 1 } else { c.min(max_channels) };
         let scale = ((56.0 / h.max(w).max(1) as f64).round() as u32).clamp(1, 12);
-        let more = if shown < c && !(name == "input" && c == 3) {
+        let more = if shown < c && !colour {
             format!(" ({shown} shown)")
         } else {
             String::new()
@@ -94,6 +93,7 @@ pub fn feature_maps_picture(
             dims,
             scale,
             shown,
+            colour,
         });
     }
     let gap = 4u32;
@@ -122,7 +122,7 @@ pub fn feature_maps_picture(
         let (tw, th) = (w as u32 * r.scale, h as u32 * r.scale);
         for ch in 0..r.shown {
             let x = label_w + ch as u32 * (tw + gap);
-            if r.lines[0] == "input" && c == 3 {
+            if r.colour {
                 let (lo, hi) = min_max(data);
                 canvas.tile((x, y), (w, h), r.scale, |p| {
                     let g = |k: usize| grey(data[k * plane + p], lo, hi)[0];
