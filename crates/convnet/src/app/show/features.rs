@@ -113,7 +113,7 @@ pub fn feature_maps_picture(
     canvas.text(title, (10, 10), 18.0, Anchor::TopLeft)?;
     let mut y = top;
     for r in &laid {
-        let [_, c, h, w] = r.dims;
+        let [_, _, h, w] = r.dims;
         for (k, line) in r.lines.iter().enumerate() {
             canvas.text(line, (10, y + 2 + 15 * k as u32), 13.0, Anchor::TopLeft)?;
         }
