@@ -39,6 +39,22 @@ pub const FASHION_MNIST_CLASSES: [&str; 10] = [
     "Ankle boot",
 ];
 
+/// The ten Fashion-MNIST classes in French, by label, as the lecture labels
+/// its figures ("Pantalon : y = 1", "Veste : y = 4", "Pull : y = 2",
+/// "Bottine : y = 9").
+pub const FASHION_MNIST_CLASSES_FR: [&str; 10] = [
+    "T-shirt/haut",
+    "Pantalon",
+    "Pull",
+    "Robe",
+    "Veste",
+    "Sandale",
+    "Chemise",
+    "Basket",
+    "Sac",
+    "Bottine",
+];
+
 /// The ten MNIST classes, by label.
 pub const MNIST_CLASSES: [&str; 10] = ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9"];
 
@@ -74,6 +90,15 @@ impl DatasetKind {
         match self {
             DatasetKind::Mnist => &MNIST_CLASSES,
             DatasetKind::FashionMnist => &FASHION_MNIST_CLASSES,
+        }
+    }
+
+    /// The class names in French, by label, as the lecture's figures name
+    /// them (the digits for MNIST; [`FASHION_MNIST_CLASSES_FR`]).
+    pub fn class_names_fr(self) -> &'static [&'static str; NUM_CLASSES] {
+        match self {
+            DatasetKind::Mnist => &MNIST_CLASSES,
+            DatasetKind::FashionMnist => &FASHION_MNIST_CLASSES_FR,
         }
     }
 
@@ -324,6 +349,12 @@ mod tests {
         assert_eq!(names[4], "Coat");
         assert_eq!(names[9], "Ankle boot");
         assert_eq!(DatasetKind::Mnist.class_names()[7], "7");
+        let fr = DatasetKind::FashionMnist.class_names_fr();
+        assert_eq!(
+            [fr[1], fr[2], fr[4], fr[9]],
+            ["Pantalon", "Pull", "Veste", "Bottine"]
+        );
+        assert_eq!(DatasetKind::Mnist.class_names_fr()[7], "7");
     }
 
     #[test]

@@ -152,6 +152,25 @@ pub trait Layer: Send + Sync + std::fmt::Debug {
     /// order).
     fn visit_children_mut(&mut self, _f: &mut dyn FnMut(&str, &mut dyn Layer)) {}
 
+    /// [`Layer::infer`] that also shows every intermediate output: `trace`
+    /// gets the full name of each layer run (`prefix` for this one, a
+    /// state-dict prefix such as `features.0`), its type and its output.
+    /// The default runs [`Layer::infer`] and reports the layer's own output;
+    /// a container that chains its children ([`crate::Sequential`]) runs them
+    /// one by one, reporting each child's outputs (recursively) before its
+    /// own. Other containers (residual blocks, branches) report only their
+    /// output. What `convnet show features` draws.
+    fn infer_traced(
+        &self,
+        prefix: &str,
+        x: &Tensor,
+        trace: &mut dyn FnMut(&str, &'static str, &Tensor),
+    ) -> Result<Tensor> {
+        let y = self.infer(x)?;
+        trace(prefix, self.type_name(), &y);
+        Ok(y)
+    }
+
     /// The part the layer can play in inference-time fusion
     /// (`Conv2d → BatchNorm2d → ReLU` runs as one pass in
     /// [`crate::Sequential::infer`], a residual sum and its ReLU as another),
@@ -324,6 +343,14 @@ impl Layer for Box<dyn Layer> {
     }
     fn fusion_role(&self) -> Option<FusionRole<'_>> {
         (**self).fusion_role()
+    }
+    fn infer_traced(
+        &self,
+        prefix: &str,
+        x: &Tensor,
+        trace: &mut dyn FnMut(&str, &'static str, &Tensor),
+    ) -> Result<Tensor> {
+        (**self).infer_traced(prefix, x, trace)
     }
 }
 

@@ -16,9 +16,13 @@ use crate::fsutil::write_atomic;
 use crate::history::History;
 use crate::metrics::ConfusionMatrix;
 
-const FONT: &str = "sans-serif";
+/// The family name the embedded DejaVu Sans is registered under (after
+/// [`register_font`]): `(FONT, size)` is a plotters font.
+pub const FONT: &str = "sans-serif";
 
-fn register_font() {
+/// Registers the embedded DejaVu Sans (regular and bold) as [`FONT`] with
+/// plotters, once per process. Call it before drawing any text.
+pub fn register_font() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
         // The bundled font is valid; a failure would only lose the labels.
@@ -34,16 +38,21 @@ fn plot_err(path: &Path, e: impl std::fmt::Display) -> TrainError {
     }
 }
 
-/// Encodes an RGB buffer as PNG and writes it atomically.
-fn save_png(path: &Path, rgb: Vec<u8>, width: u32, height: u32) -> Result<()> {
+/// Encodes an RGB buffer (`width * height * 3` bytes, row-major) as PNG and
+/// writes it atomically ([`crate::fsutil::write_atomic`]); a buffer of the
+/// wrong size is an error naming `path`.
+pub fn save_png(path: &Path, rgb: Vec<u8>, width: u32, height: u32) -> Result<()> {
     let img = image::RgbImage::from_raw(width, height, rgb)
         .ok_or_else(|| plot_err(path, "pixel buffer of the wrong size"))?;
+    // Best compression: pictures kept in a repository stay small.
     let mut bytes = Vec::new();
-    img.write_to(
-        &mut std::io::Cursor::new(&mut bytes),
-        image::ImageFormat::Png,
-    )
-    .map_err(|e| plot_err(path, e))?;
+    let encoder = image::codecs::png::PngEncoder::new_with_quality(
+        &mut bytes,
+        image::codecs::png::CompressionType::Best,
+        image::codecs::png::FilterType::Adaptive,
+    );
+    img.write_with_encoder(encoder)
+        .map_err(|e| plot_err(path, e))?;
     write_atomic(path, &bytes)
 }
 

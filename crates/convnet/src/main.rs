@@ -69,6 +69,10 @@ enum Command {
     /// table on MNIST, --annex times ConvNeXt against Swin, --report DIR
     /// writes an HTML page with pictures.
     Lecture(Box<app::lecture::LectureArgs>),
+    /// Draw labelled PNG pictures: dataset samples, filters, feature maps,
+    /// ReLU/GELU curves, a model's worst mistakes.
+    #[command(subcommand)]
+    Show(app::show::ShowCommand),
 }
 
 #[derive(Args, Debug)]
@@ -787,6 +791,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Data(DataCommand::Stats { folder }) => {
             out!("{}", app::data::folder_stats(&folder)?)?;
         }
+        Command::Show(c) => outln!("{}", app::show::run_show(&c)?)?,
         Command::Weights(WeightsCommand::Convert { input, output }) => {
             let n = app::weights::convert(&input, &output)?;
             outln!("{n} tensors written to {}", output.display())?;

@@ -257,6 +257,26 @@ impl Layer for Sequential {
         Ok(cur.unwrap_or_else(|| grad_out.clone()))
     }
 
+    fn infer_traced(
+        &self,
+        prefix: &str,
+        x: &Tensor,
+        trace: &mut dyn FnMut(&str, &'static str, &Tensor),
+    ) -> Result<Tensor> {
+        // Child by child (no fusion): every intermediate output is seen.
+        let mut cur: Option<Tensor> = None;
+        for (name, c) in &self.children {
+            let input = cur.as_ref().unwrap_or(x);
+            let y = c
+                .infer_traced(&join(prefix, name), input, trace)
+                .map_err(|e| e.in_child(name))?;
+            cur = Some(y);
+        }
+        let y = cur.unwrap_or_else(|| x.clone());
+        trace(prefix, NAME, &y);
+        Ok(y)
+    }
+
     fn output_shape(&self, input_shape: &[usize]) -> Result<Vec<usize>> {
         let mut shape = input_shape.to_vec();
         for (name, c) in &self.children {
@@ -479,5 +499,54 @@ mod tests {
             want = layer.infer(&want).unwrap();
         }
         assert_eq!(Sequential::new(layers).infer(&x).unwrap(), want);
+    }
+
+    #[test]
+    fn traced_infer_names_every_output_and_equals_infer() {
+        let mut rng = Rng::seed_from(4);
+        let inner = Sequential::named(vec![
+            (
+                "fc",
+                Box::new(Linear::new(LinearConfig::new(6, 5), &mut rng).unwrap()) as Box<dyn Layer>,
+            ),
+            ("act", Box::new(crate::ReLU::new())),
+        ])
+        .unwrap();
+        let net = Sequential::named(vec![
+            ("flatten", Box::new(Flatten::new()) as Box<dyn Layer>),
+            ("features", Box::new(inner)),
+            (
+                "head",
+                Box::new(Linear::new(LinearConfig::new(5, 2), &mut rng).unwrap()),
+            ),
+        ])
+        .unwrap();
+        let x = random(&[3, 2, 3], 5);
+        let mut seen = Vec::new();
+        let y = net
+            .infer_traced("", &x, &mut |name, kind, out| {
+                seen.push(format!("{name} {kind} {:?}", out.shape()))
+            })
+            .unwrap();
+        assert_eq!(y, net.infer(&x).unwrap());
+        assert_eq!(
+            seen,
+            [
+                "flatten Flatten [3, 6]",
+                "features.fc Linear [3, 5]",
+                "features.act ReLU [3, 5]",
+                "features Sequential [3, 5]",
+                "head Linear [3, 2]",
+                " Sequential [3, 2]",
+            ]
+        );
+        // Errors name the child, as `infer`'s do.
+        let e = net
+            .infer_traced("", &random(&[3, 7], 1), &mut |_, _, _| {})
+            .unwrap_err();
+        assert_eq!(
+            e.layer(),
+            net.infer(&random(&[3, 7], 1)).unwrap_err().layer()
+        );
     }
 }

@@ -67,6 +67,19 @@ pub struct ModelWithWeights {
 }
 
 impl ModelWithWeights {
+    /// The normalisation (mean, std) of a greyscale model's inputs: the
+    /// checkpoint's own (format 2), else `dataset`'s, else none (0, 1).
+    pub fn grey_mean_std(&self, dataset: Option<DatasetKind>) -> (f32, f32) {
+        self.preprocessing
+            .as_ref()
+            .and_then(|p| match (p.mean.as_slice(), p.std.as_slice()) {
+                ([m], [s]) => Some((*m, *s)),
+                _ => None,
+            })
+            .or(dataset.map(DatasetKind::mean_std))
+            .unwrap_or((0.0, 1.0))
+    }
+
     /// The evaluation pipeline the checkpoint records (CIFAR and image
     /// folders), if any.
     pub fn eval_pipeline(&self) -> Result<Option<Pipeline>> {

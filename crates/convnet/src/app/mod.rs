@@ -10,6 +10,7 @@ pub mod imagenet;
 pub mod lecture;
 pub mod predict;
 pub mod prepare;
+pub mod show;
 pub mod sources;
 pub mod summary;
 pub mod train;

@@ -141,15 +141,7 @@ pub fn predict(opts: &PredictOptions<'_>, images: &[impl AsRef<Path>]) -> Result
         loaded.class_names.clone()
     };
     // The checkpoint's own normalisation first (format 2), else the dataset's.
-    let (mean, std) = loaded
-        .preprocessing
-        .as_ref()
-        .and_then(|p| match (p.mean.as_slice(), p.std.as_slice()) {
-            ([m], [s]) => Some((*m, *s)),
-            _ => None,
-        })
-        .or(kind.map(DatasetKind::mean_std))
-        .unwrap_or((0.0, 1.0));
+    let (mean, std) = loaded.grey_mean_std(kind);
     crate::outln!(
         "images are prepared as {} expects: {} (light strokes on a dark background), then \
          normalised with mean {mean} and std {std}",
