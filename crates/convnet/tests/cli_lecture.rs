@@ -118,6 +118,11 @@ fn the_report_has_every_section_and_its_pictures() {
     assert_eq!(html.matches("class=\"slip\"").count(), 3);
     let sources = image_sources(&html);
     assert!(sources.len() >= 3, "{sources:?}");
+    // The annex's ReLU and GELU curves, drawn by `convnet show`.
+    assert!(
+        sources.contains(&"activations.png".to_string()),
+        "{sources:?}"
+    );
     for src in &sources {
         assert!(!src.contains('/') && src.ends_with(".png"), "{src}");
         assert_picture(&report.join(src));
@@ -193,4 +198,7 @@ fn train_prints_the_lecture_table_beside_measured_errors() {
     // The error rates as a chart, in the LeNet section.
     assert!(image_sources(&html).contains(&"lenet_errors.png".to_string()));
     assert_picture(&report.join("lenet_errors.png"));
+    // The data found, its samples are drawn by class.
+    assert!(image_sources(&html).contains(&"samples-mnist.png".to_string()));
+    assert_picture(&report.join("samples-mnist.png"));
 }

@@ -1,12 +1,14 @@
 //! The flags of `convnet lecture` and what the command does with them.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use clap::{Args, ValueEnum};
 
 use super::annex::{measure_annex, AnnexOptions};
 use super::train::{lenet_options, train_lenets};
-use super::{recompute, render_text, write_report, Lecture};
+use super::{
+    create_report_dir, recompute, render_text, titles, write_report_with, Figure, Lecture,
+};
 use crate::app::train::SEED;
 use crate::app::{AppError, ProgressMode, Result};
 
@@ -96,11 +98,46 @@ pub fn run_command(args: &LectureArgs) -> Result<Lecture> {
     }
     crate::out!("{}", render_text(&lecture))?;
     if let Some(dir) = &args.report {
-        let page = write_report(&lecture, dir)?;
+        create_report_dir(dir)?;
+        let extra = show_figures(dir, args.data_dir.as_deref())?;
+        let page = write_report_with(&lecture, dir, extra)?;
         crate::outln!("report written to {}", page.display())?;
     }
     check_outcome(&lecture)?;
     Ok(lecture)
+}
+
+/// The report's pictures drawn by `convnet show`: the ReLU and GELU curves
+/// (the annex's figure) and, when MNIST and Fashion-MNIST are found where
+/// `convnet train` looks (never downloaded for a report), a grid of each
+/// dataset's test images per class, labelled as the lecture labels them.
+pub fn show_figures(dir: &Path, data_dir: Option<&Path>) -> Result<Vec<Figure>> {
+    use crate::app::show::{activation_curves, dataset_samples, SamplesOptions};
+    use convnet_datasets::{find_dataset, DatasetKind};
+    activation_curves(&dir.join("activations.png"))?;
+    let mut figures = vec![Figure {
+        file: "activations.png".into(),
+        caption: "ReLU and GELU, computed by the crate's ReLU and GELU layers (convnet show \
+                  activations)"
+            .into(),
+        section: titles::GELU.into(),
+    }];
+    for kind in [DatasetKind::Mnist, DatasetKind::FashionMnist] {
+        let Ok(found) = find_dataset(kind, data_dir) else {
+            continue;
+        };
+        let file = format!("samples-{}.png", kind.name());
+        dataset_samples(kind, &found, &SamplesOptions::default(), &dir.join(&file))?;
+        figures.push(Figure {
+            file,
+            caption: format!(
+                "{}: the first test images of each class (convnet show samples)",
+                kind.title()
+            ),
+            section: "Les jeux de données : MNIST et Fashion-MNIST".into(),
+        });
+    }
+    Ok(figures)
 }
 
 /// An error listing the checks that disagree, if any: what makes

@@ -3,14 +3,13 @@
 //! the 2×2 max-pooling, the zero-padding of 2.
 //!
 //! Rendered in pure Rust: plotters' bitmap backend, the DejaVu Sans font
-//! embedded in the binary, PNG encoding by the `image` crate.
+//! embedded in the binary, the PNG written atomically by
+//! [`convnet_train::plot::save_png`].
 
 use std::path::Path;
-use std::sync::Once;
 
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
-use plotters::style::FontStyle;
 
 use super::checks::{
     pooling_example, rows, worked_example, EXAMPLE_FILTER, EXAMPLE_INPUT, POOL_INPUT,
@@ -19,8 +18,7 @@ use super::number;
 use super::titles::{EXAMPLE, LENET, PADDING, POOLING, VGG};
 use super::Lecture;
 use crate::app::{AppError, Result};
-
-const FONT: &str = "sans-serif";
+use convnet_train::plot::{register_font, save_png, FONT};
 
 /// A picture of the report: a PNG file beside the page, its caption and
 /// the section (title) it belongs to. Other parts of the program can add
@@ -34,15 +32,6 @@ pub struct Figure {
     /// Title of the section it illustrates (a section of the lecture, or
     /// any other heading: figures of unknown sections get their own).
     pub section: String,
-}
-
-fn register_font() {
-    static ONCE: Once = Once::new();
-    ONCE.call_once(|| {
-        // The bundled font is valid; a failure would only lose the labels.
-        let _ = plotters::style::register_font(FONT, FontStyle::Normal, dejavu::sans::regular());
-        let _ = plotters::style::register_font(FONT, FontStyle::Bold, dejavu::sans::bold());
-    });
 }
 
 pub(super) fn draw_err(path: &Path) -> impl Fn(String) -> AppError + '_ {
@@ -95,10 +84,7 @@ pub(super) fn picture(
         draw(&root)?;
         root.present().map_err(|e| draw_err(path)(e.to_string()))?;
     }
-    let img = image::RgbImage::from_raw(w, h, buf)
-        .ok_or_else(|| draw_err(path)("pixel buffer of the wrong size".into()))?;
-    img.save_with_format(path, image::ImageFormat::Png)
-        .map_err(|e| draw_err(path)(e.to_string()))
+    save_png(path, buf, w, h).map_err(|e| draw_err(path)(e.to_string()))
 }
 
 pub(super) type Area<'a> = DrawingArea<BitMapBackend<'a>, plotters::coord::Shift>;

@@ -44,7 +44,9 @@ use std::fmt;
 pub use annex::{measure_annex, measure_models, AnnexOptions, AnnexRow, Measured, ANNEX_MODELS};
 pub use args::{check_outcome, run_command, LectureArgs, ProgressFlag};
 pub use figures::{write_figures, Figure};
-pub use report::{escape, render_html, write_report, write_report_with, REPORT_FILE};
+pub use report::{
+    create_report_dir, escape, render_html, write_report, write_report_with, REPORT_FILE,
+};
 pub use text::render_text;
 pub use train::{lenet_options, train_lenets, TrainResult, LECTURE_ERROR_RATES};
 

@@ -66,16 +66,22 @@ pub fn write_report(lecture: &Lecture, dir: &Path) -> Result<PathBuf> {
     write_report_with(lecture, dir, Vec::new())
 }
 
-/// [`write_report`] with more pictures: `extra` are PNG files already in
-/// `dir`, each shown in the section whose title it names (or at the end).
-pub fn write_report_with(lecture: &Lecture, dir: &Path, extra: Vec<Figure>) -> Result<PathBuf> {
+/// Creates the report's folder (and its parents); an error if `dir` is
+/// something else than a folder.
+pub fn create_report_dir(dir: &Path) -> Result<()> {
     if dir.exists() && !dir.is_dir() {
         return Err(AppError::Usage(format!(
             "{}: not a folder (the report is a folder holding {REPORT_FILE} and its pictures)",
             dir.display()
         )));
     }
-    std::fs::create_dir_all(dir).map_err(|e| AppError::io(dir, e))?;
+    std::fs::create_dir_all(dir).map_err(|e| AppError::io(dir, e))
+}
+
+/// [`write_report`] with more pictures: `extra` are PNG files already in
+/// `dir`, each shown in the section whose title it names (or at the end).
+pub fn write_report_with(lecture: &Lecture, dir: &Path, extra: Vec<Figure>) -> Result<PathBuf> {
+    create_report_dir(dir)?;
     let mut figures = write_figures(lecture, dir)?;
     figures.extend(extra);
     let page = dir.join(REPORT_FILE);
