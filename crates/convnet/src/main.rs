@@ -683,9 +683,6 @@ fn run(cli: Cli, job: Option<&app::distributed::Job>) -> anyhow::Result<()> {
     match cli.command {
         Command::Train(a) => {
             let opts = train_options(&a)?;
-            if a.sync_bn {
-                return Err(app::distributed::sync_bn_refused().into());
-            }
             let comm = job.map(app::distributed::Job::communicator);
             app::train::run_train_on(&opts, a.resume.as_deref(), comm)?;
         }
@@ -838,6 +835,10 @@ fn main() {
     let cli = Cli::parse();
     // `--distributed`: this process joins the MPI job (or learns why not).
     let job = match &cli.command {
+        Command::Train(a) if a.sync_bn => {
+            eprintln!("error: {}", app::distributed::sync_bn_refused());
+            std::process::exit(1);
+        }
         Command::Train(a) if a.distributed => match app::distributed::Job::start() {
             Ok(job) => Some(job),
             Err(e) => {
