@@ -104,6 +104,10 @@ pub enum TrainError {
     /// The data loader failed.
     #[error("data: {0}")]
     Data(String),
+    /// Distributed training failed: the ranks disagree (different weights
+    /// or data), or the communication failed.
+    #[error("distributed training: {0}")]
+    Distributed(String),
 }
 
 /// `Result` with [`TrainError`].

@@ -11,6 +11,8 @@
 //! - [`Trainer`]: epochs over a [`BatchSource`], evaluation after each epoch,
 //!   [`Callback`]s ([`ProgressPrinter`], [`HistoryWriter`]), checkpoints and
 //!   bit-identical resume;
+//! - [`distributed`]: data-parallel training over several processes (MPI
+//!   with the `mpi` feature);
 //! - [`metrics`]: top-1/top-5 accuracy, per-class accuracy, confusion matrix;
 //! - [`checkpoint`]: the crash-safe, checksummed checkpoint format;
 //! - [`history`] (CSV and JSON) and [`plot`] (PNG curves and confusion heat
@@ -32,7 +34,9 @@ pub mod checkpoint;
 pub mod clip;
 mod data;
 pub mod defaults;
+pub mod distributed;
 pub mod error;
+mod eval;
 pub mod fsutil;
 pub mod history;
 pub mod loss;

@@ -108,6 +108,13 @@ impl ConfusionMatrix {
         }
     }
 
+    /// The raw counts, the matrix's then the unpredicted ones per class: what
+    /// a distributed evaluation sums over the ranks.
+    pub(crate) fn counts_mut(&mut self) -> (&mut [u64], &mut [u64]) {
+        self.unpredicted.resize(self.classes, 0);
+        (&mut self.counts, &mut self.unpredicted)
+    }
+
     /// Samples of class `truth` without a prediction (NaN logits).
     pub fn unpredicted(&self, truth: usize) -> u64 {
         self.unpredicted.get(truth).copied().unwrap_or(0)

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
-use convnet_layers::memory::{refuse_if_too_big, Usage};
+use convnet_layers::memory::Usage;
 use convnet_layers::Layer;
 use serde::{Deserialize, Serialize};
 
@@ -12,13 +12,16 @@ use crate::callback::{BatchReport, Callback};
 use crate::checkpoint::{Checkpoint, ModelInfo, TrainState};
 use crate::clip::clip_grad_norm;
 use crate::defaults;
+use crate::distributed::{Communicator, Distributed};
 use crate::error::{Result, TrainError};
 use crate::history::{EpochRecord, History};
-use crate::loss::{cross_entropy, training_loss};
-use crate::metrics::{topk_correct, ConfusionMatrix};
+use crate::loss::training_loss;
+use crate::metrics::topk_correct;
 use crate::optim::{Optimizer, OptimizerConfig};
 use crate::schedule::{LrSchedule, ScheduleKind};
 
+pub(crate) use crate::eval::{eval_sums, refuse_if_too_big_batch};
+pub use crate::eval::{evaluate, EvalReport};
 pub use convnet_datasets::Batch;
 
 /// Anything that yields the batches of an epoch.
@@ -116,80 +119,6 @@ impl TrainConfig {
     }
 }
 
-/// Results of an evaluation.
-#[derive(Debug, Clone, PartialEq)]
-pub struct EvalReport {
-    /// Mean cross-entropy.
-    pub loss: f64,
-    /// Top-1 accuracy.
-    pub accuracy: f64,
-    /// Top-5 accuracy (top-`C` when there are fewer than 5 classes).
-    pub top5: f64,
-    /// Predictions against labels.
-    pub confusion: ConfusionMatrix,
-    /// Samples evaluated.
-    pub samples: usize,
-    /// Wall-clock seconds.
-    pub seconds: f64,
-}
-
-/// An error if running `model` on batches of `shape` would need more memory
-/// than the machine has ([`refuse_if_too_big`]).
-fn refuse_if_too_big_batch(
-    model: &dyn Layer,
-    shape: &[usize],
-    usage: Usage,
-    what: &str,
-) -> Result<()> {
-    let what = format!("{what} on batches of shape {shape:?}");
-    Ok(refuse_if_too_big(model, shape, usage, &what)?)
-}
-
-/// Evaluates `model` in inference mode on every batch of `data` (epoch 0's
-/// order, which for a test loader is the file order).
-pub fn evaluate(
-    model: &dyn Layer,
-    data: &dyn BatchSource,
-    num_classes: usize,
-) -> Result<EvalReport> {
-    let start = Instant::now();
-    let mut confusion = ConfusionMatrix::new(num_classes);
-    let (mut loss_sum, mut top1, mut top5, mut samples) = (0.0f64, 0usize, 0usize, 0usize);
-    for (index, batch) in data.batches(0).enumerate() {
-        let batch = batch?;
-        if index == 0 {
-            refuse_if_too_big_batch(model, batch.images.shape(), Usage::Inference, "evaluation")?;
-        }
-        let logits = model.infer(&batch.images)?;
-        if logits.shape().get(1) != Some(&num_classes) {
-            return Err(TrainError::invalid(
-                "evaluate",
-                format!(
-                    "the model outputs {:?}, expected [N, {num_classes}]",
-                    logits.shape()
-                ),
-            ));
-        }
-        let n = batch.labels.len();
-        loss_sum += cross_entropy(&logits, &batch.labels, 0.0)?.loss as f64 * n as f64;
-        top1 += topk_correct(&logits, &batch.labels, 1)?;
-        top5 += topk_correct(&logits, &batch.labels, 5.min(num_classes))?;
-        confusion.add_batch(&logits, &batch.labels)?;
-        samples += n;
-    }
-    if samples == 0 {
-        return Err(TrainError::Data("the evaluation set is empty".into()));
-    }
-    Ok(EvalReport {
-        loss: loss_sum / samples as f64,
-        accuracy: top1 as f64 / samples as f64,
-        top5: top5 as f64 / samples as f64,
-        confusion,
-        samples,
-        seconds: start.elapsed().as_secs_f64(),
-    })
-}
-
 /// Where and how the trainer saves a checkpoint after every epoch.
 #[derive(Debug, Clone)]
 pub struct CheckpointTarget {
@@ -263,6 +192,8 @@ pub struct Trainer<M: Layer = Box<dyn Layer>> {
     num_classes: usize,
     /// Names of the frozen parameters, in visiting order.
     frozen: Vec<String>,
+    /// Data-parallel training ([`Trainer::distribute`]).
+    distributed: Option<Distributed>,
 }
 
 impl<M: Layer> Trainer<M> {
@@ -285,6 +216,7 @@ impl<M: Layer> Trainer<M> {
             checkpoint: None,
             num_classes,
             frozen: Vec::new(),
+            distributed: None,
         })
     }
 
@@ -348,6 +280,29 @@ impl<M: Layer> Trainer<M> {
         }
         self.optimizer.set_frozen(&|k| frozen.contains(k));
         self.frozen = names;
+    }
+
+    /// Trains data-parallel over `comm` ([`crate::distributed`]): this rank
+    /// trains on its shard of every global batch, gradients and counters are
+    /// summed over the ranks, evaluations are sharded, and only rank 0
+    /// writes the checkpoint. Add callbacks that write or print on rank 0
+    /// only ([`Trainer::rank`]).
+    pub fn distribute(&mut self, comm: Box<dyn Communicator>) {
+        self.distributed = Some(Distributed::new(comm));
+    }
+
+    /// This process's rank (0 unless [`Trainer::distribute`]d).
+    pub fn rank(&self) -> usize {
+        self.distributed.as_ref().map_or(0, |d| d.comm().rank())
+    }
+
+    /// Evaluates the model on `data` ([`evaluate`]; sharded over the ranks
+    /// and summed when [`Trainer::distribute`]d).
+    pub fn evaluate(&self, data: &dyn BatchSource) -> Result<EvalReport> {
+        match &self.distributed {
+            Some(d) => d.evaluate(&self.model, data, self.num_classes),
+            None => evaluate(&self.model, data, self.num_classes),
+        }
     }
 
     /// Adds a callback (called in the order added).
@@ -504,6 +459,9 @@ impl<M: Layer> Trainer<M> {
             steps_per_epoch,
             self.config.epochs,
         )?;
+        if let Some(d) = &self.distributed {
+            d.check_start(&self.model, train)?;
+        }
         let epochs = self.config.epochs;
         while self.epochs_done < epochs.min(until) {
             let epoch = self.epochs_done + 1;
@@ -516,7 +474,13 @@ impl<M: Layer> Trainer<M> {
             let mut lr = schedule.lr_at(self.global_step as usize);
             for (index, batch) in train.batches(epoch - 1).enumerate() {
                 let batch = batch?;
-                if index == 0 {
+                let global = batch.labels.len();
+                let batch = match &self.distributed {
+                    Some(d) => d.shard(batch)?,
+                    None => batch,
+                };
+                let local = batch.labels.len();
+                if index == 0 && local > 0 {
                     // Shapes only: a batch the machine cannot hold is an
                     // error, not an abort in the middle of the forward pass.
                     let usage = Usage::Training {
@@ -526,30 +490,40 @@ impl<M: Layer> Trainer<M> {
                 }
                 // The batch's images are ours: layers that can reuse their
                 // memory do (`forward_owned`).
-                let logits = self.model.forward_owned(batch.images)?;
-                // The main loss plus the weighted losses of auxiliary heads
-                // (GoogLeNet's), each with its gradient.
-                let out = training_loss(
-                    &self.model,
-                    &logits,
-                    &batch.labels,
-                    self.config.label_smoothing,
-                )?;
-                if !out.loss.is_finite() {
+                self.model.zero_grad();
+                let (mut loss, mut batch_correct) = (0.0, 0);
+                if local > 0 {
+                    let logits = self.model.forward_owned(batch.images)?;
+                    // The main loss plus the weighted losses of auxiliary
+                    // heads (GoogLeNet's), each with its gradient.
+                    let out = training_loss(
+                        &self.model,
+                        &logits,
+                        &batch.labels,
+                        self.config.label_smoothing,
+                    )?;
+                    (loss, batch_correct) = (out.loss, topk_correct(&logits, &batch.labels, 1)?);
+                    // Nobody needs the gradient of the images.
+                    if loss.is_finite() {
+                        self.model
+                            .backward_params_with_aux(&out.grad, &out.grad_aux)?;
+                    }
+                }
+                if let Some(d) = &mut self.distributed {
+                    (loss, batch_correct) =
+                        d.reduce_step(&mut self.model, loss, batch_correct, local, global)?;
+                }
+                if !loss.is_finite() {
                     return Err(TrainError::NonFiniteLoss {
                         epoch,
                         batch: index + 1,
-                        loss: out.loss,
+                        loss,
                     });
                 }
-                correct += topk_correct(&logits, &batch.labels, 1)?;
-                seen += batch.labels.len();
-                loss_sum += out.loss as f64;
+                correct += batch_correct;
+                seen += global;
+                loss_sum += loss as f64;
                 batches += 1;
-                self.model.zero_grad();
-                // Nobody needs the gradient of the images.
-                self.model
-                    .backward_params_with_aux(&out.grad, &out.grad_aux)?;
                 if let Some(max_norm) = self.config.clip_grad_norm {
                     if !self.frozen.is_empty() {
                         // Frozen gradients the backward pass computed on
@@ -594,8 +568,11 @@ impl<M: Layer> Trainer<M> {
             for cb in &mut self.callbacks {
                 cb.on_eval_start(epoch)?;
             }
+            if let Some(d) = &self.distributed {
+                d.end_epoch(&mut self.model, epoch)?;
+            }
             let eval = match test {
-                Some(t) => Some(evaluate(&self.model, t, self.num_classes)?),
+                Some(t) => Some(self.evaluate(t)?),
                 None => None,
             };
             // A diverged model is not checkpointed: the file on disk stays
@@ -620,7 +597,7 @@ impl<M: Layer> Trainer<M> {
             };
             self.history.records.push(record.clone());
             self.epochs_done = epoch;
-            if let Some(target) = &self.checkpoint {
+            if let Some(target) = self.checkpoint.as_ref().filter(|_| self.rank() == 0) {
                 let state = self.train_state(&target.run_settings)?;
                 let ck = Checkpoint::capture(&mut self.model, &target.info, epoch, Some(state));
                 ck.save(&target.path)?;

@@ -368,6 +368,17 @@ struct TrainArgs {
     /// anyway. A resumed run keeps the freezing of its checkpoint.
     #[arg(long, requires = "weights")]
     freeze_backbone: bool,
+    /// Data-parallel training as one rank of an MPI job: `mpirun -np N
+    /// convnet train --distributed ...`, every rank with the same flags.
+    /// --batch-size is the global batch, split over the ranks; --threads
+    /// applies per rank [default: the cores shared by the ranks of this
+    /// machine]. Needs a build with `--features mpi`.
+    #[arg(long)]
+    distributed: bool,
+    /// Synchronised BatchNorm statistics over the ranks: not implemented
+    /// (refused; BatchNorm uses each rank's shard).
+    #[arg(long, requires = "distributed")]
+    sync_bn: bool,
 }
 
 #[derive(Args, Debug)]
@@ -663,11 +674,15 @@ fn train_options(a: &TrainArgs) -> anyhow::Result<TrainOptions> {
     Ok(o)
 }
 
-fn run(cli: Cli) -> anyhow::Result<()> {
+fn run(cli: Cli, job: Option<&app::distributed::Job>) -> anyhow::Result<()> {
     // A cap on memory that does not parse is said now, not ignored.
     convnet::tensor::memory::memory_limit_from_env().map_err(anyhow::Error::msg)?;
-    if let Some(n) = cli.threads {
-        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    // The ranks of a job on one machine share its cores.
+    let threads = cli
+        .threads
+        .or_else(|| job.map(|_| app::distributed::default_threads(cores) as u64));
+    if let Some(n) = threads {
         let (n, warning) = app::cap_threads(n as usize, cores);
         if let Some(w) = warning {
             eprintln!("warning: {w}");
@@ -680,7 +695,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Train(a) => {
             let opts = train_options(&a)?;
-            app::train::run_train(&opts, a.resume.as_deref())?;
+            let comm = job.map(app::distributed::Job::communicator);
+            app::train::run_train_on(&opts, a.resume.as_deref(), comm)?;
         }
         Command::Eval(a) => {
             app::eval::run_eval(
@@ -833,8 +849,23 @@ fn stdout_failures_are_not_panics() {
 fn main() {
     stdout_failures_are_not_panics();
     let cli = Cli::parse();
+    // `--distributed`: this process joins the MPI job (or learns why not).
+    let job = match &cli.command {
+        Command::Train(a) if a.sync_bn => {
+            eprintln!("error: {}", app::distributed::sync_bn_refused());
+            std::process::exit(1);
+        }
+        Command::Train(a) if a.distributed => match app::distributed::Job::start() {
+            Ok(job) => Some(job),
+            Err(e) => {
+                eprintln!("error: {e}");
+                std::process::exit(1);
+            }
+        },
+        _ => None,
+    };
     // Output still buffered is written now, so that its failure is reported.
-    let result = run(cli).and_then(|()| {
+    let result = run(cli, job.as_ref()).and_then(|()| {
         std::io::stdout()
             .flush()
             .map_err(|e| app::AppError::io("standard output", e).into())
@@ -845,6 +876,10 @@ fn main() {
             std::process::exit(EXIT_BROKEN_PIPE);
         }
         eprintln!("error: {}", app::error_message(e));
+        if let Some(job) = &job {
+            // The other ranks wait for this one: end them too.
+            job.abort(1);
+        }
         std::process::exit(1);
     }
 }

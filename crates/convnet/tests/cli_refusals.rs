@@ -272,3 +272,23 @@ fn os_errors_are_said_once() {
         }
     }
 }
+
+#[test]
+#[cfg(not(feature = "mpi"))]
+fn distributed_training_without_the_mpi_feature_says_how_to_rebuild() {
+    let o = convnet(&["train", "--distributed", "--offline"]);
+    assert!(!o.status.success());
+    let e = stderr(&o);
+    assert!(
+        e.contains("--distributed") && e.contains("--features mpi"),
+        "{e}"
+    );
+}
+
+#[test]
+fn sync_bn_is_refused_before_anything_starts() {
+    let o = convnet(&["train", "--distributed", "--sync-bn", "--offline"]);
+    assert!(!o.status.success());
+    let e = stderr(&o);
+    assert!(e.contains("--sync-bn is not implemented"), "{e}");
+}

@@ -5,6 +5,7 @@
 //! calls these; the end-to-end tests call them directly.
 
 pub mod data;
+pub mod distributed;
 pub mod eval;
 pub mod imagenet;
 pub mod lecture;

@@ -4,11 +4,12 @@ use std::path::{Path, PathBuf};
 
 use convnet_datasets::{Augment, DatasetSpec};
 use convnet_tensor::Rng;
+use convnet_train::distributed::Communicator;
 use convnet_train::progress::thousands;
 use convnet_train::{
-    defaults, evaluate, plot, Callback, Checkpoint, CheckpointTarget, EvalReport, History,
-    HistoryWriter, ModelInfo, OptimizerConfig, OptimizerKind, Preprocessing, ProgressPrinter,
-    ScheduleKind, TrainConfig, TrainError, Trainer,
+    defaults, plot, Callback, Checkpoint, CheckpointTarget, EvalReport, History, HistoryWriter,
+    ModelInfo, OptimizerConfig, OptimizerKind, Preprocessing, ProgressPrinter, ScheduleKind,
+    TrainConfig, TrainError, Trainer,
 };
 use convnet_zoo::ModelConfig;
 use serde::{Deserialize, Serialize};
@@ -526,6 +527,18 @@ pub fn prepare_run_folder(
 /// the checkpoint's folder; with the same thread count the final weights are
 /// bit-identical to an uninterrupted run's.
 pub fn run_train(opts: &TrainOptions, resume: Option<&Path>) -> Result<TrainOutcome> {
+    run_train_on(opts, resume, None)
+}
+
+/// [`run_train`] as one rank of a data-parallel job over `comm` (`None`:
+/// alone): every rank trains on its shard of each global batch of
+/// `opts.batch_size`; rank 0 alone prints, locks and writes the run folder
+/// (the others return an outcome without files).
+pub fn run_train_on(
+    opts: &TrainOptions,
+    resume: Option<&Path>,
+    comm: Option<Box<dyn Communicator>>,
+) -> Result<TrainOutcome> {
     opts.validate()?;
     let checkpoint = match resume {
         Some(path) => Some(Checkpoint::load(path)?),
@@ -573,10 +586,18 @@ pub fn run_train(opts: &TrainOptions, resume: Option<&Path>) -> Result<TrainOutc
         color_jitter: opts.color_jitter,
         normalize: opts.mean.clone().zip(opts.std.clone()),
     })?;
-    let created = !out_dir.exists();
+    let leader = comm.as_ref().is_none_or(|c| c.rank() == 0);
+    let created = leader && !out_dir.exists();
     // Held until the run ends, whichever way.
-    let lock = prepare_run_folder(&out_dir, resume.is_some(), opts.overwrite)?;
-    let result = train_in_folder(opts, resume, checkpoint, data, &out_dir);
+    let lock = match leader {
+        true => Some(prepare_run_folder(
+            &out_dir,
+            resume.is_some(),
+            opts.overwrite,
+        )?),
+        false => None,
+    };
+    let result = train_in_folder(opts, resume, checkpoint, data, &out_dir, comm);
     if result.is_err() && created {
         // A run that failed before its first checkpoint leaves no folder.
         drop(lock);
@@ -592,8 +613,15 @@ fn train_in_folder(
     checkpoint: Option<Checkpoint>,
     data: super::sources::RunData,
     out_dir: &Path,
+    comm: Option<Box<dyn Communicator>>,
 ) -> Result<TrainOutcome> {
     let out_dir = out_dir.to_path_buf();
+    let ranks = comm.as_ref().map_or(1, |c| c.size());
+    let leader = comm.as_ref().is_none_or(|c| c.rank() == 0);
+    // Rank 0 alone speaks.
+    macro_rules! println {
+        ($($arg:tt)*) => { if leader { std::println!($($arg)*) } };
+    }
     let (n_train, n_test) = (data.n_train, data.n_test);
     let (loader, test) = (data.train, data.test);
     let class_names = data.class_names.clone();
@@ -644,6 +672,9 @@ fn train_in_folder(
     );
 
     let mut trainer = Trainer::new(model, opts.train_config()?, class_names.len())?;
+    if let Some(comm) = comm {
+        trainer.distribute(comm);
+    }
     if opts.freeze_backbone && checkpoint.is_none() {
         if head.is_empty() {
             return Err(AppError::Usage(format!(
@@ -712,6 +743,15 @@ fn train_in_folder(
         threads,
         opts.seed
     );
+    if ranks > 1 {
+        println!(
+            "distributed over {ranks} ranks: shards of about {} images per rank and step, {} \
+             threads each, {} bytes of gradients summed per step",
+            opts.batch_size.div_ceil(ranks),
+            threads,
+            thousands(4.0 * trainer.model().num_params() as f64)
+        );
+    }
     println!("output folder: {}", out_dir.display());
     trainer.checkpoint_to(CheckpointTarget {
         path: checkpoint_path.clone(),
@@ -723,18 +763,22 @@ fn train_in_folder(
         ProgressMode::Plain => ProgressPrinter::plain(Box::new(std::io::stdout())),
         ProgressMode::Quiet => ProgressPrinter::quiet(),
     });
-    trainer.add_callback(progress);
     let writer = HistoryWriter::new(&out_dir, title.clone());
-    trainer.add_callback(Box::new(writer.clone()));
+    if leader {
+        trainer.add_callback(progress);
+        trainer.add_callback(Box::new(writer.clone()));
+    }
     if let Err(e) = trainer.fit_until(
         &*loader,
         Some(&*test),
         opts.stop_after.unwrap_or(opts.epochs),
     ) {
-        if matches!(
-            e,
-            TrainError::NonFiniteLoss { .. } | TrainError::NonFiniteTestLoss { .. }
-        ) {
+        if leader
+            && matches!(
+                e,
+                TrainError::NonFiniteLoss { .. } | TrainError::NonFiniteTestLoss { .. }
+            )
+        {
             match Checkpoint::read_header(&checkpoint_path) {
                 Ok(h) => eprintln!(
                     "the checkpoint kept is {} (epoch {}, its evaluation was finite)",
@@ -747,11 +791,20 @@ fn train_in_folder(
         return Err(e.into());
     }
     let history = trainer.history().clone();
-    let model = trainer.into_model();
+    // Final evaluation: the confusion matrix, as text and as a heat map.
+    let eval = trainer.evaluate(&*test)?;
+    drop(trainer);
+    if !leader {
+        return Ok(TrainOutcome {
+            out_dir,
+            checkpoint: checkpoint_path,
+            history,
+            eval,
+            files: Vec::new(),
+        });
+    }
     writer.write(&history)?;
 
-    // Final evaluation: the confusion matrix, as text and as a heat map.
-    let eval = evaluate(&model, &*test, class_names.len())?;
     let confusion_txt = out_dir.join("confusion.txt");
     let confusion_png = out_dir.join("confusion.png");
     let table = eval.confusion.render(&class_names);
