@@ -379,7 +379,7 @@ impl Layer for MultiheadAttention {
 }
 
 /// A copy of a projection (values and gradients) without its cached input.
-fn without_cache(l: &Linear) -> Linear {
+pub(crate) fn without_cache(l: &Linear) -> Linear {
     let mut c = Linear::from_tensors(
         l.weight.value.clone(),
         l.bias.as_ref().map(|b| b.value.clone()),
@@ -397,7 +397,7 @@ fn without_cache(l: &Linear) -> Linear {
 // ---------------------------------------------------------------------------
 
 /// `[N, T, 3D]` -> `[N, H, 3, T, d]`.
-fn split_heads(qkv: &[f32], n: usize, t: usize, h: usize, hd: usize) -> Vec<f32> {
+pub(crate) fn split_heads(qkv: &[f32], n: usize, t: usize, h: usize, hd: usize) -> Vec<f32> {
     let d = h * hd;
     let mut out = vec![0.0f32; qkv.len()];
     for (nh, chunk) in out.chunks_exact_mut(3 * t * hd).enumerate() {
@@ -414,7 +414,7 @@ fn split_heads(qkv: &[f32], n: usize, t: usize, h: usize, hd: usize) -> Vec<f32>
 }
 
 /// `[N, H, 3, T, d]` -> `[N, T, 3D]` (the inverse of [`split_heads`]).
-fn unsplit_heads(heads: &[f32], n: usize, t: usize, h: usize, hd: usize) -> Vec<f32> {
+pub(crate) fn unsplit_heads(heads: &[f32], n: usize, t: usize, h: usize, hd: usize) -> Vec<f32> {
     let d = h * hd;
     let mut out = vec![0.0f32; heads.len()];
     for (nh, chunk) in heads.chunks_exact(3 * t * hd).enumerate() {
@@ -431,7 +431,7 @@ fn unsplit_heads(heads: &[f32], n: usize, t: usize, h: usize, hd: usize) -> Vec<
 }
 
 /// `[N, H, T, d]` -> `[N, T, D]` (heads side by side).
-fn merge_heads(o: &[f32], n: usize, t: usize, h: usize, hd: usize) -> Vec<f32> {
+pub(crate) fn merge_heads(o: &[f32], n: usize, t: usize, h: usize, hd: usize) -> Vec<f32> {
     let d = h * hd;
     let mut out = vec![0.0f32; o.len()];
     for (nh, chunk) in o.chunks_exact(t * hd).enumerate() {
@@ -446,7 +446,7 @@ fn merge_heads(o: &[f32], n: usize, t: usize, h: usize, hd: usize) -> Vec<f32> {
 }
 
 /// `[N, T, D]` -> `[N, H, T, d]` (the inverse of [`merge_heads`]).
-fn split_ctx(ctx: &[f32], n: usize, t: usize, h: usize, hd: usize) -> Vec<f32> {
+pub(crate) fn split_ctx(ctx: &[f32], n: usize, t: usize, h: usize, hd: usize) -> Vec<f32> {
     let d = h * hd;
     let mut out = vec![0.0f32; ctx.len()];
     for (nh, chunk) in out.chunks_exact_mut(t * hd).enumerate() {
