@@ -265,7 +265,7 @@ impl MultiheadAttention {
         let mut probs = vec![0.0f32; n * h * t * t];
         kernel(
             NAME,
-            attention_forward(&mut out, &mut probs, &heads, mask.as_deref(), t, hd),
+            attention_forward(&mut out, &mut probs, &heads, mask.as_deref(), None, t, hd),
         )?;
         let ctx = tensor(&[n, t, d], merge_heads(&out, n, t, h, hd));
         Ok((
@@ -324,21 +324,17 @@ impl Layer for MultiheadAttention {
         let hd = d / h;
         // dctx [N, T, D] -> per head [N, H, T, d]
         let d_ctx = self.out_proj.backward(grad_out)?;
-        let d_out = split_ctx(d_ctx.as_slice(), c.n, t, h, hd);
-        let mut d_heads = vec![0.0f32; c.heads.len()];
-        kernel(
+        let (d_qkv, _) = kernel(
             NAME,
-            attention_backward(
-                &mut d_heads,
-                &d_out,
+            heads_backward(
+                d_ctx.as_slice(),
                 &c.heads,
                 &c.probs,
                 c.mask.as_deref(),
-                t,
-                hd,
+                [c.n, t, h, hd],
             ),
         )?;
-        let d_qkv = tensor(&[c.n, t, 3 * d], unsplit_heads(&d_heads, c.n, t, h, hd));
+        let d_qkv = tensor(&[c.n, t, 3 * d], d_qkv);
         self.in_proj.backward(&d_qkv)
     }
 
@@ -414,7 +410,7 @@ pub(crate) fn split_heads(qkv: &[f32], n: usize, t: usize, h: usize, hd: usize) 
 }
 
 /// `[N, H, 3, T, d]` -> `[N, T, 3D]` (the inverse of [`split_heads`]).
-pub(crate) fn unsplit_heads(heads: &[f32], n: usize, t: usize, h: usize, hd: usize) -> Vec<f32> {
+fn unsplit_heads(heads: &[f32], n: usize, t: usize, h: usize, hd: usize) -> Vec<f32> {
     let d = h * hd;
     let mut out = vec![0.0f32; heads.len()];
     for (nh, chunk) in heads.chunks_exact(3 * t * hd).enumerate() {
@@ -446,7 +442,7 @@ pub(crate) fn merge_heads(o: &[f32], n: usize, t: usize, h: usize, hd: usize) ->
 }
 
 /// `[N, T, D]` -> `[N, H, T, d]` (the inverse of [`merge_heads`]).
-pub(crate) fn split_ctx(ctx: &[f32], n: usize, t: usize, h: usize, hd: usize) -> Vec<f32> {
+fn split_ctx(ctx: &[f32], n: usize, t: usize, h: usize, hd: usize) -> Vec<f32> {
     let d = h * hd;
     let mut out = vec![0.0f32; ctx.len()];
     for (nh, chunk) in out.chunks_exact_mut(t * hd).enumerate() {
@@ -464,17 +460,52 @@ pub(crate) fn split_ctx(ctx: &[f32], n: usize, t: usize, h: usize, hd: usize) ->
 // Kernels: one rayon task per (sample, head), each on its own chunks.
 // ---------------------------------------------------------------------------
 
-/// Scaled dot-product attention of every `(sample, head)`.
+/// The backward pass of the attention proper, from the gradient of the
+/// concatenated head outputs `d_ctx` (`[N, T, D]`) to the gradient of the
+/// packed projections (`[N, T, 3D]`), with the gradient of the scores
+/// (`[N, H, T, T]`); `heads`, `probs` and `mask` as saved by the forward
+/// pass, `[n, t, h, hd]` the sizes.
+pub(crate) fn heads_backward(
+    d_ctx: &[f32],
+    heads: &[f32],
+    probs: &[f32],
+    mask: Option<&[f32]>,
+    [n, t, h, hd]: [usize; 4],
+) -> convnet_tensor::Result<(Vec<f32>, Vec<f32>)> {
+    let d_out = split_ctx(d_ctx, n, t, h, hd);
+    let mut d_heads = vec![0.0f32; heads.len()];
+    let mut d_scores = vec![0.0f32; probs.len()];
+    attention_backward(
+        &mut d_heads,
+        &mut d_scores,
+        &d_out,
+        heads,
+        probs,
+        mask,
+        t,
+        hd,
+    )?;
+    Ok((unsplit_heads(&d_heads, n, t, h, hd), d_scores))
+}
+
+/// What a kernel adds to the scaled scores `Q·Kᵀ/√d` of pair `i` (a
+/// `[T, T]` slice, zeroed first) before the softmax: Swin's relative
+/// position bias and shifted-window masks. `None` adds nothing.
+pub(crate) type ScoreTerm<'a> = Option<&'a (dyn Fn(usize, &mut [f32]) + Sync)>;
+
+/// Scaled dot-product attention of every `(sample, head)` pair `i`.
 ///
 /// - `out`: `[NH, T, d]`, overwritten with `(P ⊙ M) · V`;
-/// - `probs`: `[NH, T, T]`, overwritten with `P = softmax(Q·Kᵀ/√d)`;
+/// - `probs`: `[NH, T, T]`, overwritten with `P = softmax(Q·Kᵀ/√d + A_i)`,
+///   `A_i` what `term` adds (0 without);
 /// - `heads`: `[NH, 3, T, d]` (Q, K, V of each pair);
 /// - `mask`: `[NH, T, T]` dropout multipliers, if any.
-fn attention_forward(
+pub(crate) fn attention_forward(
     out: &mut [f32],
     probs: &mut [f32],
     heads: &[f32],
     mask: Option<&[f32]>,
+    term: ScoreTerm,
     t: usize,
     hd: usize,
 ) -> convnet_tensor::Result<()> {
@@ -490,8 +521,16 @@ fn attention_forward(
             |scratch, (i, ((o, p), qkv))| {
                 let (q, kv) = qkv.split_at(td);
                 let (k, v) = kv.split_at(td);
-                // S[T, T] = scale · Q[T, d] · K[T, d]ᵀ
-                gemm(scratch, q, Trans::No, k, Trans::Yes, t, t, hd, scale, 0.0)?;
+                // S[T, T] = A_i + scale · Q[T, d] · K[T, d]ᵀ
+                let beta = match term {
+                    Some(add) => {
+                        scratch.fill(0.0);
+                        add(i, scratch);
+                        1.0
+                    }
+                    None => 0.0,
+                };
+                gemm(scratch, q, Trans::No, k, Trans::Yes, t, t, hd, scale, beta)?;
                 softmax_forward(p, scratch, &geom)?;
                 let weights: &[f32] = match mask {
                     Some(m) => {
@@ -511,10 +550,13 @@ fn attention_forward(
 /// The backward pass of [`attention_forward`].
 ///
 /// - `d_heads`: `[NH, 3, T, d]`, overwritten with dQ, dK, dV;
+/// - `d_scores`: `[NH, T, T]`, overwritten with dS, the gradient of the
+///   scores (and so of what `term` added);
 /// - `d_out`: `[NH, T, d]`, the gradient of `out`;
 /// - `heads`, `probs`, `mask`: as saved by the forward pass.
 fn attention_backward(
     d_heads: &mut [f32],
+    d_scores: &mut [f32],
     d_out: &[f32],
     heads: &[f32],
     probs: &[f32],
@@ -527,13 +569,14 @@ fn attention_backward(
     let scale = 1.0 / (hd as f32).sqrt();
     d_heads
         .par_chunks_mut(3 * td)
+        .zip(d_scores.par_chunks_mut(tt))
         .zip(d_out.par_chunks(td))
         .zip(heads.par_chunks(3 * td))
         .zip(probs.par_chunks(tt))
         .enumerate()
         .try_for_each_init(
-            || (vec![0.0f32; tt], vec![0.0f32; tt]),
-            |(dp, ds), (i, (((dqkv, d_o), qkv), p))| {
+            || vec![0.0f32; tt],
+            |dp, (i, ((((dqkv, ds), d_o), qkv), p))| {
                 let (q, kv) = qkv.split_at(td);
                 let (k, v) = kv.split_at(td);
                 let (dq, dkv) = dqkv.split_at_mut(td);

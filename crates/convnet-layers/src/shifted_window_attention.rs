@@ -33,18 +33,19 @@
 //! Backward, per window and head, from `dO`: `dV = Pᵀ·dO`, `dP = dO·Vᵀ`,
 //! `dS = P ⊙ (dP − rowsum(dP ⊙ P))`, `dQ = dS·K/√d`, `dK = dSᵀ·Q/√d`, and
 //! the table's gradient gathers `Σ dS` over windows and images by index.
-//! The `(window, head)` pairs run in parallel (rayon, no shared
-//! accumulator); the sums over windows run in a fixed order. Results do
-//! not depend on the thread count.
+//! The attention kernels are [`crate::MultiheadAttention`]'s, the bias and
+//! masks added to the scores of each `(window, head)` pair: the pairs run
+//! in parallel (rayon, no shared accumulator) and the sums over windows in
+//! a fixed order. Results do not depend on the thread count.
 
 mod windows;
 
-use convnet_tensor::kernels::gemm::{gemm, Trans};
-use convnet_tensor::kernels::softmax::{softmax_backward, softmax_forward, SoftmaxGeometry};
 use convnet_tensor::{Rng, Tensor};
 use rayon::prelude::*;
 
-use crate::attention::{merge_heads, split_ctx, split_heads, unsplit_heads, without_cache};
+use crate::attention::{
+    attention_forward, heads_backward, merge_heads, split_heads, without_cache,
+};
 use crate::error::{LayerError, Result};
 use crate::layer::{visit_param, visit_param_mut, Layer};
 use crate::linear::{Linear, LinearConfig};
@@ -310,15 +311,20 @@ impl ShiftedWindowAttention {
         let mask = g.mask();
         let mut out = vec![0.0f32; b * h * t * hd];
         let mut probs = vec![0.0f32; b * h * t * t];
-        let scores = Scores {
-            bias: &bias,
-            mask: mask.as_deref(),
-            windows: g.windows(),
-            heads: h,
+        // Pair i is window (i / h) mod windows of its image, head i mod h.
+        let (tt, windows) = (t * t, g.windows());
+        let add = |i: usize, s: &mut [f32]| {
+            let head = i % h;
+            s.copy_from_slice(&bias[head * tt..(head + 1) * tt]);
+            if let Some(mask) = &mask {
+                let w = (i / h) % windows;
+                let m = &mask[w * tt..(w + 1) * tt];
+                s.iter_mut().zip(m).for_each(|(a, &b)| *a += b);
+            }
         };
         kernel(
             NAME,
-            window_attention_forward(&mut out, &mut probs, &heads, &scores, t, hd),
+            attention_forward(&mut out, &mut probs, &heads, None, Some(&add), t, hd),
         )?;
         let ctx = tensor(&[b, t, c], merge_heads(&out, b, t, h, hd));
         Ok((ctx, heads, probs))
@@ -327,7 +333,7 @@ impl ShiftedWindowAttention {
     /// The windows of `x` (`[N, H, W, C]`) as `[N·windows, T, C]`.
     fn partition(&self, x: &Tensor, g: &WindowGeometry, sources: &[Option<usize>]) -> Tensor {
         let (n, c) = (x.shape()[0], self.config.dim);
-        let data = windows::gather(x.as_slice(), sources, n, g.h * g.w, c);
+        let data = windows::move_rows(x.as_slice(), sources, n, g.h * g.w, c, true);
         tensor(&[n * g.windows(), g.tokens(), c], data)
     }
 
@@ -335,7 +341,7 @@ impl ShiftedWindowAttention {
     fn merge(&self, win: &Tensor, g: &WindowGeometry, sources: &[Option<usize>]) -> Tensor {
         let c = self.config.dim;
         let n = win.shape()[0] / g.windows();
-        let data = windows::scatter(win.as_slice(), sources, n, g.h * g.w, c);
+        let data = windows::move_rows(win.as_slice(), sources, n, g.h * g.w, c, false);
         tensor(&[n, g.h, g.w, c], data)
     }
 }
@@ -396,23 +402,18 @@ impl Layer for ShiftedWindowAttention {
         let b = cache.shape[0] * g.windows();
         let d_win_out = self.partition(grad_out, &g, &sources);
         let d_ctx = self.proj.backward(&d_win_out)?;
-        let d_out = split_ctx(d_ctx.as_slice(), b, t, h, hd);
-        let mut d_heads = vec![0.0f32; cache.heads.len()];
-        let mut d_scores = vec![0.0f32; cache.probs.len()];
-        kernel(
+        let (d_qkv, d_scores) = kernel(
             NAME,
-            window_attention_backward(
-                &mut d_heads,
-                &mut d_scores,
-                &d_out,
+            heads_backward(
+                d_ctx.as_slice(),
                 &cache.heads,
                 &cache.probs,
-                t,
-                hd,
+                None,
+                [b, t, h, hd],
             ),
         )?;
         self.accumulate_table_grad(&d_scores, h, t)?;
-        let d_qkv = tensor(&[b, t, 3 * c], unsplit_heads(&d_heads, b, t, h, hd));
+        let d_qkv = tensor(&[b, t, 3 * c], d_qkv);
         let d_win = self.qkv.backward(&d_qkv)?;
         Ok(self.merge(&d_win, &g, &sources))
     }
@@ -487,105 +488,6 @@ impl ShiftedWindowAttention {
         }
         Ok(())
     }
-}
-
-/// What the scores of window attention add to `Q·Kᵀ/√d`.
-struct Scores<'a> {
-    /// Relative position bias, `[H, T, T]`.
-    bias: &'a [f32],
-    /// Masks of shifted windows, `[windows, T, T]`, if shifted.
-    mask: Option<&'a [f32]>,
-    /// Windows per image and heads: pair `i` is window
-    /// `(i / heads) mod windows`, head `i mod heads`.
-    windows: usize,
-    heads: usize,
-}
-
-/// Window attention of every `(window, head)` pair `i` (windows of all
-/// images, `B·H` pairs).
-///
-/// - `out`: `[B·H, T, d]`, overwritten with `P · V`;
-/// - `probs`: `[B·H, T, T]`, overwritten with `P = softmax(Q·Kᵀ/√d + bias + mask)`;
-/// - `heads`: `[B·H, 3, T, d]` (Q, K, V of each pair).
-fn window_attention_forward(
-    out: &mut [f32],
-    probs: &mut [f32],
-    heads: &[f32],
-    scores: &Scores,
-    t: usize,
-    hd: usize,
-) -> convnet_tensor::Result<()> {
-    let (tt, td) = (t * t, t * hd);
-    let geom = SoftmaxGeometry::new(&[t, t], 1)?;
-    let scale = 1.0 / (hd as f32).sqrt();
-    out.par_chunks_mut(td)
-        .zip(probs.par_chunks_mut(tt))
-        .zip(heads.par_chunks(3 * td))
-        .enumerate()
-        .try_for_each_init(
-            || vec![0.0f32; tt],
-            |s, (i, ((o, p), qkv))| {
-                let (q, kv) = qkv.split_at(td);
-                let (k, v) = kv.split_at(td);
-                let head = i % scores.heads;
-                // S[T, T] = bias_h (+ mask_w) + scale · Q[T, d] · K[T, d]ᵀ
-                s.copy_from_slice(&scores.bias[head * tt..(head + 1) * tt]);
-                if let Some(mask) = scores.mask {
-                    let window = (i / scores.heads) % scores.windows;
-                    let m = &mask[window * tt..(window + 1) * tt];
-                    s.iter_mut().zip(m).for_each(|(a, &b)| *a += b);
-                }
-                gemm(s, q, Trans::No, k, Trans::Yes, t, t, hd, scale, 1.0)?;
-                softmax_forward(p, s, &geom)?;
-                // O[T, d] = P[T, T] · V[T, d]
-                gemm(o, p, Trans::No, v, Trans::No, t, hd, t, 1.0, 0.0)
-            },
-        )
-}
-
-/// The backward pass of [`window_attention_forward`].
-///
-/// - `d_heads`: `[B·H, 3, T, d]`, overwritten with dQ, dK, dV;
-/// - `d_scores`: `[B·H, T, T]`, overwritten with dS (the gradient of the
-///   bias and mask sums);
-/// - `d_out`: `[B·H, T, d]`, the gradient of `out`;
-/// - `heads`, `probs`: as saved by the forward pass.
-fn window_attention_backward(
-    d_heads: &mut [f32],
-    d_scores: &mut [f32],
-    d_out: &[f32],
-    heads: &[f32],
-    probs: &[f32],
-    t: usize,
-    hd: usize,
-) -> convnet_tensor::Result<()> {
-    let (tt, td) = (t * t, t * hd);
-    let geom = SoftmaxGeometry::new(&[t, t], 1)?;
-    let scale = 1.0 / (hd as f32).sqrt();
-    d_heads
-        .par_chunks_mut(3 * td)
-        .zip(d_scores.par_chunks_mut(tt))
-        .zip(d_out.par_chunks(td))
-        .zip(heads.par_chunks(3 * td))
-        .zip(probs.par_chunks(tt))
-        .try_for_each_init(
-            || vec![0.0f32; tt],
-            |dp, ((((dqkv, ds), d_o), qkv), p)| {
-                let (q, kv) = qkv.split_at(td);
-                let (k, v) = kv.split_at(td);
-                let (dq, dkv) = dqkv.split_at_mut(td);
-                let (dk, dv) = dkv.split_at_mut(td);
-                // dV[T, d] = Pᵀ[T, T] · dO[T, d]
-                gemm(dv, p, Trans::Yes, d_o, Trans::No, t, hd, t, 1.0, 0.0)?;
-                // dP[T, T] = dO[T, d] · V[T, d]ᵀ
-                gemm(dp, d_o, Trans::No, v, Trans::Yes, t, t, hd, 1.0, 0.0)?;
-                // dS = P ⊙ (dP − rowsum(dP ⊙ P))
-                softmax_backward(ds, dp, p, &geom)?;
-                // dQ = scale · dS · K ; dK = scale · dSᵀ · Q
-                gemm(dq, ds, Trans::No, k, Trans::No, t, hd, t, scale, 0.0)?;
-                gemm(dk, ds, Trans::Yes, q, Trans::No, t, hd, t, scale, 0.0)
-            },
-        )
 }
 
 #[cfg(test)]

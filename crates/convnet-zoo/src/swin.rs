@@ -51,7 +51,7 @@ use convnet_layers::{
 };
 use convnet_tensor::{Rng, Tensor};
 
-use crate::builder::{entry, no_variant, trunc_normal};
+use crate::builder::{entry, linear_drop_path, no_variant, trunc_normal};
 use crate::error::{Result, ZooError};
 use crate::ModelConfig;
 
@@ -164,16 +164,7 @@ impl SwinConfig {
     /// The drop-path probability of every block, in order: torchvision's
     /// `p · block_id / (blocks − 1)` (0 for a single block).
     pub fn drop_path_probs(&self) -> Vec<f32> {
-        let total: usize = self.depths.iter().sum();
-        (0..total)
-            .map(|i| {
-                if total > 1 {
-                    self.stochastic_depth_prob * i as f32 / (total - 1) as f32
-                } else {
-                    0.0
-                }
-            })
-            .collect()
+        linear_drop_path(&self.depths, self.stochastic_depth_prob)
     }
 
     /// The side of each stage's map for `image_size`×`image_size` inputs

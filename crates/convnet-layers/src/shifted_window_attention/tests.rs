@@ -1,6 +1,6 @@
 use super::windows::{relative_position_index, MASKED};
 use super::*;
-use crate::testing::{check_layer, random};
+use crate::testing::{check_layer, pass_with_threads, random};
 
 fn layer(
     dim: usize,
@@ -219,21 +219,10 @@ fn relative_position_index_and_masks_equal_torchvisions() {
 fn same_result_for_any_thread_count() {
     let mut a = layer(8, 4, 3, 1, 15);
     let x = random(&[2, 5, 6, 8], 16);
-    let run = |threads: usize, a: &mut ShiftedWindowAttention| {
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .build()
-            .unwrap();
-        pool.install(|| {
-            a.zero_grad();
-            let y = a.forward(&x).unwrap();
-            let gx = a.backward(&Tensor::ones(y.shape())).unwrap();
-            let mut grads = Vec::new();
-            a.visit_params("", &mut |_, p| grads.extend_from_slice(p.grad.as_slice()));
-            (y, gx, grads)
-        })
-    };
-    assert_eq!(run(1, &mut a), run(2, &mut a));
+    assert_eq!(
+        pass_with_threads(&mut a, &x, 1),
+        pass_with_threads(&mut a, &x, 2)
+    );
 }
 
 #[test]

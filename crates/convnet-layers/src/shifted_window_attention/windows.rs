@@ -146,45 +146,37 @@ pub(crate) fn relative_position_index(wh: usize, ww: usize) -> Vec<usize> {
     index
 }
 
-/// Copies the pixels of `x` (`[N, H·W, C]`) into windows (`[N, windows·T,
-/// C]`), zeros for padding.
-pub(crate) fn gather(
-    x: &[f32],
+/// Moves rows of `c` values between a map (`[N, H·W, C]`, `hw = H·W`) and
+/// its windows (`[N, windows·T, C]`, one windowed position per entry of
+/// `sources`): with `to_windows`, every windowed position gets its pixel
+/// (zeros for padding); otherwise every pixel gets its windowed row back
+/// (padding dropped). Every pixel is held by exactly one windowed
+/// position, so each direction is the other's adjoint.
+pub(crate) fn move_rows(
+    src: &[f32],
     sources: &[Option<usize>],
     n: usize,
     hw: usize,
     c: usize,
+    to_windows: bool,
 ) -> Vec<f32> {
-    let per_image = sources.len() * c;
-    let mut out = vec![0.0f32; n * per_image];
-    for (img, dst) in out.chunks_exact_mut(per_image).enumerate() {
-        let src = &x[img * hw * c..(img + 1) * hw * c];
-        for (row, s) in dst.chunks_exact_mut(c).zip(sources) {
-            if let Some(pixel) = s {
-                row.copy_from_slice(&src[pixel * c..(pixel + 1) * c]);
-            }
-        }
-    }
-    out
-}
-
-/// The inverse of [`gather`]: copies windowed rows (`[N, windows·T, C]`)
-/// back to their pixels (`[N, H·W, C]`), dropping padding. Every pixel is
-/// held by exactly one windowed position.
-pub(crate) fn scatter(
-    win: &[f32],
-    sources: &[Option<usize>],
-    n: usize,
-    hw: usize,
-    c: usize,
-) -> Vec<f32> {
-    let per_image = sources.len() * c;
-    let mut out = vec![0.0f32; n * hw * c];
-    for (img, dst) in out.chunks_exact_mut(hw * c).enumerate() {
-        let src = &win[img * per_image..(img + 1) * per_image];
-        for (row, s) in src.chunks_exact(c).zip(sources) {
-            if let Some(pixel) = s {
-                dst[pixel * c..(pixel + 1) * c].copy_from_slice(row);
+    let (map_len, windows_len) = (hw * c, sources.len() * c);
+    let (src_len, dst_len) = if to_windows {
+        (map_len, windows_len)
+    } else {
+        (windows_len, map_len)
+    };
+    let mut out = vec![0.0f32; n * dst_len];
+    for (img, dst) in out.chunks_exact_mut(dst_len).enumerate() {
+        let src = &src[img * src_len..(img + 1) * src_len];
+        for (position, pixel) in sources.iter().enumerate() {
+            if let &Some(pixel) = pixel {
+                let (from, to) = if to_windows {
+                    (pixel, position)
+                } else {
+                    (position, pixel)
+                };
+                dst[to * c..(to + 1) * c].copy_from_slice(&src[from * c..(from + 1) * c]);
             }
         }
     }
