@@ -482,8 +482,7 @@ pub(crate) fn heads_backward(
         heads,
         probs,
         mask,
-        t,
-        hd,
+        [t, hd],
     )?;
     Ok((unsplit_heads(&d_heads, n, t, h, hd), d_scores))
 }
@@ -553,7 +552,8 @@ pub(crate) fn attention_forward(
 /// - `d_scores`: `[NH, T, T]`, overwritten with dS, the gradient of the
 ///   scores (and so of what `term` added);
 /// - `d_out`: `[NH, T, d]`, the gradient of `out`;
-/// - `heads`, `probs`, `mask`: as saved by the forward pass.
+/// - `heads`, `probs`, `mask`: as saved by the forward pass;
+/// - `[t, hd]`: tokens and head width.
 fn attention_backward(
     d_heads: &mut [f32],
     d_scores: &mut [f32],
@@ -561,8 +561,7 @@ fn attention_backward(
     heads: &[f32],
     probs: &[f32],
     mask: Option<&[f32]>,
-    t: usize,
-    hd: usize,
+    [t, hd]: [usize; 2],
 ) -> convnet_tensor::Result<()> {
     let (tt, td) = (t * t, t * hd);
     let geom = SoftmaxGeometry::new(&[t, t], 1)?;
