@@ -12,7 +12,8 @@ every tensor of its state dict non-trivial, deterministically from `--seed`:
    floor for tensors initialised to a constant (norm scales 0.1, biases
    0.05, others 0.01: ViT's zero head); ConvNeXt's `layer_scale` ~
    U(0.1, 1) instead of 1e-6; ViT's `class_token` and `pos_embedding` ~
-   N(0, 0.02); BatchNorm `running_mean` ~ N(0, 0.1), `running_var` ~
+   N(0, 0.02); Swin's integer `relative_position_index` buffers kept as
+   they are; BatchNorm `running_mean` ~ N(0, 0.1), `running_var` ~
    U(0.5, 1.5), `num_batches_tracked` a random integer;
 2. `rescale`: one forward pass of a calibration batch divides each
    convolution's and linear layer's weight and bias by the spread of its
@@ -65,6 +66,9 @@ def perturb(sd, gen):
         shape = t.shape
         if leaf == "num_batches_tracked":
             new = torch.randint(1, 100_000, shape, generator=gen, dtype=t.dtype)
+        elif leaf == "relative_position_index":
+            # Swin's table lookup (integers): part of the architecture.
+            new = t.clone()
         elif not t.is_floating_point():
             raise SystemExit(f"unexpected non-float tensor {key} ({t.dtype})")
         elif leaf == "running_mean":

@@ -55,7 +55,7 @@ fn parse_tolerance(s: &str) -> Result<f64, String> {
                   $CONVNET_TORCH_PYTHON, else ~/torchenv/bin/python."
 )]
 pub struct Options {
-    /// Torchvision models to check, comma-separated [default: all 19 that the zoo has].
+    /// Torchvision models to check, comma-separated [default: all 22 that the zoo has].
     #[arg(long, value_delimiter = ',', value_parser = parse_model, hide_default_value = true, default_values_t = TORCHVISION_MODELS.iter().map(|m| m.to_string()))]
     pub models: Vec<String>,
     /// Images in the input batch.
@@ -406,7 +406,7 @@ mod tests {
     #[test]
     fn parses_options() {
         let o = parse("").unwrap();
-        assert_eq!(o.models.len(), 19);
+        assert_eq!(o.models.len(), 22);
         assert_eq!((o.batch, o.threads, o.tolerance), (2, 2, 1e-4));
         let o = parse(
             "--models resnet18,vit_b_16 --batch=3 --threads 1 --keep k --tolerance 1e-3 --seed 7",

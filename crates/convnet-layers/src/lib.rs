@@ -1,7 +1,7 @@
 //! # convnet-layers
 //!
 //! The [`Layer`] contract and every layer of convnet: any network of the
-//! lecture (LeNet-5, AlexNet, VGG, Inception, ResNet, ConvNeXt, ViT) is a
+//! lecture (LeNet-5, AlexNet, VGG, Inception, ResNet, ConvNeXt, ViT, Swin) is a
 //! composition of these layers, whose forward, backward and parameters are
 //! exact, named and inspectable.
 //!
@@ -99,6 +99,7 @@
 //! | [`LayerScale`] | timm's `LayerScale`, torchvision ConvNeXt's `layer_scale` |
 //! | [`StochasticDepth`] | `torchvision.ops.StochasticDepth` |
 //! | [`ClassToken`], [`PositionEmbedding`], [`SelectToken`] | torchvision ViT's `class_token`, `pos_embedding`, `x[:, 0]` |
+//! | [`ShiftedWindowAttention`], [`PatchMerging`] | torchvision Swin's `ShiftedWindowAttention` (v1) and `PatchMerging` |
 //! | [`ExpectShape`] | `torch._assert` on the input shape (the identity otherwise) |
 //! | [`Wrapped`] | a module's own parameter applied after a submodule (`layer_scale * block(x)`) |
 //! | [`Sequential`], [`Residual`], [`Concat`], [`Add`] | `nn.Sequential`, ResNet blocks, Inception, `a(x) + b(x)` |
@@ -135,10 +136,12 @@ pub mod memory;
 #[cfg(test)]
 mod model_tests;
 pub mod param;
+mod patch_merging;
 mod permute;
 mod position_embedding;
 mod relu;
 mod select_token;
+mod shifted_window_attention;
 mod sigmoid;
 mod softmax;
 mod stochastic_depth;
@@ -170,10 +173,12 @@ pub use layer_scale::{LayerScale, ScaleAxis};
 pub use linear::{Linear, LinearConfig};
 pub use max_pool2d::{MaxPool2d, Pool2dConfig};
 pub use param::{join, Param};
+pub use patch_merging::PatchMerging;
 pub use permute::Permute;
 pub use position_embedding::PositionEmbedding;
 pub use relu::ReLU;
 pub use select_token::SelectToken;
+pub use shifted_window_attention::{ShiftedWindowAttention, ShiftedWindowAttentionConfig};
 pub use sigmoid::Sigmoid;
 pub use softmax::Softmax;
 pub use stochastic_depth::{DropMode, StochasticDepth};

@@ -39,6 +39,29 @@ pub fn random_distinct(shape: &[usize], seed: u64) -> Tensor {
     Tensor::from_vec(shape, v).unwrap()
 }
 
+/// One training pass of `layer` on `x` (loss `Σ out`) on a pool of
+/// `threads` rayon threads: the output, the input gradient and every
+/// parameter gradient, in visiting order. Two thread counts giving the
+/// same triple show that a layer's results do not depend on them.
+pub fn pass_with_threads(
+    layer: &mut dyn Layer,
+    x: &Tensor,
+    threads: usize,
+) -> (Tensor, Tensor, Vec<f32>) {
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .expect("a thread pool");
+    pool.install(|| {
+        layer.zero_grad();
+        let y = layer.forward(x).unwrap();
+        let gx = layer.backward(&Tensor::ones(y.shape())).unwrap();
+        let mut grads = Vec::new();
+        layer.visit_params("", &mut |_, p| grads.extend_from_slice(p.grad.as_slice()));
+        (y, gx, grads)
+    })
+}
+
 /// The random generators of `layer`, in visiting order.
 pub fn snapshot_rngs<L: Layer + ?Sized>(layer: &mut L) -> Vec<Rng> {
     let mut v = Vec::new();

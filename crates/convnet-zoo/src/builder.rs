@@ -288,6 +288,23 @@ pub fn check_input(model: &str, net: &dyn Layer, config: &ModelConfig) -> Result
     }
 }
 
+/// The drop-path (stochastic depth) probability of each of the
+/// `Σ depths` blocks of a network, in order: torchvision's
+/// `p · block_id / (blocks − 1)`, growing linearly from 0 to `p` (0 for a
+/// single block). ConvNeXt and Swin use it.
+pub fn linear_drop_path(depths: &[usize], p: f32) -> Vec<f32> {
+    let total: usize = depths.iter().sum();
+    (0..total)
+        .map(|i| {
+            if total > 1 {
+                p * i as f32 / (total - 1) as f32
+            } else {
+                0.0
+            }
+        })
+        .collect()
+}
+
 /// Checks that a dropout probability is in `[0, 1)`.
 pub fn check_dropout(model: &str, what: &str, p: f32) -> Result<()> {
     if (0.0..1.0).contains(&p) {

@@ -44,7 +44,7 @@ use convnet_layers::{
 };
 use convnet_tensor::{conv_output_size, Rng, Tensor};
 
-use crate::builder::{entry, no_variant};
+use crate::builder::{entry, linear_drop_path, no_variant};
 use crate::error::{Result, ZooError};
 use crate::ModelConfig;
 
@@ -164,16 +164,7 @@ impl ConvNeXtConfig {
     /// from 0 for the first block to `stochastic_depth_prob` for the last
     /// (torchvision's `p · block_id / (blocks − 1)`; 0 for a single block).
     pub fn drop_path_probs(&self) -> Vec<f32> {
-        let total: usize = self.depths.iter().sum();
-        (0..total)
-            .map(|i| {
-                if total > 1 {
-                    self.stochastic_depth_prob * i as f32 / (total - 1) as f32
-                } else {
-                    0.0
-                }
-            })
-            .collect()
+        linear_drop_path(&self.depths, self.stochastic_depth_prob)
     }
 
     /// The spatial size of the last stage for `image_size`×`image_size`

@@ -9,6 +9,11 @@
 //! row). A `MultiheadAttention` layer on `[N, T, D]` tokens does its
 //! projections' weights (`in_proj_weight`, `out_proj.weight`) per token plus
 //! the two `T × T` products `QKᵀ` and `A·V`: `N · (T · 4D² + 2 · T² · D)`.
+//! A `ShiftedWindowAttention` layer (Swin) on `[N, H, W, C]` does, per
+//! token of the map padded to whole windows of `T` tokens, its projections
+//! (`qkv.weight`, `proj.weight`: `4C²`) and its share of the two window
+//! products (`2·T·C`); a `PatchMerging` layer does its `reduction.weight`
+//! per output pixel.
 //! Biases, normalisation, activations, softmax, pooling and additions are
 //! left out: they are a fraction of a percent of the work. This is the
 //! convention of fvcore, which computed the "GFLOPS" column of torchvision's
@@ -23,7 +28,7 @@
 //! way (a custom container naming its children differently) is counted with
 //! all its parameters, bias included.
 
-use convnet_layers::{summary, Layer, Result};
+use convnet_layers::{join, summary, Layer, Result};
 use convnet_tensor::numel;
 
 /// Multiply-adds of one forward pass of `model` on an input of shape
@@ -77,8 +82,35 @@ pub fn macs(model: &dyn Layer, input_shape: &[usize]) -> Result<u64> {
             .map(|(_, shape)| numel(shape))
             .sum()
     };
+    let mut buffers: Vec<(String, usize)> = Vec::new();
+    model.visit_buffers("", &mut |k, b| buffers.push((k.to_string(), b.len())));
     let mut total = 0u64;
     for row in s.rows.iter().filter(|r| r.leaf) {
+        if row.type_name == "ShiftedWindowAttention" && row.output_shape.len() == 4 {
+            let [n, h, w, c] = [
+                row.output_shape[0],
+                row.output_shape[1],
+                row.output_shape[2],
+                row.output_shape[3],
+            ];
+            let projections = ["qkv", "proj"]
+                .iter()
+                .filter_map(|l| weight_len(&join(&row.name, l)))
+                .sum::<usize>();
+            let tokens = window_tokens(&buffers, &row.name);
+            let side = (tokens as f64).sqrt().round() as usize;
+            let padded = |s: usize| s.div_ceil(side.max(1)) * side.max(1);
+            let positions = (n * padded(h) * padded(w)) as u64;
+            total += positions * (projections + 2 * tokens * c) as u64;
+            continue;
+        }
+        if row.type_name == "PatchMerging" && !row.output_shape.is_empty() {
+            let out = *row.output_shape.last().unwrap_or(&1);
+            let positions = numel(&row.output_shape) / out.max(1);
+            let weight = weight_len(&join(&row.name, "reduction")).unwrap_or(row.params);
+            total += (weight * positions) as u64;
+            continue;
+        }
         if row.type_name == "MultiheadAttention" && row.output_shape.len() == 3 {
             // [N, T, D]: projections per token, then QKᵀ and A·V per image.
             let [n, t, d] = [
@@ -105,6 +137,17 @@ pub fn macs(model: &dyn Layer, input_shape: &[usize]) -> Result<u64> {
         total += weight as u64 * positions as u64;
     }
     Ok(total)
+}
+
+/// Tokens per window of the Swin attention layer `row_name`: the square
+/// root of its `relative_position_index` length (`T·T` entries).
+fn window_tokens(buffers: &[(String, usize)], row_name: &str) -> usize {
+    let key = join(row_name, "relative_position_index");
+    buffers
+        .iter()
+        .find(|(k, _)| *k == key)
+        .map(|(_, len)| (*len as f64).sqrt().round() as usize)
+        .unwrap_or(0)
 }
 
 /// FLOPs of one forward pass: `2 ×` [`macs`].

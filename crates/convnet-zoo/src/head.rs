@@ -14,7 +14,7 @@ use convnet_layers::Layer;
 /// 2-D weight has `in == num_classes`), which tells a hidden layer that
 /// happens to have `num_classes` outputs from the classifier. For the zoo:
 /// ResNet and GoogLeNet `fc`, AlexNet and VGG `classifier.6`, ConvNeXt
-/// `classifier.2`, ViT `heads.head`, LeNet-5 `fc3`, LeNet-4 `fc2`, LeNet-1
+/// `classifier.2`, ViT `heads.head`, Swin `head`, LeNet-5 `fc3`, LeNet-4 `fc2`, LeNet-1
 /// `fc`; GoogLeNet with its
 /// auxiliary classifiers adds `aux1.fc2` and `aux2.fc2`. Empty if there is
 /// no such layer.
@@ -87,6 +87,7 @@ pub(crate) mod tests {
             }
             m if m.starts_with("convnext") => &["classifier.2.weight", "classifier.2.bias"],
             m if m.starts_with("vit") => &["heads.head.weight", "heads.head.bias"],
+            m if m.starts_with("swin") => &["head.weight", "head.bias"],
             m => panic!("no expected head for {m}: add it"),
         }
     }

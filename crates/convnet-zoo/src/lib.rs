@@ -37,6 +37,7 @@ mod head;
 pub mod lenet;
 pub mod resnet;
 pub mod small;
+pub mod swin;
 pub mod vgg;
 pub mod vit;
 
@@ -196,6 +197,9 @@ pub const MODELS: &[ModelEntry] = &[
     vit::S_16,
     vit::TI_16,
     vit::TINY28,
+    swin::T,
+    swin::S,
+    swin::B,
 ];
 
 /// The registered names.

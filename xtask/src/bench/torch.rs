@@ -52,6 +52,9 @@ pub const TORCHVISION_MODELS: &[&str] = &[
     "convnext_small",
     "convnext_base",
     "vit_b_16",
+    "swin_t",
+    "swin_s",
+    "swin_b",
 ];
 
 /// The PyTorch side of a run.

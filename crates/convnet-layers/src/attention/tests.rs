@@ -1,5 +1,5 @@
 use super::*;
-use crate::testing::{check_layer, random};
+use crate::testing::{check_layer, pass_with_threads, random};
 
 fn layer(d: usize, h: usize, p: f32, seed: u64) -> MultiheadAttention {
     let mut rng = Rng::seed_from(seed);
@@ -134,21 +134,10 @@ fn dropout_only_in_training_and_seeded() {
 fn same_result_for_any_thread_count() {
     let mut a = layer(8, 4, 0.0, 15);
     let x = random(&[3, 7, 8], 16);
-    let run = |threads: usize, a: &mut MultiheadAttention| {
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .build()
-            .unwrap();
-        pool.install(|| {
-            a.zero_grad();
-            let y = a.forward(&x).unwrap();
-            let gx = a.backward(&Tensor::ones(y.shape())).unwrap();
-            let mut grads = Vec::new();
-            a.visit_params("", &mut |_, p| grads.extend_from_slice(p.grad.as_slice()));
-            (y, gx, grads)
-        })
-    };
-    assert_eq!(run(1, &mut a), run(2, &mut a));
+    assert_eq!(
+        pass_with_threads(&mut a, &x, 1),
+        pass_with_threads(&mut a, &x, 2)
+    );
 }
 
 #[test]

@@ -121,20 +121,32 @@ impl ImagenetPreprocess {
             std: IMAGENET_STD,
         }
     }
+
+    /// [`ImagenetPreprocess::standard`] with bicubic resizing: torchvision's
+    /// Swin weights.
+    pub const fn bicubic(resize: u32) -> Self {
+        ImagenetPreprocess {
+            interpolation: Interpolation::Bicubic,
+            ..Self::standard(resize)
+        }
+    }
 }
 
 /// The preprocessing of torchvision's `IMAGENET1K_V1` weights for a zoo
 /// model name, or `None` for a model without such weights.
 ///
-/// As torchvision 0.29's `weights.transforms()` prints them, all bilinear
-/// with a 224 crop and ImageNet mean/std:
+/// As torchvision 0.29's `weights.transforms()` prints them, all with a
+/// 224 crop and ImageNet mean/std:
 ///
-/// | models | resize |
-/// |---|---|
-/// | alexnet, vgg11…19(_bn), googlenet, resnet18…152, vit_b_16 | 256 |
-/// | convnext_tiny | 236 |
-/// | convnext_small | 230 |
-/// | convnext_base | 232 |
+/// | models | resize | interpolation |
+/// |---|---|---|
+/// | alexnet, vgg11…19(_bn), googlenet, resnet18…152, vit_b_16 | 256 | bilinear |
+/// | convnext_tiny | 236 | bilinear |
+/// | convnext_small | 230 | bilinear |
+/// | convnext_base | 232 | bilinear |
+/// | swin_t | 232 | bicubic |
+/// | swin_s | 246 | bicubic |
+/// | swin_b | 238 | bicubic |
 ///
 /// **GoogLeNet** is the exception in normalisation: torchvision builds the
 /// pretrained GoogLeNet with `transform_input=True`, whose first step maps
@@ -164,6 +176,9 @@ pub fn imagenet_preprocess(model: &str) -> Option<ImagenetPreprocess> {
         "convnext_tiny" => ImagenetPreprocess::standard(236),
         "convnext_small" => ImagenetPreprocess::standard(230),
         "convnext_base" => ImagenetPreprocess::standard(232),
+        "swin_t" => ImagenetPreprocess::bicubic(232),
+        "swin_s" => ImagenetPreprocess::bicubic(246),
+        "swin_b" => ImagenetPreprocess::bicubic(238),
         _ => return None,
     };
     Some(p)
@@ -415,6 +430,11 @@ mod tests {
         assert_eq!(imagenet_preprocess("convnext_small").unwrap().resize, 230);
         assert_eq!(imagenet_preprocess("convnext_base").unwrap().resize, 232);
         assert_eq!(imagenet_preprocess("googlenet").unwrap().mean, [0.5; 3]);
+        let swin = imagenet_preprocess("swin_s").unwrap();
+        assert_eq!((swin.resize, swin.crop), (246, 224));
+        assert_eq!(swin.interpolation, Interpolation::Bicubic);
+        assert_eq!(imagenet_preprocess("swin_t").unwrap().resize, 232);
+        assert_eq!(imagenet_preprocess("swin_b").unwrap().resize, 238);
         assert!(imagenet_preprocess("resnet20").is_none());
     }
 

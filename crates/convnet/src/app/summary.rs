@@ -78,4 +78,17 @@ mod tests {
         );
         assert!(z.contains("GFLOPs"), "{z}");
     }
+
+    #[test]
+    fn summary_of_swin_t() {
+        let s = model_summary("swin_t", None).unwrap();
+        for part in [
+            "ShiftedWindowAttention",
+            "PatchMerging",
+            "features.1.1.attn",
+            "28,288,354",
+        ] {
+            assert!(s.contains(part), "{part}: {s}");
+        }
+    }
 }
