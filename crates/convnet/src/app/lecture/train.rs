@@ -10,7 +10,7 @@ use convnet_tensor::Rng;
 use convnet_train::progress::thousands;
 use convnet_train::{evaluate, Callback, ProgressPrinter, Trainer};
 
-use super::super::sources::{open_run_data, DataRequest};
+use super::super::sources::open_run_data;
 use super::super::train::TrainOptions;
 use crate::app::{ProgressMode, Result};
 
@@ -53,25 +53,8 @@ pub struct TrainResult {
 /// Nesterov momentum, cosine schedule, 1-pixel shifts).
 pub fn train_lenets(opts: &TrainOptions) -> Result<Vec<TrainResult>> {
     opts.validate()?;
-    let data = open_run_data(&DataRequest {
-        spec: &opts.dataset,
-        data_dir: opts.data_dir.as_deref(),
-        offline: opts.offline,
-        batch_size: opts.batch_size,
-        eval_batch_size: opts.eval_batch_size,
-        seed: opts.seed,
-        translate: opts.translate,
-        hflip: opts.hflip,
-        image_size: None,
-        model_image_size: 28,
-        limit_train: opts.limit_train,
-        limit_test: opts.limit_test,
-        val_fraction: opts.val_fraction,
-        skip_bad_images: false,
-        random_resized_crop: false,
-        color_jitter: None,
-        normalize: None,
-    })?;
+    // LeNets read 28×28 MNIST: nothing to resize, crop or jitter.
+    let data = open_run_data(&opts.data_request(28))?;
     let classes = data.class_names.len();
     let config = convnet_zoo::ModelConfig {
         num_classes: classes,

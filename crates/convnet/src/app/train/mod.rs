@@ -204,25 +204,7 @@ pub fn run_train_on(
     }
     // The data first: a missing dataset leaves no run folder behind.
     let entry = convnet_zoo::entry(&opts.model)?;
-    let data = open_run_data(&DataRequest {
-        spec: &opts.dataset,
-        data_dir: opts.data_dir.as_deref(),
-        offline: opts.offline,
-        batch_size: opts.batch_size,
-        eval_batch_size: opts.eval_batch_size,
-        seed: opts.seed,
-        translate: opts.translate,
-        hflip: opts.hflip,
-        image_size: opts.image_size,
-        model_image_size: (entry.default_config)().image_size,
-        limit_train: opts.limit_train,
-        limit_test: opts.limit_test,
-        val_fraction: opts.val_fraction,
-        skip_bad_images: opts.skip_bad_images,
-        random_resized_crop: opts.random_resized_crop,
-        color_jitter: opts.color_jitter,
-        normalize: opts.mean.clone().zip(opts.std.clone()),
-    })?;
+    let data = open_run_data(&opts.data_request((entry.default_config)().image_size))?;
     let leader = comm.as_ref().is_none_or(|c| c.rank() == 0);
     let created = leader && !out_dir.exists();
     // Held until the run ends, whichever way.

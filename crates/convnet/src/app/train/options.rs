@@ -272,3 +272,29 @@ impl TrainOptions {
 fn default_val_fraction() -> f64 {
     VAL_FRACTION
 }
+
+impl TrainOptions {
+    /// The training and test data this run reads, for a model whose input
+    /// is `model_image_size` pixels square by default.
+    pub fn data_request(&self, model_image_size: usize) -> DataRequest<'_> {
+        DataRequest {
+            spec: &self.dataset,
+            data_dir: self.data_dir.as_deref(),
+            offline: self.offline,
+            batch_size: self.batch_size,
+            eval_batch_size: self.eval_batch_size,
+            seed: self.seed,
+            translate: self.translate,
+            hflip: self.hflip,
+            image_size: self.image_size,
+            model_image_size,
+            limit_train: self.limit_train,
+            limit_test: self.limit_test,
+            val_fraction: self.val_fraction,
+            skip_bad_images: self.skip_bad_images,
+            random_resized_crop: self.random_resized_crop,
+            color_jitter: self.color_jitter,
+            normalize: self.mean.clone().zip(self.std.clone()),
+        }
+    }
+}
