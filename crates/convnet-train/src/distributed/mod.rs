@@ -267,9 +267,7 @@ impl Distributed {
         if weight != 1.0 {
             self.flat.iter_mut().for_each(|g| *g *= weight);
         }
-        for bucket in self.flat.chunks_mut(BUCKET_FLOATS) {
-            self.comm.allreduce_sum_f32(bucket)?;
-        }
+        sum_in_buckets(self.comm.as_ref(), &mut self.flat)?;
         let mut offset = 0;
         model.visit_params_mut("", &mut |_, p| {
             let n = p.grad.len();
@@ -297,9 +295,7 @@ impl Distributed {
         if size > 1 {
             let mut flat = Vec::new();
             model.visit_buffers("", &mut |_, b| flat.extend(b.as_slice()));
-            for bucket in flat.chunks_mut(BUCKET_FLOATS) {
-                self.comm.allreduce_sum_f32(bucket)?;
-            }
+            sum_in_buckets(self.comm.as_ref(), &mut flat)?;
             let mut offset = 0;
             model.visit_buffers_mut("", &mut |_, b| {
                 let n = b.len();
@@ -343,6 +339,14 @@ impl Distributed {
         self.comm.allreduce_u64(unpredicted, ReduceOp::Sum)?;
         sums.report(start)
     }
+}
+
+/// Sums `values` over the ranks in place, in buckets of [`BUCKET_FLOATS`].
+fn sum_in_buckets(comm: &dyn Communicator, values: &mut [f32]) -> Result<()> {
+    for bucket in values.chunks_mut(BUCKET_FLOATS) {
+        comm.allreduce_sum_f32(bucket)?;
+    }
+    Ok(())
 }
 
 /// This rank's non-empty shards of another source's batches.

@@ -310,21 +310,18 @@ impl Layer for GoogLeNet {
     /// `aux1` and `aux2`'s logits of the last `forward`, each weighted
     /// [`AUX_LOSS_WEIGHT`] (none without auxiliary classifiers).
     fn aux_outputs(&self) -> Vec<AuxOutput<'_>> {
-        match self.aux_logits() {
-            Some((a1, a2)) => vec![
-                AuxOutput {
-                    name: AUX_NAMES[0],
-                    weight: AUX_LOSS_WEIGHT,
-                    logits: a1,
-                },
-                AuxOutput {
-                    name: AUX_NAMES[1],
-                    weight: AUX_LOSS_WEIGHT,
-                    logits: a2,
-                },
-            ],
-            None => Vec::new(),
-        }
+        let Some((a1, a2)) = self.aux_logits() else {
+            return Vec::new();
+        };
+        AUX_NAMES
+            .into_iter()
+            .zip([a1, a2])
+            .map(|(name, logits)| AuxOutput {
+                name,
+                weight: AUX_LOSS_WEIGHT,
+                logits,
+            })
+            .collect()
     }
 
     /// [`GoogLeNet::backward_with_aux`] with `[aux1, aux2]`'s gradients
