@@ -47,6 +47,9 @@ use anyhow::Context;
 /// Runs the benchmarks: the whole suite, or (hidden `--run-row JOB`) one
 /// job in a child process.
 pub fn run(opts: &Options) -> anyhow::Result<()> {
+    if let Some(level) = opts.simd {
+        convnet::tensor::simd::set_level(level)?;
+    }
     if let Some(n) = opts.threads {
         rayon::ThreadPoolBuilder::new()
             .num_threads(n)

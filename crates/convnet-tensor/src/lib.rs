@@ -4,7 +4,9 @@
 //! NCHW for images), a seeded portable [`Rng`], PyTorch's weight initialisers
 //! ([`init`]), the sliding-window arithmetic ([`conv_output_size`],
 //! [`Conv2dGeometry`], [`Pool2dGeometry`]) and the CPU compute [`kernels`]
-//! (sgemm, conv2d, pooling, activations, softmax), each with its backward pass.
+//! (sgemm, conv2d, pooling, activations, softmax), each with its backward pass,
+//! vectorised for the widest instruction set the CPU has, chosen at run time
+//! ([`simd`]).
 //!
 //! Kernels take **outputs first, then inputs and weights, then geometry**;
 //! backward passes **overwrite** input gradients and **accumulate** parameter
@@ -33,6 +35,7 @@ pub mod init;
 pub mod kernels;
 pub mod memory;
 pub mod rng;
+pub mod simd;
 pub mod tensor;
 
 pub use error::{Result, TensorError};

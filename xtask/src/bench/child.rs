@@ -75,6 +75,9 @@ pub fn child_args(opts: &Options, job: &Job) -> Vec<String> {
     if let Some(dir) = &opts.data_dir {
         args.extend(["--data-dir".to_string(), dir.display().to_string()]);
     }
+    if let Some(level) = opts.simd {
+        args.extend(["--simd".to_string(), level.name().to_string()]);
+    }
     args
 }
 
@@ -107,6 +110,7 @@ pub fn spawn(opts: &Options, job: &Job) -> anyhow::Result<Vec<Row>> {
 mod tests {
     use super::*;
     use clap::Parser;
+    use convnet::tensor::simd::SimdLevel;
 
     #[test]
     fn child_arguments_parse_back_to_the_same_settings() {
@@ -116,6 +120,7 @@ mod tests {
             data_dir: Some(PathBuf::from("/data dir")),
             filter: Some("lenet".into()),
             json: true,
+            simd: Some(SimdLevel::Baseline),
             ..Options::default()
         };
         let job = Job::Infer {
@@ -132,6 +137,7 @@ mod tests {
         assert_eq!(back.run_row.as_deref(), Some("infer.lenet5.b256"));
         assert_eq!((back.quick, back.threads), (true, Some(2)));
         assert_eq!(back.data_dir, opts.data_dir);
+        assert_eq!(back.simd, Some(SimdLevel::Baseline));
         // The child writes no file and filters nothing: the parent does.
         assert!(!back.json && back.filter.is_none());
     }

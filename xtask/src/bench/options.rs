@@ -3,6 +3,8 @@
 
 use std::path::PathBuf;
 
+use convnet::tensor::simd::SimdLevel;
+
 /// `cargo xtask bench` options.
 #[derive(Debug, Clone, Default, PartialEq, Eq, clap::Parser)]
 #[command(
@@ -33,6 +35,10 @@ pub struct Options {
     /// comparable row, and print the ratios.
     #[arg(long)]
     pub with_torch: bool,
+    /// The kernels' instruction set: baseline, avx2 or avx512 [default: the
+    /// widest this CPU has]. A level the CPU lacks is refused.
+    #[arg(long, value_name = "LEVEL", value_parser = simd_level)]
+    pub simd: Option<SimdLevel>,
     /// Run this one job and print its rows as JSON lines: the bench runs every
     /// job in a child process this way.
     #[arg(long, value_name = "JOB", hide = true)]
@@ -44,6 +50,18 @@ impl Options {
     pub fn selects(&self, name: &str) -> bool {
         self.filter.as_deref().is_none_or(|f| name.contains(f))
     }
+}
+
+/// A clap value parser: a SIMD level this CPU can run.
+pub fn simd_level(s: &str) -> Result<SimdLevel, String> {
+    let level: SimdLevel = s.parse().map_err(|e| format!("{e}"))?;
+    let best = convnet::tensor::simd::detected();
+    if level > best {
+        return Err(format!(
+            "this CPU cannot run the {level} kernels (the widest it supports is {best})"
+        ));
+    }
+    Ok(level)
 }
 
 /// A clap value parser: an integer above 0.

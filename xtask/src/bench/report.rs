@@ -13,7 +13,7 @@ pub fn print_header(h: &Header) {
     println!("convnet bench{}", if h.quick { " (--quick)" } else { "" });
     println!("  cpu      {}", h.cpu);
     println!("  cores    {}, threads used {}", h.cores, h.threads);
-    println!("  simd     {}", h.simd);
+    println!("  simd     {} (kernels, chosen at run time)", h.simd);
     println!("  commit   {}", h.commit);
     println!("  date     {}", h.date);
 }

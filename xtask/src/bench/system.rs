@@ -22,7 +22,8 @@ pub struct Header {
     pub cores: usize,
     /// Threads of rayon's pool used for the run.
     pub threads: usize,
-    /// Widest SIMD level detected: `avx512f`, `avx2+fma`, `sse`, ...
+    /// The SIMD level the kernels ran at: `avx512`, `avx2+fma`, `baseline`
+    /// (with the CPU's widest in brackets when `--simd` chose a narrower one).
     pub simd: String,
     /// `git rev-parse --short HEAD`, with `-dirty` when the tree has changes.
     pub commit: String,
@@ -108,7 +109,7 @@ pub fn header(quick: bool) -> Header {
         cpu: cpu_model(),
         cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
         threads: rayon::current_num_threads(),
-        simd: simd_level().to_string(),
+        simd: simd_level(),
         commit: git_commit(),
         date: utc_date(SystemTime::now()),
         quick,
@@ -128,27 +129,16 @@ fn cpu_model() -> String {
         .unwrap_or_else(|| "unknown".to_string())
 }
 
-/// The widest SIMD level the CPU offers.
-fn simd_level() -> &'static str {
-    #[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
-    {
-        if is_x86_feature_detected!("avx512f") {
-            "avx512f"
-        } else if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
-            "avx2+fma"
-        } else if is_x86_feature_detected!("avx") {
-            "avx"
-        } else {
-            "sse"
-        }
-    }
-    #[cfg(target_arch = "aarch64")]
-    {
-        "neon"
-    }
-    #[cfg(not(any(target_arch = "x86", target_arch = "x86_64", target_arch = "aarch64")))]
-    {
-        "scalar"
+/// The SIMD level the kernels run at (chosen at run time, or by `--simd`),
+/// and the widest this CPU offers when that is wider: `avx2+fma`,
+/// `baseline (cpu: avx2+fma)`.
+fn simd_level() -> String {
+    use convnet::tensor::simd;
+    let (level, best) = (simd::level(), simd::detected());
+    if level == best {
+        level.name().to_string()
+    } else {
+        format!("{level} (cpu: {best})")
     }
 }
 

@@ -74,11 +74,7 @@ fn map_unary(
     f: impl Fn(f32) -> f32 + Sync,
 ) -> Result<()> {
     check_same_len(op, "out", out.len(), "x", x.len())?;
-    let run = |out: &mut [f32], x: &[f32]| {
-        for (o, &v) in out.iter_mut().zip(x) {
-            *o = f(v);
-        }
-    };
+    let run = |out: &mut [f32], x: &[f32]| unary_chunk(out, x, &f);
     if x.len() <= CHUNK {
         run(out, x);
     } else {
@@ -101,11 +97,7 @@ fn map_binary(
 ) -> Result<()> {
     check_same_len(op, "grad_in", grad_in.len(), saved_name, saved.len())?;
     check_same_len(op, "grad_out", grad_out.len(), saved_name, saved.len())?;
-    let run = |gi: &mut [f32], go: &[f32], s: &[f32]| {
-        for ((d, &g), &v) in gi.iter_mut().zip(go).zip(s) {
-            *d = f(g, v);
-        }
-    };
+    let run = |gi: &mut [f32], go: &[f32], s: &[f32]| binary_chunk(gi, go, s, &f);
     if saved.len() <= CHUNK {
         run(grad_in, grad_out, saved);
     } else {
@@ -116,6 +108,34 @@ fn map_binary(
             .for_each(|((gi, go), s)| run(gi, go, s));
     }
     Ok(())
+}
+
+crate::multiversion! {
+    /// `out[i] = f(x[i])` over one chunk, compiled for the SIMD level in use.
+    fn unary_chunk<F: Fn(f32) -> f32>(out: &mut [f32], x: &[f32], f: &F) {
+        for (o, &v) in out.iter_mut().zip(x) {
+            *o = f(v);
+        }
+    }
+}
+
+crate::multiversion! {
+    /// `gi[i] = f(go[i], s[i])` over one chunk, compiled for the SIMD level
+    /// in use.
+    fn binary_chunk<F: Fn(f32, f32) -> f32>(gi: &mut [f32], go: &[f32], s: &[f32], f: &F) {
+        for ((d, &g), &v) in gi.iter_mut().zip(go).zip(s) {
+            *d = f(g, v);
+        }
+    }
+}
+
+crate::multiversion! {
+    /// `x[i] = f(x[i])` over one chunk, compiled for the SIMD level in use.
+    fn inplace_chunk<F: Fn(f32) -> f32>(x: &mut [f32], f: &F) {
+        for v in x.iter_mut() {
+            *v = f(*v);
+        }
+    }
 }
 
 // ---------------------------------------------------------------- scalars
@@ -315,10 +335,9 @@ impl Activation {
     pub fn forward_inplace(self, x: &mut [f32]) {
         fn apply(x: &mut [f32], f: impl Fn(f32) -> f32 + Sync) {
             if x.len() <= CHUNK {
-                x.iter_mut().for_each(|v| *v = f(*v));
+                inplace_chunk(x, &f);
             } else {
-                x.par_chunks_mut(CHUNK)
-                    .for_each(|c| c.iter_mut().for_each(|v| *v = f(*v)));
+                x.par_chunks_mut(CHUNK).for_each(|c| inplace_chunk(c, &f));
             }
         }
         match self {

@@ -39,6 +39,11 @@ pub(crate) struct Cli {
     /// such a count is capped at 4 per core, with a warning.
     #[arg(long, global = true, value_parser = clap::value_parser!(u64).range(1..=1024))]
     pub(crate) threads: Option<u64>,
+    /// The compute kernels' instruction set: baseline, avx2 or avx512
+    /// [default: the widest this CPU has, or $CONVNET_SIMD]. A level the CPU
+    /// lacks is refused.
+    #[arg(long, global = true, env = "CONVNET_SIMD", value_name = "LEVEL")]
+    pub(crate) simd: Option<String>,
     #[command(subcommand)]
     pub(crate) command: Command,
 }
@@ -315,6 +320,11 @@ pub(crate) struct PredictArgs {
 pub(crate) fn run(cli: Cli, job: Option<&app::distributed::Job>) -> anyhow::Result<()> {
     // A cap on memory that does not parse is said now, not ignored.
     convnet::tensor::memory::memory_limit_from_env().map_err(anyhow::Error::msg)?;
+    if let Some(name) = &cli.simd {
+        name.parse()
+            .and_then(convnet::tensor::simd::set_level)
+            .context("--simd (or CONVNET_SIMD)")?;
+    }
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     // The ranks of a job on one machine share its cores.
     let threads = cli

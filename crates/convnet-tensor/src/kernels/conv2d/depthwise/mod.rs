@@ -10,7 +10,8 @@
 //! Every loop runs over a zero-padded copy of a plane, so the inner loops have
 //! no bounds logic. They are written for the compiler's vectoriser: blocks
 //! of accumulators in fixed-size arrays indexed by constants only (which it
-//! keeps in vector registers), `LANES` floats per register.
+//! keeps in vector registers), `L` floats per register: each kernel is
+//! compiled for every SIMD level and chosen at run time ([`crate::simd`]).
 //!
 //! - Forward (and the stride-1 input gradient, a correlation of the padded
 //!   output gradient with the flipped kernel): blocks of 4 output rows ×
@@ -39,7 +40,7 @@ mod correlate;
 mod weight_grad;
 
 use correlate::correlate;
-use weight_grad::backward_plane;
+use weight_grad::{backward_plane, plane_scratch_len};
 
 /// The sliding window: kernel size, stride and dilation.
 #[derive(Debug, Clone, Copy)]
@@ -65,16 +66,13 @@ impl Window {
     }
 }
 
-/// Vectors of [`LANES`] floats per block row for an output `out_w` wide: 4
-/// with AVX-512's 32 registers (a 4 × 4 block of accumulators), 2 with
-/// AVX2's 16.
-fn vectors(out_w: usize) -> usize {
-    let widest = if cfg!(target_feature = "avx512f") {
-        4
-    } else {
-        2
-    };
-    match out_w.div_ceil(LANES) {
+/// Vectors of `L` floats per block row for an output `out_w` wide: 4 with
+/// AVX-512's 32 registers (`L = 16`, a 4 × 4 block of accumulators), 2 with
+/// AVX2's 16 (`L = 8`).
+#[inline(always)]
+fn vectors<const L: usize>(out_w: usize) -> usize {
+    let widest = if L >= 16 { 4 } else { 2 };
+    match out_w.div_ceil(L) {
         0 | 1 => 1,
         2 => 2,
         _ => widest,
@@ -82,14 +80,16 @@ fn vectors(out_w: usize) -> usize {
 }
 
 /// Output columns computed per block for an output `out_w` wide.
-fn block_width(out_w: usize) -> usize {
-    vectors(out_w) * LANES
+#[inline(always)]
+fn block_width<const L: usize>(out_w: usize) -> usize {
+    vectors::<L>(out_w) * L
 }
 
 /// Columns a padded source plane needs so that the blocks of an output
 /// `out_w` wide, starting at source column `col0`, read inside it.
-fn src_cols_needed(out_w: usize, col0: usize, win: &Window) -> usize {
-    let bw = block_width(out_w);
+#[inline(always)]
+fn src_cols_needed<const L: usize>(out_w: usize, col0: usize, win: &Window) -> usize {
+    let bw = block_width::<L>(out_w);
     col0 + (out_w.div_ceil(bw) * bw - 1) * win.sw + (win.kw - 1) * win.dw + 1
 }
 
@@ -111,26 +111,51 @@ fn pad_plane(dst: &mut [f32], dst_w: usize, src: &[f32], w: usize, top: usize, l
     }
 }
 
-/// `a·b + c`, fused where the target has FMA instructions (one rounding), as
-/// two operations elsewhere: `f32::mul_add` without hardware FMA is a slow
-/// library call.
+/// `a·b + c`, fused when `F` (one rounding: the copies compiled for FMA
+/// hardware), as two operations otherwise: `f32::mul_add` without hardware
+/// FMA is a slow library call.
 #[inline(always)]
-fn fma(a: f32, b: f32, c: f32) -> f32 {
-    if cfg!(target_feature = "fma") {
+fn fma<const F: bool>(a: f32, b: f32, c: f32) -> f32 {
+    if F {
         a.mul_add(b, c)
     } else {
         a * b + c
     }
 }
 
-/// Floats per vector register: 16 with AVX-512, 8 otherwise (AVX2; SSE
-/// uses two registers).
-#[cfg(target_feature = "avx512f")]
-const LANES: usize = 16;
-/// Floats per vector register: 16 with AVX-512, 8 otherwise (AVX2; SSE
-/// uses two registers).
-#[cfg(not(target_feature = "avx512f"))]
-const LANES: usize = 8;
+/// Calls `f::<L, F>(args…)` compiled for the SIMD level in use
+/// ([`crate::simd::level`]): `L` floats per vector (16 for AVX-512, 8
+/// otherwise: SSE uses two registers per vector) and fused multiply-adds
+/// where the level has them. `f` and what it calls are `#[inline(always)]`,
+/// so they are compiled into each level's copy.
+macro_rules! at_level {
+    ($f:ident ( $($arg:ident : $ty:ty),* $(,)? )) => {{
+        #[cfg(target_arch = "x86_64")]
+        {
+            #[target_feature(enable = "avx512f,avx512vl,avx512bw,avx512dq,avx2,fma")]
+            #[allow(clippy::too_many_arguments)]
+            fn avx512($($arg: $ty),*) {
+                $f::<16, true>($($arg),*)
+            }
+            #[target_feature(enable = "avx2,fma")]
+            #[allow(clippy::too_many_arguments)]
+            fn avx2($($arg: $ty),*) {
+                $f::<8, true>($($arg),*)
+            }
+            match crate::simd::level() {
+                // SAFETY: `level()` never exceeds what the CPU supports.
+                crate::simd::SimdLevel::Avx512 => unsafe { avx512($($arg),*) },
+                // SAFETY: as above.
+                crate::simd::SimdLevel::Avx2Fma => unsafe { avx2($($arg),*) },
+                crate::simd::SimdLevel::Baseline => $f::<8, false>($($arg),*),
+            }
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            $f::<8, false>($($arg),*)
+        }
+    }};
+}
 
 /// Forward pass. Lengths are checked by the caller.
 pub(super) fn forward(
@@ -140,26 +165,68 @@ pub(super) fn forward(
     bias: Option<&[f32]>,
     g: &Conv2dGeometry,
 ) {
-    let win = Window::of(g);
     let c_n = g.in_channels;
     let m = g.out_channels / c_n;
-    let (hw, ohw, kk) = (g.in_h * g.in_w, g.out_h * g.out_w, win.kh * win.kw);
-    let hp = g.in_h + 2 * g.pad_h;
-    let wp = (g.in_w + 2 * g.pad_w).max(src_cols_needed(g.out_w, 0, &win));
+    let (hw, ohw) = (g.in_h * g.in_w, g.out_h * g.out_w);
+    // Enough for the padded plane of either vector width.
+    let len = forward_scratch_len::<8>(g).max(forward_scratch_len::<16>(g));
     out.par_chunks_mut(m * ohw)
         .zip(x.par_chunks(hw))
         .enumerate()
         .for_each(|(plane, (out_c, x_c))| {
             let c = plane % c_n;
-            with_scratch(hp * wp, |xp| {
-                pad_plane(xp, wp, x_c, g.in_w, g.pad_h, g.pad_w);
-                for (j, out_o) in out_c.chunks_exact_mut(ohw).enumerate() {
-                    let o = c * m + j;
-                    let init = Some(bias.map_or(0.0, |b| b[o]));
-                    correlate(out_o, init, g.out_w, xp, wp, 0, 0, &w[o * kk..][..kk], &win);
-                }
+            with_scratch(len, |xp| {
+                at_level!(forward_plane(
+                    xp: &mut [f32],
+                    out_c: &mut [f32],
+                    x_c: &[f32],
+                    w: &[f32],
+                    bias: Option<&[f32]>,
+                    c: usize,
+                    g: &Conv2dGeometry,
+                ))
             });
         });
+}
+
+/// The padded input plane [`forward_plane`] uses: `(rows, cols)`.
+#[inline(always)]
+fn forward_padded<const L: usize>(g: &Conv2dGeometry) -> (usize, usize) {
+    let win = Window::of(g);
+    let hp = g.in_h + 2 * g.pad_h;
+    let wp = (g.in_w + 2 * g.pad_w).max(src_cols_needed::<L>(g.out_w, 0, &win));
+    (hp, wp)
+}
+
+/// The scratch length [`forward_plane`] needs.
+fn forward_scratch_len<const L: usize>(g: &Conv2dGeometry) -> usize {
+    let (hp, wp) = forward_padded::<L>(g);
+    hp * wp
+}
+
+/// The `m` output planes `out_c` of input channel `c` from its plane `x_c`,
+/// padded into `xp` (at least [`forward_scratch_len`] long).
+#[inline(always)]
+fn forward_plane<const L: usize, const F: bool>(
+    xp: &mut [f32],
+    out_c: &mut [f32],
+    x_c: &[f32],
+    w: &[f32],
+    bias: Option<&[f32]>,
+    c: usize,
+    g: &Conv2dGeometry,
+) {
+    let win = Window::of(g);
+    let m = g.out_channels / g.in_channels;
+    let (ohw, kk) = (g.out_h * g.out_w, win.kh * win.kw);
+    let (hp, wp) = forward_padded::<L>(g);
+    let xp = &mut xp[..hp * wp];
+    pad_plane(xp, wp, x_c, g.in_w, g.pad_h, g.pad_w);
+    for (j, out_o) in out_c.chunks_exact_mut(ohw).enumerate() {
+        let o = c * m + j;
+        let init = Some(bias.map_or(0.0, |b| b[o]));
+        correlate::<L, F>(out_o, init, g.out_w, xp, wp, 0, 0, &w[o * kk..][..kk], &win);
+    }
 }
 
 /// Input and weight gradients (the bias gradient is computed by the caller).
@@ -184,10 +251,26 @@ pub(super) fn backward(
     let part_len = if dw.is_some() { planes * m * kk } else { 0 };
     with_scratch(part_len, |partials| {
         partials.fill(0.0);
+        // Enough for either vector width.
+        let (want_dx, want_dw) = (dx.is_some(), part_len > 0);
+        let len = plane_scratch_len::<8>(g, want_dx, want_dw)
+            .max(plane_scratch_len::<16>(g, want_dx, want_dw));
         let task = |plane: usize, dx_c: Option<&mut [f32]>, part_c: Option<&mut [f32]>| {
             let dy_c = &dy[plane * m * ohw..][..m * ohw];
             let x_c = &x[plane * hw..][..hw];
-            backward_plane(dx_c, part_c, dy_c, x_c, w, plane % c_n, g);
+            let c = plane % c_n;
+            with_scratch(len, |buf| {
+                at_level!(backward_plane(
+                    buf: &mut [f32],
+                    dx_c: Option<&mut [f32]>,
+                    part_c: Option<&mut [f32]>,
+                    dy_c: &[f32],
+                    x_c: &[f32],
+                    w: &[f32],
+                    c: usize,
+                    g: &Conv2dGeometry,
+                ))
+            });
         };
         match dx {
             Some(dx) if part_len > 0 => dx
@@ -217,4 +300,52 @@ pub(super) fn backward(
             });
         }
     });
+}
+
+/// [`forward`] and [`backward`] with the planes in sequence through one
+/// chosen instantiation, whatever the CPU: the tests run the AVX-512 shape of
+/// the kernels (`L = 16`) on any machine (compiled for the baseline, so
+/// slowly, but to the same results).
+#[cfg(test)]
+pub(super) mod instantiations {
+    use super::*;
+
+    /// [`forward`] through `forward_plane::<L, F>`.
+    pub fn forward_with<const L: usize, const F: bool>(
+        out: &mut [f32],
+        x: &[f32],
+        w: &[f32],
+        bias: Option<&[f32]>,
+        g: &Conv2dGeometry,
+    ) {
+        let m = g.out_channels / g.in_channels;
+        let (hw, ohw) = (g.in_h * g.in_w, g.out_h * g.out_w);
+        let mut xp = vec![0.0; forward_scratch_len::<L>(g)];
+        for (plane, (out_c, x_c)) in out.chunks_mut(m * ohw).zip(x.chunks(hw)).enumerate() {
+            forward_plane::<L, F>(&mut xp, out_c, x_c, w, bias, plane % g.in_channels, g);
+        }
+    }
+
+    /// [`backward`]'s input and weight gradients (`dx` overwritten, `dw`
+    /// accumulated) through `backward_plane::<L, F>`.
+    pub fn backward_with<const L: usize, const F: bool>(
+        dx: &mut [f32],
+        dw: &mut [f32],
+        dy: &[f32],
+        x: &[f32],
+        w: &[f32],
+        g: &Conv2dGeometry,
+    ) {
+        let c_n = g.in_channels;
+        let m = g.out_channels / c_n;
+        let (hw, ohw, kk) = (g.in_h * g.in_w, g.out_h * g.out_w, g.kernel_h * g.kernel_w);
+        let mut buf = vec![0.0; plane_scratch_len::<L>(g, true, true)];
+        for (plane, dx_c) in dx.chunks_mut(hw).enumerate() {
+            let c = plane % c_n;
+            let part_c = &mut dw[c * m * kk..][..m * kk];
+            let dy_c = &dy[plane * m * ohw..][..m * ohw];
+            let x_c = &x[plane * hw..][..hw];
+            backward_plane::<L, F>(&mut buf, Some(dx_c), Some(part_c), dy_c, x_c, w, c, g);
+        }
+    }
 }
