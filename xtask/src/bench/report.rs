@@ -124,8 +124,7 @@ pub fn model_row_line(r: &Row) -> String {
         format!("{}-{}", ms(r.min_s), ms(r.max_s)),
         gflops,
         peak,
-        r.peak_rss_bytes
-            .map_or("-".to_string(), |b| format!("{:.0}", b as f64 / 1e6)),
+        mb(r.peak_rss_bytes),
         r.reps
     )
 }
@@ -196,7 +195,6 @@ pub fn print_model_summaries(summaries: &[ModelSummary]) {
         "  {:<16} {:<10} {:>12} {:>8} {:>16} {:>13} {:>8}",
         "model", "input", "infer b1 ms", "peak MB", "infer img/s", "train b2 ms", "peak MB"
     );
-    let mb = |b: Option<u64>| b.map_or("-".to_string(), |b| format!("{:.0}", b as f64 / 1e6));
     for s in summaries {
         let (one_ms, one_mb) = s
             .infer_one
@@ -212,6 +210,11 @@ pub fn print_model_summaries(summaries: &[ModelSummary]) {
             s.model, s.input, one_ms, one_mb, batch, two_ms, two_mb
         );
     }
+}
+
+/// Peak memory in MB (10^6 bytes), whole, or `-`.
+pub fn mb(bytes: Option<u64>) -> String {
+    bytes.map_or("-".to_string(), |b| format!("{:.0}", b as f64 / 1e6))
 }
 
 /// Milliseconds with 3 significant-ish digits: `0.412`, `41.2`, `4123`.
@@ -297,6 +300,10 @@ mod tests {
         assert_eq!(ms(0.0412), "41.2");
         assert_eq!(ms(4.1234), "4123");
         assert_eq!(duration(48.2), "48 s");
+        assert_eq!(
+            (mb(Some(1_934_600_000)), mb(None)),
+            ("1935".into(), "-".into())
+        );
         assert_eq!(duration(725.0), "12 min 5 s");
     }
 }
