@@ -229,11 +229,14 @@ pub fn ms(seconds: f64) -> String {
     }
 }
 
-/// Images per second: one decimal below 100, else whole with thousands
-/// separators (`12,345`).
+/// Images per second: two decimals below 1 (a slow training step), one
+/// below 100, else whole with thousands separators (`12,345`).
 pub fn rate(v: f64) -> String {
     if !v.is_finite() {
         return "-".to_string();
+    }
+    if v < 1.0 {
+        return format!("{v:.2}");
     }
     if v < 100.0 {
         return format!("{v:.1}");
@@ -291,6 +294,7 @@ mod tests {
     #[test]
     fn formats_numbers() {
         assert_eq!(rate(3.44), "3.4");
+        assert_eq!(rate(0.234), "0.23");
         assert_eq!(rate(99.96), "100.0");
         assert_eq!(rate(100.4), "100");
         assert_eq!(rate(12_345.4), "12,345");
