@@ -165,6 +165,13 @@ pub struct TorchRecord {
     pub torch_images_per_s: f64,
     /// convnet's images per second (the row's).
     pub convnet_images_per_s: f64,
+    /// Peak resident memory of PyTorch's process, when its script says
+    /// (absent in files written before it did).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub torch_peak_rss_bytes: Option<u64>,
+    /// Peak resident memory of convnet's process for the row.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub convnet_peak_rss_bytes: Option<u64>,
 }
 
 /// The PyTorch reference measurements of a run (`--with-torch`).
@@ -452,6 +459,8 @@ mod tests {
                 name: "infer.resnet18.b16".into(),
                 torch_images_per_s: 29.5,
                 convnet_images_per_s: 40.0,
+                torch_peak_rss_bytes: Some(900_000_000),
+                convnet_peak_rss_bytes: None,
             }],
         });
         let dir = tempfile::tempdir().unwrap();
@@ -480,6 +489,23 @@ mod tests {
         assert_eq!(parse_row_lines(&out).unwrap(), rows);
         let bad = format!("{ROW_PREFIX}{{\"name\": 3}}\n");
         assert!(parse_row_lines(&bad).is_err());
+    }
+
+    #[test]
+    fn torch_records_without_memory_still_load() {
+        // As files written before the memory fields existed.
+        let old = r#"{"version": "2.15.0", "threads": 2, "omp_wait_policy": "PASSIVE",
+            "rows": [{"name": "infer.resnet18.b16", "torch_images_per_s": 29.5,
+                      "convnet_images_per_s": 40.0}]}"#;
+        let run: TorchRun = serde_json::from_str(old).unwrap();
+        assert_eq!(run.rows[0].torch_peak_rss_bytes, None);
+        assert_eq!(run.rows[0].convnet_peak_rss_bytes, None);
+        let mut rec = run.rows[0].clone();
+        rec.torch_peak_rss_bytes = Some(1_000);
+        rec.convnet_peak_rss_bytes = Some(900);
+        let text = serde_json::to_string(&rec).unwrap();
+        assert!(text.contains("\"torch_peak_rss_bytes\":1000"), "{text}");
+        assert_eq!(serde_json::from_str::<TorchRecord>(&text).unwrap(), rec);
     }
 
     #[test]

@@ -180,13 +180,18 @@ mod tests {
             std::thread::sleep(std::time::Duration::from_millis(1));
             Ok(())
         };
-        let mut calls = 0;
+        // When each call started: the warm-up lasts until the first timed
+        // call, whatever the load makes of the 1 ms sleeps (at most 20 runs).
+        let mut starts = Vec::new();
         let t = measure(reps, || {
-            calls += 1;
+            starts.push(Instant::now());
             sleep()
         })
         .unwrap();
-        assert!(calls - t.reps >= 10, "{} warm-up runs", calls - t.reps);
+        let warm = starts.len() - t.reps;
+        assert!((2..=20).contains(&warm), "{warm} warm-up runs");
+        let warm_s = (starts[warm] - starts[0]).as_secs_f64();
+        assert!(warm_s >= 0.02, "the warm-up lasted {warm_s} s");
         let capped = Reps { max: 4, ..reps };
         let mut calls = 0;
         let t = measure(capped, || {

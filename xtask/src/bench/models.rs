@@ -3,7 +3,7 @@
 //! its default input size on a batch of random images (the median time is
 //! the latency of one batch; images/s is the batch over that time).
 //!
-//! Training uses PyTorch's reference settings (`/work/shared/bench/torch_lenet.py`):
+//! Training uses PyTorch's reference settings (`../shared/bench/torch_lenet.py`):
 //! cross-entropy, SGD with learning rate 0.01 and momentum 0.9 (no Nesterov,
 //! no weight decay), a constant learning rate.
 

@@ -26,6 +26,11 @@ pub const LENET_BATCH: usize = 64;
 pub const SMALL_RESNET: (&str, usize) = ("resnet20", 128);
 /// The training-step batch of every zoo model (issue 6).
 pub const ZOO_TRAIN_BATCH: usize = 2;
+/// The ImageNet models whose training step is also measured at
+/// [`COMPARE_TRAIN_BATCH`], beside PyTorch (issue 17).
+pub const COMPARE_TRAIN_MODELS: [&str; 3] = ["resnet18", "convnext_tiny", "vit_b_16"];
+/// The batch of the [`COMPARE_TRAIN_MODELS`] training rows.
+pub const COMPARE_TRAIN_BATCH: usize = 16;
 /// Inference batches of models with 224×224 inputs.
 pub const IMAGENET_BATCHES: [usize; 2] = [1, 16];
 /// Inference batches of models with small (28×28) inputs.
@@ -169,8 +174,9 @@ pub fn infer_batches(image_size: usize) -> [usize; 2] {
 }
 
 /// Every job of a run, in table order: the kernel cases, the training rows
-/// (LeNet-5 step and epoch, the small ResNet, then one step at batch 2 of
-/// every zoo model), the inference rows (every zoo model at its default
+/// (LeNet-5 step and epoch, the small ResNet, the [`COMPARE_TRAIN_MODELS`]
+/// at batch 16, then one step at batch 2 of every zoo model), the inference
+/// rows (every zoo model at its default
 /// input, two batches each). `--quick` keeps the kernels, LeNet-5's rows and
 /// [`QUICK_MODEL`] at batch 1; `--filter` then keeps the jobs with a
 /// matching row.
@@ -197,6 +203,12 @@ pub fn plan(opts: &Options, kernel_cases: &[&str], models: &[ModelEntry]) -> Vec
             jobs.push(Job::TrainStep {
                 model: SMALL_RESNET.0.into(),
                 batch: SMALL_RESNET.1,
+            });
+        }
+        for model in COMPARE_TRAIN_MODELS.into_iter().filter(|m| has(m)) {
+            jobs.push(Job::TrainStep {
+                model: model.into(),
+                batch: COMPARE_TRAIN_BATCH,
             });
         }
         for m in models {
@@ -294,8 +306,16 @@ mod tests {
             }
             assert!(names.contains(&format!("train.{}.b2", m.name)));
         }
-        assert!(names.contains(&"train.lenet5.b64".to_string()));
-        assert!(names.contains(&"train.lenet5.epoch.b64".to_string()));
+        for row in [
+            "train.lenet5.b64",
+            "train.lenet5.epoch.b64",
+            "train.resnet20.b128",
+            "train.resnet18.b16",
+            "train.convnext_tiny.b16",
+            "train.vit_b_16.b16",
+        ] {
+            assert!(names.contains(&row.to_string()), "{row} not planned");
+        }
         assert!(names.contains(&"infer.lenet5.b256".to_string()));
         assert_eq!(names[0], "kernel.lenet5.conv1");
         // Table order: kernels, then training, then inference.
@@ -341,5 +361,12 @@ mod tests {
         assert!(names.contains(&"infer.vgg16.b1".to_string()));
         assert!(names.contains(&"infer.vgg16_bn.b16".to_string()));
         assert!(names.iter().all(|n| n.starts_with("infer.vgg16")));
+        // The batch-16 training rows are left out of --quick, kept by a filter.
+        let filtered = Options {
+            filter: Some("train.vit_b_16".into()),
+            ..Options::default()
+        };
+        let names: Vec<String> = plan(&filtered, &[], MODELS).iter().map(Job::name).collect();
+        assert_eq!(names, ["train.vit_b_16.b16", "train.vit_b_16.b2"]);
     }
 }

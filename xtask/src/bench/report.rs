@@ -124,8 +124,7 @@ pub fn model_row_line(r: &Row) -> String {
         format!("{}-{}", ms(r.min_s), ms(r.max_s)),
         gflops,
         peak,
-        r.peak_rss_bytes
-            .map_or("-".to_string(), |b| format!("{:.0}", b as f64 / 1e6)),
+        mb(r.peak_rss_bytes),
         r.reps
     )
 }
@@ -196,7 +195,6 @@ pub fn print_model_summaries(summaries: &[ModelSummary]) {
         "  {:<16} {:<10} {:>12} {:>8} {:>16} {:>13} {:>8}",
         "model", "input", "infer b1 ms", "peak MB", "infer img/s", "train b2 ms", "peak MB"
     );
-    let mb = |b: Option<u64>| b.map_or("-".to_string(), |b| format!("{:.0}", b as f64 / 1e6));
     for s in summaries {
         let (one_ms, one_mb) = s
             .infer_one
@@ -214,6 +212,11 @@ pub fn print_model_summaries(summaries: &[ModelSummary]) {
     }
 }
 
+/// Peak memory in MB (10^6 bytes), whole, or `-`.
+pub fn mb(bytes: Option<u64>) -> String {
+    bytes.map_or("-".to_string(), |b| format!("{:.0}", b as f64 / 1e6))
+}
+
 /// Milliseconds with 3 significant-ish digits: `0.412`, `41.2`, `4123`.
 pub fn ms(seconds: f64) -> String {
     let v = seconds * 1e3;
@@ -226,11 +229,14 @@ pub fn ms(seconds: f64) -> String {
     }
 }
 
-/// Images per second: one decimal below 100, else whole with thousands
-/// separators (`12,345`).
+/// Images per second: two decimals below 1 (a slow training step), one
+/// below 100, else whole with thousands separators (`12,345`).
 pub fn rate(v: f64) -> String {
     if !v.is_finite() {
         return "-".to_string();
+    }
+    if v < 1.0 {
+        return format!("{v:.2}");
     }
     if v < 100.0 {
         return format!("{v:.1}");
@@ -288,6 +294,7 @@ mod tests {
     #[test]
     fn formats_numbers() {
         assert_eq!(rate(3.44), "3.4");
+        assert_eq!(rate(0.234), "0.23");
         assert_eq!(rate(99.96), "100.0");
         assert_eq!(rate(100.4), "100");
         assert_eq!(rate(12_345.4), "12,345");
@@ -297,6 +304,10 @@ mod tests {
         assert_eq!(ms(0.0412), "41.2");
         assert_eq!(ms(4.1234), "4123");
         assert_eq!(duration(48.2), "48 s");
+        assert_eq!(
+            (mb(Some(1_934_600_000)), mb(None)),
+            ("1935".into(), "-".into())
+        );
         assert_eq!(duration(725.0), "12 min 5 s");
     }
 }

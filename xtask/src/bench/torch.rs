@@ -3,13 +3,25 @@
 //! a shared machine better than two separate runs would.
 //!
 //! Runs the reference scripts of `../shared/bench` (`torch_lenet.py`,
-//! `torch_infer.py`; see their README) with the Python of `~/torchenv`
-//! (or `$CONVNET_TORCH_PYTHON`), with the bench's thread count:
+//! `torch_infer.py`, `torch_train.py`; see their README) with the Python of
+//! `~/torchenv` (or `$CONVNET_TORCH_PYTHON`), with the bench's thread count:
 //!
 //! - after the MNIST epoch row: `torch_lenet.py` (the same epochs, then
 //!   LeNet-5 inference at batch 1 and 256);
+//! - after a training-step row that [`torch_trains`] (LeNet-5, ResNet-20,
+//!   the [`plan::COMPARE_TRAIN_MODELS`] at batch 16, the
+//!   [`TORCH_TRAIN_B2`] models at batch 2): `torch_train.py --models NAME
+//!   --batch N --size S` with the same repetition policy ([`Reps::models`]);
 //! - after a model's last inference row, if torchvision has a model of that
 //!   name: `torch_infer.py --models NAME --batch <the batches convnet ran>`.
+//!
+//! Peak memory: `torch_train.py` runs each model in a process of its own
+//! and prints that process's peak resident memory (Python and torch
+//! included), the counterpart of the row's own process; `torch_infer.py`
+//! prints its process's peak so far after each batch (batches in ascending
+//! order: the peak after the larger batch is that batch's);
+//! `torch_lenet.py`'s is that of its epochs and inference together, put
+//! beside the epoch row's.
 //!
 //! PyTorch runs with `OMP_WAIT_POLICY=PASSIVE` unless the environment sets
 //! the variable: OpenMP's default spin-waiting makes PyTorch several times
@@ -26,10 +38,14 @@ use super::json::{TorchRecord, TorchRun};
 use super::measure::{Reps, Timing};
 use super::models::MNIST_PLACES;
 use super::plan::{self, Job};
+use super::report::mb;
 use super::report::rate;
 use super::row::Row;
 use super::system::workspace_root;
 use crate::python::omp_wait_policy;
+
+mod parse;
+use parse::{parse_lenet, parse_model_lines, parse_version};
 
 /// The torchvision models that have a zoo model of the same name.
 pub const TORCHVISION_MODELS: &[&str] = &[
@@ -57,6 +73,39 @@ pub const TORCHVISION_MODELS: &[&str] = &[
     "swin_b",
 ];
 
+/// The zoo models whose batch-2 training row (issue 6) PyTorch runs too:
+/// VGG-16, the largest peak memory, whose memory issue 17 compares with
+/// PyTorch's. The others would add minutes to a run.
+pub const TORCH_TRAIN_B2: &[&str] = &["vgg16"];
+
+/// The 28×28 models of `torch_train.py`.
+pub const TORCH_SMALL_MODELS: &[&str] = &[plan::EPOCH_MODEL, plan::SMALL_RESNET.0];
+
+/// Whether PyTorch runs the training step `model` at `batch` after
+/// convnet's row: LeNet-5 and ResNet-20 at their batches, the
+/// [`plan::COMPARE_TRAIN_MODELS`] at [`plan::COMPARE_TRAIN_BATCH`], the
+/// [`TORCH_TRAIN_B2`] models at [`plan::ZOO_TRAIN_BATCH`].
+pub fn torch_trains(model: &str, batch: usize) -> bool {
+    match batch {
+        _ if (model, batch) == (plan::EPOCH_MODEL, plan::LENET_BATCH) => true,
+        _ if (model, batch) == plan::SMALL_RESNET => true,
+        plan::COMPARE_TRAIN_BATCH => plan::COMPARE_TRAIN_MODELS.contains(&model),
+        plan::ZOO_TRAIN_BATCH => TORCH_TRAIN_B2.contains(&model),
+        _ => false,
+    }
+}
+
+/// A PyTorch figure for one convnet row.
+#[derive(Debug, Clone, PartialEq)]
+struct Figure {
+    /// The convnet row's name.
+    name: String,
+    /// PyTorch's images/s.
+    images_per_s: f64,
+    /// Peak resident memory of PyTorch's process, when the script says.
+    peak_rss_bytes: Option<u64>,
+}
+
 /// The PyTorch side of a run.
 #[derive(Debug)]
 pub struct Torch {
@@ -65,8 +114,8 @@ pub struct Torch {
     threads: usize,
     quick: bool,
     version: Option<String>,
-    /// `(convnet row name, PyTorch images/s)`, in measurement order.
-    figures: Vec<(String, f64)>,
+    /// PyTorch's figures, in measurement order.
+    figures: Vec<Figure>,
 }
 
 impl Torch {
@@ -75,7 +124,7 @@ impl Torch {
     pub fn locate(threads: usize, quick: bool) -> anyhow::Result<Torch> {
         let python = crate::python::torch_python()?;
         let scripts = workspace_root().join("../shared/bench");
-        for script in ["torch_lenet.py", "torch_infer.py"] {
+        for script in ["torch_lenet.py", "torch_infer.py", "torch_train.py"] {
             if !scripts.join(script).exists() {
                 bail!("{} not found", scripts.join(script).display());
             }
@@ -99,6 +148,9 @@ impl Torch {
                 Some(dir) => self.lenet(dir, *batch, Some(&jobs[index].name())),
                 None => return Vec::new(),
             },
+            Job::TrainStep { model, batch } if torch_trains(model, *batch) => {
+                self.train(model, *batch)
+            }
             // LeNet-5's inference figures come with its epoch; without an
             // epoch row in this run, after LeNet-5's last inference row.
             Job::Infer { model, .. }
@@ -196,12 +248,17 @@ impl Torch {
             let mut timed = epochs.split_off(warmup);
             let t = Timing::from_runs(&mut timed).context("no timed epoch")?;
             lines.push(format!(
-                "  PyTorch {row}: {} images/s (median of {} epoch{})",
+                "  PyTorch {row}: {} images/s (median of {} epoch{}){}",
                 rate(t.median_s),
                 t.reps,
-                if t.reps == 1 { "" } else { "s" }
+                if t.reps == 1 { "" } else { "s" },
+                peak_note(parsed.peak_rss_bytes)
             ));
-            self.figures.push((row.to_string(), t.median_s));
+            self.figures.push(Figure {
+                name: row.to_string(),
+                images_per_s: t.median_s,
+                peak_rss_bytes: parsed.peak_rss_bytes,
+            });
         }
         for (bs, ips) in parsed.inference {
             let name = Job::Infer {
@@ -210,13 +267,67 @@ impl Torch {
             }
             .name();
             lines.push(format!("  PyTorch {name}: {} images/s", rate(ips)));
-            self.figures.push((name, ips));
+            self.figures.push(Figure {
+                name,
+                images_per_s: ips,
+                peak_rss_bytes: None,
+            });
         }
         Ok(lines)
     }
 
+    /// `torch_train.py`: one training step of `model` at `batch`, timed as
+    /// convnet's row.
+    fn train(&mut self, model: &str, batch: usize) -> anyhow::Result<Vec<String>> {
+        let size = if TORCH_SMALL_MODELS.contains(&model) {
+            28
+        } else {
+            224
+        };
+        let reps = Reps::models(self.quick);
+        let args = vec![
+            "--models".to_string(),
+            model.to_string(),
+            "--batch".to_string(),
+            batch.to_string(),
+            "--size".to_string(),
+            size.to_string(),
+            "--steps".to_string(),
+            reps.min.to_string(),
+            "--warmup".to_string(),
+            reps.warmup.to_string(),
+            "--budget".to_string(),
+            reps.budget_s.to_string(),
+        ];
+        let out = self.run("torch_train.py", &args)?;
+        let name = Job::TrainStep {
+            model: model.to_string(),
+            batch,
+        }
+        .name();
+        let Some(f) = parse_model_lines(&out, model)
+            .into_iter()
+            .find(|f| f.batch == batch)
+        else {
+            bail!("torch_train.py printed no figure for {model} at batch {batch}");
+        };
+        let line = format!(
+            "  PyTorch {name}: {} images/s{}",
+            rate(f.images_per_s),
+            peak_note(f.peak_rss_bytes)
+        );
+        self.figures.push(Figure {
+            name,
+            images_per_s: f.images_per_s,
+            peak_rss_bytes: f.peak_rss_bytes,
+        });
+        Ok(vec![line])
+    }
+
     fn infer(&mut self, model: &str, batches: &[usize]) -> anyhow::Result<Vec<String>> {
-        let batch_list: Vec<String> = batches.iter().map(usize::to_string).collect();
+        let mut sorted = batches.to_vec();
+        sorted.sort_unstable();
+        let batch_list: Vec<String> = sorted.iter().map(usize::to_string).collect();
         let args = vec![
             "--models".to_string(),
             model.to_string(),
@@ -226,19 +337,28 @@ impl Torch {
             Reps::models(self.quick).min.to_string(),
         ];
         let out = self.run("torch_infer.py", &args)?;
-        let figures = parse_infer(&out, model);
+        let figures = parse_model_lines(&out, model);
         if figures.is_empty() {
             bail!("torch_infer.py printed no figure for {model}");
         }
         let mut parts = Vec::new();
-        for (bs, ips) in figures {
-            parts.push(format!("batch {bs}: {} images/s", rate(ips)));
+        for f in figures {
+            parts.push(format!(
+                "batch {}: {} images/s{}",
+                f.batch,
+                rate(f.images_per_s),
+                peak_note(f.peak_rss_bytes)
+            ));
             let name = Job::Infer {
                 model: model.to_string(),
-                batch: bs,
+                batch: f.batch,
             }
             .name();
-            self.figures.push((name, ips));
+            self.figures.push(Figure {
+                name,
+                images_per_s: f.images_per_s,
+                peak_rss_bytes: f.peak_rss_bytes,
+            });
         }
         Ok(vec![format!("  PyTorch {model}: {}", parts.join(", "))])
     }
@@ -249,12 +369,14 @@ impl Torch {
         let records = self
             .figures
             .iter()
-            .filter_map(|(name, torch)| {
-                let row = rows.iter().find(|r| &r.name == name)?;
+            .filter_map(|f| {
+                let row = rows.iter().find(|r| r.name == f.name)?;
                 Some(TorchRecord {
-                    name: name.clone(),
-                    torch_images_per_s: *torch,
+                    name: f.name.clone(),
+                    torch_images_per_s: f.images_per_s,
                     convnet_images_per_s: row.images_per_s?,
+                    torch_peak_rss_bytes: f.peak_rss_bytes,
+                    convnet_peak_rss_bytes: row.peak_rss_bytes,
                 })
             })
             .collect();
@@ -267,28 +389,70 @@ impl Torch {
     }
 }
 
-/// Prints convnet against PyTorch, row by row.
+/// `, peak 1234 MB` (or nothing).
+fn peak_note(bytes: Option<u64>) -> String {
+    bytes.map_or(String::new(), |b| format!(", peak {} MB", mb(Some(b))))
+}
+
+/// Prints convnet against PyTorch, row by row: images/s and their ratio,
+/// peak memory (MB) and theirs, then the geometric mean of the speed ratios.
 pub fn print_table(run: &TorchRun) {
     if run.rows.is_empty() {
         return;
     }
     println!(
-        "\nconvnet vs PyTorch {} ({} threads, OMP_WAIT_POLICY={}; each PyTorch figure measured right after convnet's row)",
+        "\nconvnet vs PyTorch {} ({} threads, OMP_WAIT_POLICY={}; each PyTorch figure measured right after convnet's row; \
+         peak MB: each side's process, PyTorch's including Python and torch)",
         run.version, run.threads, run.omp_wait_policy
     );
     println!(
-        "  {:<28} {:>14} {:>14} {:>16}",
-        "row", "convnet img/s", "PyTorch img/s", "convnet/PyTorch"
+        "  {:<28} {:>14} {:>14} {:>16} {:>11} {:>11} {:>10}",
+        "row",
+        "convnet img/s",
+        "PyTorch img/s",
+        "convnet/PyTorch",
+        "convnet MB",
+        "PyTorch MB",
+        "MB ratio"
     );
     for r in &run.rows {
+        let mem_ratio = match (r.convnet_peak_rss_bytes, r.torch_peak_rss_bytes) {
+            (Some(c), Some(t)) if t > 0 => format!("{:.2}", c as f64 / t as f64),
+            _ => "-".to_string(),
+        };
         println!(
-            "  {:<28} {:>14} {:>14} {:>16.2}",
+            "  {:<28} {:>14} {:>14} {:>16.2} {:>11} {:>11} {:>10}",
             r.name,
             rate(r.convnet_images_per_s),
             rate(r.torch_images_per_s),
-            r.convnet_images_per_s / r.torch_images_per_s
+            r.convnet_images_per_s / r.torch_images_per_s,
+            mb(r.convnet_peak_rss_bytes),
+            mb(r.torch_peak_rss_bytes),
+            mem_ratio
         );
     }
+    if let Some((n, g)) = geometric_mean_ratio(run) {
+        println!("  geometric mean of the {n} speed ratios: {g:.2}");
+    }
+}
+
+/// The number of rows and the geometric mean of their convnet/PyTorch
+/// speed ratios (rows with a non-positive figure left out); `None` if no
+/// row is left.
+pub fn geometric_mean_ratio(run: &TorchRun) -> Option<(usize, f64)> {
+    let logs: Vec<f64> = run
+        .rows
+        .iter()
+        .filter(|r| r.convnet_images_per_s > 0.0 && r.torch_images_per_s > 0.0)
+        .map(|r| (r.convnet_images_per_s / r.torch_images_per_s).ln())
+        .collect();
+    if logs.is_empty() {
+        return None;
+    }
+    Some((
+        logs.len(),
+        (logs.iter().sum::<f64>() / logs.len() as f64).exp(),
+    ))
 }
 
 /// Whether `jobs[index]` is the last inference row of its model.
@@ -299,94 +463,60 @@ fn last_of_model(jobs: &[Job], index: usize) -> bool {
     }
 }
 
-/// `torch 2.15.0+cu132, threads 2, ...` → `2.15.0+cu132`.
-pub fn parse_version(out: &str) -> Option<String> {
-    out.lines().find_map(|l| {
-        let rest = l.strip_prefix("torch ")?;
-        Some(rest.split(',').next()?.trim().to_string())
-    })
-}
-
-/// What `torch_lenet.py` printed.
-#[derive(Debug, Clone, PartialEq, Default)]
-pub struct LenetOutput {
-    /// Training images/s of each epoch.
-    pub epochs: Vec<f64>,
-    /// `(batch, images/s)` of inference.
-    pub inference: Vec<(usize, f64)>,
-}
-
-/// The number just before ` images/s` in a line.
-fn images_per_s(line: &str) -> Option<f64> {
-    let head = line.split(" images/s").next()?;
-    if head.len() == line.len() {
-        return None;
-    }
-    head.rsplit([' ', ',']).next()?.parse().ok()
-}
-
-/// Parses `torch_lenet.py`'s lines `epoch K: train T s, R images/s, ...`
-/// and `inference batch B: R images/s`.
-pub fn parse_lenet(out: &str) -> LenetOutput {
-    let mut parsed = LenetOutput::default();
-    for line in out.lines() {
-        if line.starts_with("epoch ") {
-            if let Some(r) = images_per_s(line) {
-                parsed.epochs.push(r);
-            }
-        } else if let Some(rest) = line.strip_prefix("inference batch ") {
-            let batch = rest.split(':').next().and_then(|b| b.trim().parse().ok());
-            if let (Some(b), Some(r)) = (batch, images_per_s(line)) {
-                parsed.inference.push((b, r));
-            }
-        }
-    }
-    parsed
-}
-
-/// Parses `torch_infer.py`'s lines `NAME params P batch B: R images/s (...)`
-/// for `model`: `(batch, images/s)`.
-pub fn parse_infer(out: &str, model: &str) -> Vec<(usize, f64)> {
-    out.lines()
-        .filter(|l| l.starts_with(&format!("{model} params ")))
-        .filter_map(|l| {
-            let (_, rest) = l.split_once(" batch ")?;
-            let batch = rest.split(':').next()?.trim().parse().ok()?;
-            Some((batch, images_per_s(l)?))
-        })
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn parses_the_scripts_output() {
-        let lenet = "torch 2.15.0+cu132, threads 2, params 61706\n\
-            epoch 1: train 5.94 s, 10094 images/s, last loss 0.0712, test accuracy 97.50%\n\
-            epoch 2: train 5.50 s, 10903 images/s, last loss 0.0312, test accuracy 98.10%\n\
-            inference batch 1: 2963 images/s\n\
-            inference batch 256: 36047 images/s\n";
-        assert_eq!(parse_version(lenet).as_deref(), Some("2.15.0+cu132"));
-        assert_eq!(
-            parse_lenet(lenet),
-            LenetOutput {
-                epochs: vec![10094.0, 10903.0],
-                inference: vec![(1, 2963.0), (256, 36047.0)],
-            }
-        );
-        let infer = "torch 2.15.0+cu132, threads 2\n\
-            resnet18 params 11689512 batch 1: 29.5 images/s (median 33.9 ms, min 33.0, max 35.1)\n\
-            resnet18 params 11689512 batch 16: 29.5 images/s (median 542.4 ms, min 530.0, max 560.2)\n\
-            resnet50 params 25557032 batch 1: 12.1 images/s (median 82.6 ms, min 80.0, max 90.0)\n";
-        assert_eq!(parse_infer(infer, "resnet18"), [(1, 29.5), (16, 29.5)]);
-        assert_eq!(parse_infer(infer, "resnet50"), [(1, 12.1)]);
-        assert!(parse_infer(infer, "vgg16").is_empty());
-        assert_eq!(
-            parse_lenet("Traceback (most recent call last):\n"),
-            LenetOutput::default()
-        );
+    fn pytorch_trains_the_compared_rows_only() {
+        for (model, batch) in [
+            ("lenet5", 64),
+            ("resnet20", 128),
+            ("resnet18", 16),
+            ("convnext_tiny", 16),
+            ("vit_b_16", 16),
+            ("vgg16", 2),
+        ] {
+            assert!(torch_trains(model, batch), "{model} b{batch}");
+        }
+        for (model, batch) in [
+            ("lenet5", 2),
+            ("resnet20", 2),
+            ("resnet18", 2),
+            ("vgg16", 16),
+            ("resnet50", 16),
+            ("alexnet", 2),
+        ] {
+            assert!(!torch_trains(model, batch), "{model} b{batch}");
+        }
+        // Every model PyTorch trains is one its scripts know.
+        for model in plan::COMPARE_TRAIN_MODELS.iter().chain(TORCH_TRAIN_B2) {
+            assert!(TORCHVISION_MODELS.contains(model), "{model}");
+        }
+    }
+
+    #[test]
+    fn the_geometric_mean_of_the_ratios() {
+        let record = |convnet: f64, torch: f64| TorchRecord {
+            name: "r".into(),
+            torch_images_per_s: torch,
+            convnet_images_per_s: convnet,
+            torch_peak_rss_bytes: None,
+            convnet_peak_rss_bytes: None,
+        };
+        let mut run = TorchRun {
+            version: "2.15.0".into(),
+            threads: 2,
+            omp_wait_policy: "PASSIVE".into(),
+            rows: vec![],
+        };
+        assert_eq!(geometric_mean_ratio(&run), None);
+        run.rows = vec![record(2.0, 1.0), record(1.0, 2.0), record(9.0, 1.0)];
+        let (n, g) = geometric_mean_ratio(&run).unwrap();
+        assert_eq!(n, 3);
+        assert!((g - 9f64.powf(1.0 / 3.0)).abs() < 1e-12, "{g}");
+        run.rows.push(record(0.0, 1.0));
+        assert_eq!(geometric_mean_ratio(&run).unwrap().0, 3);
     }
 
     #[test]
