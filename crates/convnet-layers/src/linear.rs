@@ -229,10 +229,20 @@ impl Layer for Linear {
         let rows = x.len() / inp;
         let g = grad_out.as_slice();
         // dW[out, in] += gᵀ[out, rows] · x[rows, in]
-        kernel(
-            NAME,
+        let dw = self.weight.grad.as_slice_mut();
+        let update = if rows <= GEMV_MAX_ROWS {
+            // A rank-`rows` update, memory bound: dW read and written once,
+            // split by columns over the threads.
+            let mut gt = vec![0.0f32; out * rows];
+            for (r, g_row) in g.chunks_exact(out).enumerate() {
+                for (o, v) in g_row.iter().enumerate() {
+                    gt[o * rows + r] = *v;
+                }
+            }
+            gemv_parallel(dw, &gt, x.as_slice(), Trans::No, out, inp, rows, 1.0, 1.0)
+        } else {
             gemm_parallel(
-                self.weight.grad.as_slice_mut(),
+                dw,
                 g,
                 Trans::Yes,
                 x.as_slice(),
@@ -242,8 +252,9 @@ impl Layer for Linear {
                 rows,
                 1.0,
                 1.0,
-            ),
-        )?;
+            )
+        };
+        kernel(NAME, update)?;
         if let Some(b) = &mut self.bias {
             let gb = b.grad.as_slice_mut();
             for row in g.chunks_exact(out) {

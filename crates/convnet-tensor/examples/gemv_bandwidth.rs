@@ -74,6 +74,30 @@ fn main() {
                     gb / t_gemm
                 );
             }
+            // The weight gradient dW[out, in] += gᵀ[out, m] · x[m, in]: a
+            // rank-m update, dW read and written once.
+            let mut dw = vec![0.0f32; w.len()];
+            let g: Vec<f32> = (0..m * out).map(|i| (i % 3) as f32 * 0.1).collect();
+            let mut gt = vec![0.0f32; m * out];
+            for (r, row) in g.chunks_exact(out).enumerate() {
+                for (o, v) in row.iter().enumerate() {
+                    gt[o * m + r] = *v;
+                }
+            }
+            let x = &x[..m * inp];
+            let t_gemv = median_s(5, || {
+                gemv_parallel(&mut dw, &gt, x, Trans::No, out, inp, m, 1.0, 1.0).unwrap()
+            });
+            let t_gemm = median_s(3, || {
+                gemm_parallel(&mut dw, &g, Trans::Yes, x, Trans::No, out, inp, m, 1.0, 1.0).unwrap()
+            });
+            println!(
+                "{name} dW += gᵀ·x m={m}: gemv {:.2} ms {:.1} GB/s | gemm {:.2} ms {:.1} GB/s (read + write)",
+                t_gemv * 1e3,
+                2.0 * gb / t_gemv,
+                t_gemm * 1e3,
+                2.0 * gb / t_gemm
+            );
         }
     }
 }

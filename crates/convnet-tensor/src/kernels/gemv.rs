@@ -138,7 +138,11 @@ fn product(
     // Column blocks: a few per thread for balance, whole rows of W apiece.
     let block = match trans_w {
         Trans::Yes => n.div_ceil(4 * tasks).max(1),
-        Trans::No => n.div_ceil(tasks).next_multiple_of(LANES).min(AXPY_BLOCK),
+        // At most AXPY_BLOCK wide, a multiple of `tasks` blocks (balance).
+        Trans::No => {
+            let blocks = n.div_ceil(AXPY_BLOCK).next_multiple_of(tasks);
+            n.div_ceil(blocks).next_multiple_of(LANES)
+        }
     };
     let blocks = column_blocks(y, n, block);
     let run = |(j0, mut ys): (usize, Vec<&mut [f32]>)| match trans_w {
@@ -190,11 +194,15 @@ fn dot_block(
         let mut i0 = 0;
         while i0 < xs.len() {
             let g = (xs.len() - i0).min(ROW_GROUP);
-            let sums: [f32; ROW_GROUP] = match g {
-                4 => dot_rows::<4>(w_row, [xs[i0], xs[i0 + 1], xs[i0 + 2], xs[i0 + 3]]),
-                3 => pad(dot_rows::<3>(w_row, [xs[i0], xs[i0 + 1], xs[i0 + 2]])),
-                2 => pad(dot_rows::<2>(w_row, [xs[i0], xs[i0 + 1]])),
-                _ => pad(dot_rows::<1>(w_row, [xs[i0]])),
+            let sums = if g == 1 {
+                let [sum] = dot_rows::<1>(w_row, [xs[i0]]);
+                [sum, 0.0, 0.0, 0.0]
+            } else {
+                // Two or three rows ride in a group of four (repeating the
+                // last): one code path, and the extra sums cost nothing
+                // next to the weights' load.
+                let row = |r: usize| xs[i0 + r.min(g - 1)];
+                dot_rows::<ROW_GROUP>(w_row, [row(0), row(1), row(2), row(3)])
             };
             for (r, s) in sums.iter().take(g).enumerate() {
                 let out = &mut ys[i0 + r][jj];
@@ -207,13 +215,6 @@ fn dot_block(
             i0 += g;
         }
     }
-}
-
-/// `sums` in an array of [`ROW_GROUP`] (the rest zeros).
-fn pad<const G: usize>(sums: [f32; G]) -> [f32; ROW_GROUP] {
-    let mut out = [0.0; ROW_GROUP];
-    out[..G].copy_from_slice(&sums);
-    out
 }
 
 /// The dot products of `w` with each of the `M` slices of `xs` (each at
@@ -276,7 +277,7 @@ fn reduce_lanes(mut acc: [f32; LANES]) -> f32 {
 
 /// `op(W) = W` for the columns `j0..j0 + width` of `Y`: the segments are set
 /// to `beta · Y` (zero when `beta == 0`), then each row `p` of `W` is added
-/// scaled by `alpha · X[i, p]`, four rows of `W` per pass.
+/// scaled by `alpha · X[i, p]`, in order of `p`.
 fn axpy_block(
     ys: &mut [&mut [f32]],
     x: &[f32],
@@ -295,18 +296,22 @@ fn axpy_block(
         }
     }
     let w_row = |p: usize| &w[p * n + j0..p * n + j0 + width];
-    let body = k - k % 4;
-    for p in (0..body).step_by(4) {
-        let rows = [w_row(p), w_row(p + 1), w_row(p + 2), w_row(p + 3)];
+    // Four rows of W per pass over the outputs; a row of W's block is read
+    // from memory once and served to every row of Y from the cache (with
+    // k <= 4, the dense layer's weight gradient, one pass: Y read and
+    // written once).
+    for p0 in (0..k).step_by(4) {
         for (seg, xi) in ys.iter_mut().zip(x.chunks_exact(k)) {
-            let c = [0, 1, 2, 3].map(|q| alpha * xi[p + q]);
-            axpy4(seg, c, rows);
-        }
-    }
-    for p in body..k {
-        let row = w_row(p);
-        for (seg, xi) in ys.iter_mut().zip(x.chunks_exact(k)) {
-            axpy1(seg, alpha * xi[p], row);
+            let mut p = p0;
+            if p + 4 <= k {
+                let c = [0, 1, 2, 3].map(|q| alpha * xi[p + q]);
+                axpy4(seg, c, [w_row(p), w_row(p + 1), w_row(p + 2), w_row(p + 3)]);
+                p += 4;
+            }
+            while p < k.min(p0 + 4) {
+                axpy1(seg, alpha * xi[p], w_row(p));
+                p += 1;
+            }
         }
     }
 }
