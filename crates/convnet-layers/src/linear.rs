@@ -8,6 +8,7 @@
 
 use convnet_tensor::init::{pytorch_default_bias, pytorch_default_weight};
 use convnet_tensor::kernels::gemm::{gemm_parallel, Trans};
+use convnet_tensor::kernels::gemv::{gemv_parallel, GEMV_MAX_ROWS};
 use convnet_tensor::{Rng, Tensor};
 
 use crate::error::{LayerError, Result};
@@ -167,22 +168,36 @@ impl Linear {
         // y[rows, out] = x[rows, in] · Wᵀ (+ y)
         kernel(
             NAME,
-            gemm_parallel(
+            product(
                 &mut y,
                 x.as_slice(),
-                Trans::No,
                 self.weight.value.as_slice(),
                 Trans::Yes,
-                rows,
-                out,
-                inp,
-                1.0,
+                (rows, out, inp),
                 beta,
             ),
         )?;
         let mut shape = x.shape().to_vec();
         *shape.last_mut().expect("rank >= 1") = out;
         Ok(tensor(&shape, y))
+    }
+}
+
+/// `y[m, n] = x[m, k] · op(w) + beta · y` over all threads: the matrix-vector
+/// path for a few rows (batch 1 to [`GEMV_MAX_ROWS`], memory bound: it reads
+/// each weight once, in place), else sgemm.
+fn product(
+    y: &mut [f32],
+    x: &[f32],
+    w: &[f32],
+    trans_w: Trans,
+    (m, n, k): (usize, usize, usize),
+    beta: f32,
+) -> convnet_tensor::Result<()> {
+    if m <= GEMV_MAX_ROWS {
+        gemv_parallel(y, x, w, trans_w, m, n, k, 1.0, beta)
+    } else {
+        gemm_parallel(y, x, Trans::No, w, trans_w, m, n, k, 1.0, beta)
     }
 }
 
@@ -214,10 +229,20 @@ impl Layer for Linear {
         let rows = x.len() / inp;
         let g = grad_out.as_slice();
         // dW[out, in] += gᵀ[out, rows] · x[rows, in]
-        kernel(
-            NAME,
+        let dw = self.weight.grad.as_slice_mut();
+        let update = if rows <= GEMV_MAX_ROWS {
+            // A rank-`rows` update, memory bound: dW read and written once,
+            // split by columns over the threads.
+            let mut gt = vec![0.0f32; out * rows];
+            for (r, g_row) in g.chunks_exact(out).enumerate() {
+                for (o, v) in g_row.iter().enumerate() {
+                    gt[o * rows + r] = *v;
+                }
+            }
+            gemv_parallel(dw, &gt, x.as_slice(), Trans::No, out, inp, rows, 1.0, 1.0)
+        } else {
             gemm_parallel(
-                self.weight.grad.as_slice_mut(),
+                dw,
                 g,
                 Trans::Yes,
                 x.as_slice(),
@@ -227,8 +252,9 @@ impl Layer for Linear {
                 rows,
                 1.0,
                 1.0,
-            ),
-        )?;
+            )
+        };
+        kernel(NAME, update)?;
         if let Some(b) = &mut self.bias {
             let gb = b.grad.as_slice_mut();
             for row in g.chunks_exact(out) {
@@ -241,16 +267,12 @@ impl Layer for Linear {
         let mut gx = vec![0.0f32; rows * inp];
         kernel(
             NAME,
-            gemm_parallel(
+            product(
                 &mut gx,
                 g,
-                Trans::No,
                 self.weight.value.as_slice(),
                 Trans::No,
-                rows,
-                inp,
-                out,
-                1.0,
+                (rows, inp, out),
                 0.0,
             ),
         )?;
@@ -325,6 +347,49 @@ mod tests {
         assert!(fc.backward(&Tensor::zeros(&[3, 3])).is_err());
         assert!(Linear::new(LinearConfig::new(0, 2), &mut rng).is_err());
         assert!(Linear::from_tensors(Tensor::zeros(&[2, 3]), Some(Tensor::zeros(&[3]))).is_err());
+    }
+
+    #[test]
+    fn small_batches_match_the_sgemm_path() {
+        // Batches up to GEMV_MAX_ROWS take the matrix-vector path: each row
+        // of a batch of 7 (sgemm) must match the same row alone.
+        let mut rng = Rng::seed_from(6);
+        let mut fc = Linear::new(LinearConfig::new(37, 19), &mut rng).unwrap();
+        let x = random(&[7, 37], 7);
+        let g = random(&[7, 19], 8);
+        let y = fc.forward(&x).unwrap();
+        let gx = fc.backward(&g).unwrap();
+        let dw = fc.weight.grad.clone();
+        for rows in 1..=GEMV_MAX_ROWS {
+            let xs = Tensor::from_vec(&[rows, 37], x.as_slice()[..rows * 37].to_vec()).unwrap();
+            let gs = Tensor::from_vec(&[rows, 19], g.as_slice()[..rows * 19].to_vec()).unwrap();
+            fc.weight.grad = Tensor::zeros(&[19, 37]);
+            let ys = fc.forward(&xs).unwrap();
+            let gxs = fc.backward(&gs).unwrap();
+            let close = |a: &[f32], b: &[f32], what: &str| {
+                for (i, (u, v)) in a.iter().zip(b).enumerate() {
+                    assert!((u - v).abs() < 1e-5, "{rows} rows, {what}[{i}]: {u} vs {v}");
+                }
+            };
+            close(ys.as_slice(), &y.as_slice()[..rows * 19], "y");
+            close(gxs.as_slice(), &gx.as_slice()[..rows * 37], "dx");
+            // dW over the first rows only: the batch of 7 minus the others.
+            let mut rest = Linear::from_tensors(fc.weight.value.clone(), None).unwrap();
+            let n = 7 - rows;
+            rest.forward(&Tensor::from_vec(&[n, 37], x.as_slice()[rows * 37..].to_vec()).unwrap())
+                .unwrap();
+            rest.backward(&Tensor::from_vec(&[n, 19], g.as_slice()[rows * 19..].to_vec()).unwrap())
+                .unwrap();
+            let sum: Vec<f32> = fc
+                .weight
+                .grad
+                .as_slice()
+                .iter()
+                .zip(rest.weight.grad.as_slice())
+                .map(|(a, b)| a + b)
+                .collect();
+            close(&sum, dw.as_slice(), "dW");
+        }
     }
 
     #[test]

@@ -1,9 +1,11 @@
-//! The conv2d kernel rows: forward and backward of the convolutions that
-//! dominate the zoo's networks.
+//! The kernel rows: forward and backward of the convolutions that dominate
+//! the zoo's networks, and of the dense layers that dominate them at batch 1
+//! (memory bound: their GFLOP/s is half the GB/s of weights read).
 
 use anyhow::Context;
+use convnet::layers::{Layer, Linear};
 use convnet::tensor::kernels::conv2d::{conv2d_backward, conv2d_forward};
-use convnet::tensor::{Conv2dGeometry, Rng};
+use convnet::tensor::{Conv2dGeometry, Rng, Tensor};
 
 use super::measure::{measure, Reps};
 use super::row::{Kind, Row};
@@ -74,9 +76,36 @@ const CONV_CASES: &[ConvCase] = &[
     },
 ];
 
-/// The conv case names, in table order (each is measured in its own process).
+/// A dense layer to measure at a small batch.
+struct LinearCase {
+    name: &'static str,
+    batch: usize,
+    in_features: usize,
+    out_features: usize,
+}
+
+/// The classifiers' largest layers at batch 1: a matrix-vector product
+/// streaming the weights (151 and 411 MB).
+const LINEAR_CASES: &[LinearCase] = &[
+    LinearCase {
+        name: "alexnet.fc6",
+        batch: 1,
+        in_features: 9216,
+        out_features: 4096,
+    },
+    LinearCase {
+        name: "vgg16.fc6",
+        batch: 1,
+        in_features: 25088,
+        out_features: 4096,
+    },
+];
+
+/// The kernel case names, in table order (each is measured in its own
+/// process): the conv cases, then the dense ones.
 pub fn case_names() -> Vec<&'static str> {
-    CONV_CASES.iter().map(|c| c.name).collect()
+    let conv = CONV_CASES.iter().map(|c| c.name);
+    conv.chain(LINEAR_CASES.iter().map(|c| c.name)).collect()
 }
 
 impl ConvCase {
@@ -109,9 +138,12 @@ impl ConvCase {
     }
 }
 
-/// The forward and backward (input + weight gradients) rows of the conv
-/// case named `case`.
+/// The forward and backward (input + weight gradients) rows of the kernel
+/// case named `case` (a conv or a dense case).
 pub fn conv_rows(case: &str, reps: Reps) -> anyhow::Result<Vec<Row>> {
+    if let Some(case) = LINEAR_CASES.iter().find(|c| c.name == case) {
+        return linear_rows(case, reps);
+    }
     let case = CONV_CASES
         .iter()
         .find(|c| c.name == case)
@@ -150,6 +182,36 @@ pub fn conv_rows(case: &str, reps: Reps) -> anyhow::Result<Vec<Row>> {
     ])
 }
 
+/// The forward and backward rows of a dense case, through the `Linear`
+/// layer (bias included; backward: weight, bias and input gradients).
+fn linear_rows(case: &LinearCase, reps: Reps) -> anyhow::Result<Vec<Row>> {
+    let (inp, out) = (case.in_features, case.out_features);
+    let mut rng = Rng::seed_from(7);
+    let weight = Tensor::randn(&[out, inp], 0.0, 0.01, &mut rng);
+    let bias = Tensor::randn(&[out], 0.0, 0.01, &mut rng);
+    let mut fc = Linear::from_tensors(weight, Some(bias))?;
+    let x = Tensor::randn(&[case.batch, inp], 0.0, 1.0, &mut rng);
+    let dy = Tensor::randn(&[case.batch, out], 0.0, 1.0, &mut rng);
+    let forward = measure(reps, || {
+        fc.infer(&x)?;
+        Ok(())
+    })?;
+    let backward = measure(reps, || {
+        fc.forward(&x)?;
+        fc.backward(&dy)?;
+        Ok(())
+    })?;
+    let flops = 2.0 * (case.batch * inp * out) as f64;
+    let megabytes = (inp * out * 4) as f64 / 1e6;
+    let shape = format!("{inp}->{out} ({megabytes:.0} MB)");
+    let row = |kind, t, flops| Row::new(case.name, kind, case.batch, shape.clone(), t, flops);
+    // The backward row times a forward too: 3 products of the same size.
+    Ok(vec![
+        row(Kind::Forward, forward, flops),
+        row(Kind::Backward, backward, 3.0 * flops),
+    ])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -170,6 +232,14 @@ mod tests {
         assert_eq!((rows[0].flops, rows[1].flops), (flops, 2.0 * flops));
         assert_eq!(rows[0].shape, "6->16 14x14 k5 p0");
         assert_eq!(rows[0].batch, 64);
+        let rows = conv_rows("alexnet.fc6", reps).unwrap();
+        assert_eq!(rows[0].shape, "9216->4096 (151 MB)");
+        assert_eq!(rows[0].flops, 2.0 * 9216.0 * 4096.0);
+        assert_eq!(
+            (rows[0].kind, rows[1].kind),
+            (Kind::Forward, Kind::Backward)
+        );
+        assert!(case_names().contains(&"vgg16.fc6"));
         let e = conv_rows("resnet.5x5", reps).unwrap_err().to_string();
         assert!(
             e.contains("no conv case named `resnet.5x5`") && e.contains("resnet.3x3"),

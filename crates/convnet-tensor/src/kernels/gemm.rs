@@ -35,7 +35,14 @@ fn strides(trans: Trans, rows: usize, cols: usize) -> (isize, isize) {
 
 /// Checks that `c`, `a` and `b` hold at least `m·n`, `m·k` and `k·n`
 /// elements: what makes [`sgemm_raw`] sound.
-fn check_lens(c: &[f32], a: &[f32], b: &[f32], m: usize, n: usize, k: usize) -> Result<()> {
+pub(super) fn check_lens(
+    c: &[f32],
+    a: &[f32],
+    b: &[f32],
+    m: usize,
+    n: usize,
+    k: usize,
+) -> Result<()> {
     for (what, len, needed) in [
         ("C", c.len(), m * n),
         ("A", a.len(), m * k),

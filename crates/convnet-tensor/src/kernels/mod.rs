@@ -15,6 +15,7 @@
 pub mod activation;
 pub mod conv2d;
 pub mod gemm;
+pub mod gemv;
 pub mod norm;
 pub mod pool;
 pub mod softmax;
