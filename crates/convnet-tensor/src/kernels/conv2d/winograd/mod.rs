@@ -31,7 +31,20 @@
 //! # Accuracy
 //!
 //! F(2×2, 3×3) keeps the error close to the direct sum; F(4×4, 3×3) is
-//! several times larger (see the tests and [`Plan`]).
+//! several times larger (see the tests and [`Plan`]). Measured against an
+//! f64 sum on ReLU inputs with He-initialised weights (outputs up to about
+//! 5): im2col's largest absolute error is 1-2·10⁻⁶, F(2×2)'s 1.6-2.8·10⁻⁶,
+//! F(4×4)'s 3-4.4·10⁻⁵ (64 to 512 channels).
+//!
+//! # Speed
+//!
+//! On a 2-core AMD EPYC (Zen 3, AVX2+FMA), loaded by other work, against
+//! im2col: ResNet's 3×3 (64 channels, 56×56, batch 8) about 10% faster,
+//! ResNet-18 and VGG-16 inference 11-14% faster. Per call, the weight
+//! transform and sgemm's packing of the transformed weights in every block
+//! cost `α²·C·O` each: with few tiles (batch 1 at 14×14 and 7×7) they do not
+//! pay, hence [`MIN_TILES`]. Caching the transformed weights across calls
+//! would remove the first.
 
 #[cfg(test)]
 mod tests;
@@ -161,6 +174,7 @@ struct Sizes {
     rows_per_block: usize,
 }
 
+/// [`forward`] with the variant `V`.
 fn run<V: Variant<M, A>, const M: usize, const A: usize>(
     out: &mut [f32],
     x: &[f32],
