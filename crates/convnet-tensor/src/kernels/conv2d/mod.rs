@@ -23,6 +23,10 @@
 //! - **Stride 1** (3×3 and 5×5 layers): im2col over the *padded grid*, where
 //!   every patch row is one contiguous run of the padded image, then sgemm;
 //!   small images share one product (`padded.rs`).
+//! - **3×3, stride 1, one group, at least 32 input and output channels and
+//!   enough output tiles in the call** (VGG, ResNet), forward only:
+//!   Winograd F(4×4, 3×3) up to 64 channels, F(2×2, 3×3) above
+//!   (`winograd/`).
 //! - **Everything else**: im2col row by row of a band of output rows +
 //!   sgemm (`im2col.rs`, `lowered.rs`).
 //!
@@ -49,6 +53,7 @@ mod padded;
 mod scratch;
 #[cfg(test)]
 mod tests;
+mod winograd;
 
 use crate::error::{fmt_shape, Result, TensorError};
 use crate::geometry::Conv2dGeometry;
@@ -172,6 +177,8 @@ pub fn conv2d_forward(
     }
     if is_depthwise(g) {
         depthwise::forward(out, input, weight, bias, g);
+    } else if let Some(plan) = winograd::Plan::choose(g) {
+        winograd::forward(out, input, weight, bias, g, &plan);
     } else {
         lowered::forward(out, input, weight, bias, &d);
     }
