@@ -38,13 +38,44 @@ pub(super) fn correlate<const L: usize, const F: bool>(
     // Stride 1 and no vertical dilation: R output rows share each loaded input vector.
     let shared = win.sh == 1 && win.sw == 1 && win.dh == 1;
     match (vectors::<L>(out_w), shared) {
-        (1, true) => correlate_rows::<L, F, 4, 1>(out, &p),
-        (2, true) => correlate_rows::<L, F, 4, 2>(out, &p),
-        (_, true) => correlate_rows::<L, F, 4, 4>(out, &p),
-        (1, false) => correlate_rows::<L, F, 1, 1>(out, &p),
-        (2, false) => correlate_rows::<L, F, 1, 2>(out, &p),
-        (_, false) => correlate_rows::<L, F, 1, 4>(out, &p),
+        (1, true) => rows::<L, F, 4, 1>(out, &p),
+        (2, true) => rows::<L, F, 4, 2>(out, &p),
+        (_, true) => rows::<L, F, 4, 4>(out, &p),
+        (1, false) => rows::<L, F, 1, 1>(out, &p),
+        (2, false) => rows::<L, F, 1, 2>(out, &p),
+        (_, false) => rows::<L, F, 1, 4>(out, &p),
     }
+}
+
+/// [`correlate_rows`] as a function of its own per block shape, compiled
+/// for the instruction set of `(L, F)` when this CPU runs it.
+#[inline(always)]
+fn rows<const L: usize, const F: bool, const R: usize, const V: usize>(out: &mut [f32], p: &Plane) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use crate::simd::{level, SimdLevel};
+        if F && L == 16 && level() == SimdLevel::Avx512 {
+            // SAFETY: the CPU runs AVX-512.
+            return unsafe { rows_avx512::<R, V>(out, p) };
+        }
+        if F && L == 8 && level() >= SimdLevel::Avx2Fma {
+            // SAFETY: the CPU runs AVX2 and FMA.
+            return unsafe { rows_avx2::<R, V>(out, p) };
+        }
+    }
+    correlate_rows::<L, F, R, V>(out, p)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512vl,avx512bw,avx512dq,avx2,fma")]
+fn rows_avx512<const R: usize, const V: usize>(out: &mut [f32], p: &Plane) {
+    correlate_rows::<16, true, R, V>(out, p)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+fn rows_avx2<const R: usize, const V: usize>(out: &mut [f32], p: &Plane) {
+    correlate_rows::<8, true, R, V>(out, p)
 }
 
 /// The arguments of [`correlate`] other than the output.
