@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use convnet::tensor::simd::SimdLevel;
+use convnet::tensor::simd::{SimdError, SimdLevel};
 
 /// `cargo xtask bench` options.
 #[derive(Debug, Clone, Default, PartialEq, Eq, clap::Parser)]
@@ -57,9 +57,12 @@ pub fn simd_level(s: &str) -> Result<SimdLevel, String> {
     let level: SimdLevel = s.parse().map_err(|e| format!("{e}"))?;
     let best = convnet::tensor::simd::detected();
     if level > best {
-        return Err(format!(
-            "this CPU cannot run the {level} kernels (the widest it supports is {best})"
-        ));
+        // The library's own refusal, checked here so that clap names the flag.
+        let refused = SimdError::Unsupported {
+            requested: level,
+            detected: best,
+        };
+        return Err(refused.to_string());
     }
     Ok(level)
 }
