@@ -322,7 +322,16 @@ fn row_wise_rows(case: &RowWiseCase, reps: Reps) -> anyhow::Result<Vec<Row>> {
         match case.op {
             RowWise::Gelu => gelu_backward(&mut dx, &dy, &x)?,
             RowWise::LayerNorm => layer_norm_backward(
-                &mut dx, &mut dw, &mut db, &dy, &x, &w, &mean, &invstd, n * p, c,
+                &mut dx,
+                &mut dw,
+                &mut db,
+                &dy,
+                &x,
+                &w,
+                &mean,
+                &invstd,
+                n * p,
+                c,
             )?,
             RowWise::LayerNorm2d => layer_norm_channels_first_backward(
                 &mut dx, &mut dw, &mut db, &dy, &x, &w, &mean, &invstd, shape4,
@@ -333,7 +342,10 @@ fn row_wise_rows(case: &RowWiseCase, reps: Reps) -> anyhow::Result<Vec<Row>> {
     })?;
     let shape = format!("{n}x{p}x{c}");
     let row = |kind, t| Row::new(case.name, kind, n, shape.clone(), t, len as f64);
-    Ok(vec![row(Kind::Forward, forward), row(Kind::Backward, backward)])
+    Ok(vec![
+        row(Kind::Forward, forward),
+        row(Kind::Backward, backward),
+    ])
 }
 
 #[cfg(test)]

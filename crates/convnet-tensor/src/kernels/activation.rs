@@ -39,10 +39,6 @@ use crate::tensor::Tensor;
 /// thread.
 const CHUNK: usize = 1 << 14;
 
-/// `1/√2`.
-const FRAC_1_SQRT_2: f32 = std::f32::consts::FRAC_1_SQRT_2;
-/// `1/√(2π)`, the standard normal density at 0.
-const FRAC_1_SQRT_2PI: f32 = 0.398_942_3;
 /// `√(2/π)`, the tanh approximation's scale.
 const SQRT_2_OVER_PI: f32 = 0.797_884_6;
 /// The cubic coefficient of the tanh approximation.
@@ -140,12 +136,15 @@ crate::multiversion! {
 
 // ---------------------------------------------------------------- scalars
 
-/// The activations and their derivatives on one value.
+/// The activations and their derivatives on one value, written with
+/// [`vmath`](super::vmath) (no library calls) so that the chunk loops
+/// vectorise.
 mod scalar {
-    use super::{FRAC_1_SQRT_2, FRAC_1_SQRT_2PI, GELU_TANH_CUBIC, SQRT_2_OVER_PI};
+    use super::{GELU_TANH_CUBIC, SQRT_2_OVER_PI};
+    use crate::kernels::vmath;
 
     /// ReLU of one value; NaN stays NaN (a comparison with NaN is false).
-    #[inline]
+    #[inline(always)]
     pub fn relu(x: f32) -> f32 {
         if x < 0.0 {
             0.0
@@ -154,38 +153,34 @@ mod scalar {
         }
     }
 
-    #[inline]
+    #[inline(always)]
     pub fn sigmoid(x: f32) -> f32 {
-        1.0 / (1.0 + (-x).exp())
+        1.0 / (1.0 + vmath::exp(-x))
     }
 
-    /// `Φ(x)`, the standard normal CDF, through `erfc` so that the far negative
-    /// tail keeps its relative precision.
-    #[inline]
-    pub fn normal_cdf(x: f32) -> f32 {
-        0.5 * libm::erfcf(-x * FRAC_1_SQRT_2)
-    }
-
-    #[inline]
+    /// `x·Φ(x)`; `Φ` keeps its relative precision in the far negative tail.
+    #[inline(always)]
     pub fn gelu(x: f32) -> f32 {
-        x * normal_cdf(x)
+        x * vmath::normal_cdf_pdf(x).0
     }
 
-    #[inline]
+    /// `Φ(x) + x·φ(x)`.
+    #[inline(always)]
     pub fn gelu_grad(x: f32) -> f32 {
-        normal_cdf(x) + x * FRAC_1_SQRT_2PI * (-0.5 * x * x).exp()
+        let (cdf, pdf) = vmath::normal_cdf_pdf(x);
+        cdf + x * pdf
     }
 
-    #[inline]
+    #[inline(always)]
     /// `½x·(1 + tanh u)`, computed as `x·σ(2u)` (the same function:
     /// `½(1 + tanh u) = σ(2u)`), which needs one `exp` instead of a `tanh`
     /// and has no cancellation in either tail.
     pub fn gelu_tanh(x: f32) -> f32 {
         let u = SQRT_2_OVER_PI * (x + GELU_TANH_CUBIC * x * x * x);
-        x / (1.0 + (-2.0 * u).exp())
+        x / (1.0 + vmath::exp(-2.0 * u))
     }
 
-    #[inline]
+    #[inline(always)]
     /// With `s = σ(2u) = ½(1 + tanh u)`: `½(1 − tanh² u) = 2s(1 − s)`, so
     /// the derivative `½(1 + tanh u) + ½x(1 − tanh² u)·u′` is
     /// `s + 2x·s(1 − s)·u′`.
@@ -193,7 +188,7 @@ mod scalar {
         let x2 = x * x;
         let u = SQRT_2_OVER_PI * x * (1.0 + GELU_TANH_CUBIC * x2);
         let du = SQRT_2_OVER_PI * (1.0 + 3.0 * GELU_TANH_CUBIC * x2);
-        let s = 1.0 / (1.0 + (-2.0 * u).exp());
+        let s = 1.0 / (1.0 + vmath::exp(-2.0 * u));
         s + 2.0 * x * s * (1.0 - s) * du
     }
 }
@@ -405,176 +400,5 @@ pub fn gelu_tanh(x: &Tensor) -> Tensor {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::gradcheck::{check_gradient, project, projection, GradCheck};
-    use crate::kernels::test_util::assert_deterministic;
-    use crate::rng::Rng;
-
-    const ALL: [Activation; 5] = [
-        Activation::Relu,
-        Activation::Sigmoid,
-        Activation::Tanh,
-        Activation::Gelu,
-        Activation::GeluTanh,
-    ];
-
-    /// Reference values computed independently in f64: the CDF by numerical
-    /// integration of the density (Simpson's rule), not through erf.
-    fn reference(a: Activation, x: f64) -> f64 {
-        match a {
-            Activation::Relu => x.max(0.0),
-            Activation::Sigmoid => 1.0 / (1.0 + (-x).exp()),
-            Activation::Tanh => x.tanh(),
-            Activation::Gelu => {
-                // Φ(x) = ½ + ∫₀ˣ φ, by Simpson's rule with 2000 intervals.
-                let n = 2000;
-                let h = x / n as f64;
-                let phi = |t: f64| (-0.5 * t * t).exp() / (2.0 * std::f64::consts::PI).sqrt();
-                let mut s = phi(0.0) + phi(x);
-                for i in 1..n {
-                    s += phi(i as f64 * h) * if i % 2 == 1 { 4.0 } else { 2.0 };
-                }
-                x * (0.5 + s * h / 3.0)
-            }
-            Activation::GeluTanh => {
-                let u = (2.0 / std::f64::consts::PI).sqrt() * (x + 0.044715 * x * x * x);
-                0.5 * x * (1.0 + u.tanh())
-            }
-        }
-    }
-
-    #[test]
-    fn forward_matches_reference_on_random_inputs() {
-        let mut rng = Rng::seed_from(1);
-        let x: Vec<f32> = (0..500).map(|_| rng.uniform(-6.0, 6.0)).collect();
-        for a in ALL {
-            let mut y = vec![0.0; x.len()];
-            a.forward(&mut y, &x).unwrap();
-            for (&v, &got) in x.iter().zip(&y) {
-                let want = reference(a, v as f64);
-                assert!(
-                    (got as f64 - want).abs() <= 2e-6 * (1.0 + want.abs()),
-                    "{a:?}({v}) = {got}, want {want}"
-                );
-            }
-            // In place and tensor-level agree with the slice kernel.
-            let mut z = x.clone();
-            a.forward_inplace(&mut z);
-            assert_eq!(z, y);
-        }
-    }
-
-    #[test]
-    fn known_values() {
-        let one = |a: Activation, x: f32| {
-            let mut y = [0.0];
-            a.forward(&mut y, &[x]).unwrap();
-            y[0]
-        };
-        assert!((one(Activation::Gelu, 1.0) - 0.841_344_7).abs() < 1e-7);
-        assert!((one(Activation::GeluTanh, 1.0) - 0.841_192).abs() < 1e-7);
-        assert_eq!(one(Activation::Sigmoid, 0.0), 0.5);
-        assert_eq!(one(Activation::Relu, -3.0), 0.0);
-        assert_eq!(one(Activation::Tanh, 0.0), 0.0);
-        // Saturation is finite and exact at the ends.
-        assert_eq!(one(Activation::Sigmoid, -1000.0), 0.0);
-        assert_eq!(one(Activation::Sigmoid, 1000.0), 1.0);
-        assert_eq!(one(Activation::Gelu, 1000.0), 1000.0);
-        assert_eq!(one(Activation::Gelu, -1000.0), 0.0);
-        assert_eq!(one(Activation::GeluTanh, -1000.0), 0.0);
-        // The negative tail of GELU keeps its relative precision:
-        // GELU(-5) = -5·Φ(-5) = -1.4332579e-6.
-        let g = one(Activation::Gelu, -5.0);
-        assert!((g / -1.433_257_9e-6 - 1.0).abs() < 1e-5, "{g}");
-        assert!(one(Activation::Relu, f32::NAN).is_nan());
-    }
-
-    #[test]
-    fn backward_matches_finite_differences() {
-        let mut rng = Rng::seed_from(2);
-        // Avoid |x| < eps for ReLU's kink.
-        let x: Vec<f32> = (0..200)
-            .map(|_| {
-                let v = rng.uniform(-4.0, 4.0);
-                if v.abs() < 0.05 {
-                    v + 0.1
-                } else {
-                    v
-                }
-            })
-            .collect();
-        let r = projection(x.len(), 3);
-        for a in ALL {
-            let mut y = vec![0.0; x.len()];
-            a.forward(&mut y, &x).unwrap();
-            let saved = match a.saves() {
-                Saved::Input => &x,
-                Saved::Output => &y,
-            };
-            let mut grad = vec![f32::NAN; x.len()];
-            a.backward(&mut grad, &r, saved).unwrap();
-            let loss = |xp: &[f32]| {
-                let mut o = vec![0.0; xp.len()];
-                a.forward(&mut o, xp).unwrap();
-                project(&o, &r)
-            };
-            check_gradient(loss, &x, &grad, GradCheck::default())
-                .unwrap_or_else(|e| panic!("{a:?}: {e}"));
-        }
-    }
-
-    #[test]
-    fn lecture_relu() {
-        let conv = Tensor::from_vec(&[3, 3], vec![-3., 1., 6., 4., 5., -1., -1., 1., 6.]).unwrap();
-        let y = relu(&conv);
-        assert_eq!(y.as_slice(), &[0., 1., 6., 4., 5., 0., 0., 1., 6.]);
-    }
-
-    #[test]
-    fn length_mismatch_is_an_error() {
-        let mut out = [0.0; 3];
-        let e = relu_forward(&mut out, &[1.0; 4]).unwrap_err().to_string();
-        assert!(
-            e.contains("relu_forward") && e.contains('4') && e.contains('3'),
-            "{e}"
-        );
-        let mut g = [0.0; 4];
-        let e = Activation::Gelu
-            .backward(&mut g, &[1.0; 3], &[1.0; 4])
-            .unwrap_err()
-            .to_string();
-        assert!(e.contains("grad_out"), "{e}");
-        assert!(Activation::Tanh
-            .backward(&mut g, &[1.0; 4], &[1.0; 5])
-            .is_err());
-    }
-
-    #[test]
-    fn parallel_results_are_bit_identical() {
-        let mut rng = Rng::seed_from(4);
-        let n = 5 * CHUNK + 123;
-        let x: Vec<f32> = (0..n).map(|_| rng.uniform(-5.0, 5.0)).collect();
-        let r = projection(n, 5);
-        let run = || {
-            let mut all = Vec::new();
-            for a in ALL {
-                let mut y = vec![0.0; n];
-                a.forward(&mut y, &x).unwrap();
-                let saved = if a.saves() == Saved::Input { &x } else { &y };
-                let mut g = vec![0.0; n];
-                a.backward(&mut g, &r, saved).unwrap();
-                all.extend(y.iter().chain(&g).map(|v| v.to_bits()));
-            }
-            all
-        };
-        assert_deterministic(run);
-        // The chunked path agrees with element-by-element evaluation.
-        let mut y = vec![0.0; n];
-        gelu_forward(&mut y, &x).unwrap();
-        assert!(y
-            .iter()
-            .zip(&x)
-            .all(|(&a, &b)| a.to_bits() == scalar::gelu(b).to_bits()));
-    }
-}
+#[path = "activation_tests.rs"]
+mod tests;

@@ -6,12 +6,15 @@
 //! Within one image the data is `[C, P]` with `P = H·W` positions; the
 //! statistics of all `P` positions are gathered channel row by channel row,
 //! so the inner loops run over contiguous positions. Work is split over
-//! images.
+//! blocks of positions for the statistics and over `(image, channel)` rows
+//! for the rest, so one image uses every thread; every sum runs in a fixed
+//! order, so results do not depend on the thread count.
 
 use rayon::prelude::*;
 
 use super::{accumulate_affine_grads, check_eps, Lens};
 use crate::error::{fmt_shape, Result, TensorError};
+use crate::kernels::vmath::sum_f64;
 use crate::tensor::Tensor;
 
 fn check_channels(op: &'static str, shape: [usize; 4]) -> Result<()> {
@@ -71,44 +74,99 @@ pub fn layer_norm_channels_first_forward(
     if out.is_empty() {
         return Ok(());
     }
-    out.par_chunks_mut(c * p)
-        .zip(save_mean.par_chunks_mut(p))
+    // The statistics, in parallel over blocks of positions of each image...
+    save_mean
+        .par_chunks_mut(p)
         .zip(save_invstd.par_chunks_mut(p))
         .zip(input.par_chunks(c * p))
-        .for_each_init(
-            || (vec![0.0f64; p], vec![0.0f64; p]),
-            |(mean64, acc), (((out, mean), invstd), x)| {
-                // Mean per position, then the mean squared deviation, in f64.
-                mean64.fill(0.0);
-                for row in x.chunks_exact(p) {
-                    for (a, &v) in mean64.iter_mut().zip(row) {
-                        *a += v as f64;
-                    }
-                }
-                for (m, a) in mean.iter_mut().zip(mean64.iter_mut()) {
-                    *a /= c as f64;
-                    *m = *a as f32;
-                }
-                acc.fill(0.0);
-                for row in x.chunks_exact(p) {
-                    for ((a, &v), &m) in acc.iter_mut().zip(row).zip(mean64.iter()) {
-                        let d = v as f64 - m;
-                        *a += d * d;
-                    }
-                }
-                for (s, &a) in invstd.iter_mut().zip(acc.iter()) {
-                    *s = super::invstd(a / c as f64, eps);
-                }
-                for (ch, (orow, xrow)) in out.chunks_exact_mut(p).zip(x.chunks_exact(p)).enumerate()
-                {
-                    let (wc, bc) = (weight[ch], bias[ch]);
-                    for (((o, &v), &m), &s) in orow.iter_mut().zip(xrow).zip(&*mean).zip(&*invstd) {
-                        *o = (v - m) * s * wc + bc;
-                    }
-                }
-            },
-        );
+        .for_each(|((mean, invstd), x)| {
+            mean.par_chunks_mut(POSITIONS_PER_TASK)
+                .zip(invstd.par_chunks_mut(POSITIONS_PER_TASK))
+                .enumerate()
+                .for_each_init(
+                    || {
+                        (
+                            vec![0.0f64; POSITIONS_PER_TASK],
+                            vec![0.0f64; POSITIONS_PER_TASK],
+                        )
+                    },
+                    |(mean64, acc), (block, (mean, invstd))| {
+                        let q0 = block * POSITIONS_PER_TASK;
+                        stats_block(mean, invstd, mean64, acc, x, q0, p, eps)
+                    },
+                )
+        });
+    // ...then the output, in parallel over the (image, channel) rows.
+    out.par_chunks_mut(p)
+        .zip(input.par_chunks(p))
+        .enumerate()
+        .with_min_len((4096 / p).max(1))
+        .for_each(|(row, (o, x))| {
+            let (image, ch) = (row / c, row % c);
+            let stats = image * p..(image + 1) * p;
+            normalize_row(
+                o,
+                x,
+                &save_mean[stats.clone()],
+                &save_invstd[stats],
+                weight[ch],
+                bias[ch],
+            )
+        });
     Ok(())
+}
+
+/// Positions per rayon task for the per-position statistics (fixed: each
+/// position's sums run over the channels in order, whatever the split).
+const POSITIONS_PER_TASK: usize = 256;
+
+crate::multiversion! {
+    /// Mean and `1/√(var + eps)` over the `C` channels of the positions
+    /// `q0..q0 + mean.len()` of one image `x` (`[C, P]`), in f64, two
+    /// passes; `mean64` and `acc` are scratch of at least that length.
+    fn stats_block(
+        mean: &mut [f32],
+        invstd: &mut [f32],
+        mean64: &mut [f64],
+        acc: &mut [f64],
+        x: &[f32],
+        q0: usize,
+        p: usize,
+        eps: f32
+    ) {
+        let len = mean.len();
+        let c = x.len() / p;
+        let (mean64, acc) = (&mut mean64[..len], &mut acc[..len]);
+        mean64.fill(0.0);
+        for row in x.chunks_exact(p) {
+            for (a, &v) in mean64.iter_mut().zip(&row[q0..q0 + len]) {
+                *a += v as f64;
+            }
+        }
+        for (m, a) in mean.iter_mut().zip(mean64.iter_mut()) {
+            *a /= c as f64;
+            *m = *a as f32;
+        }
+        acc.fill(0.0);
+        for row in x.chunks_exact(p) {
+            for ((a, &v), &m) in acc.iter_mut().zip(&row[q0..q0 + len]).zip(mean64.iter()) {
+                let d = v as f64 - m;
+                *a += d * d;
+            }
+        }
+        for (s, &a) in invstd.iter_mut().zip(acc.iter()) {
+            *s = super::invstd(a / c as f64, eps);
+        }
+    }
+}
+
+crate::multiversion! {
+    /// One channel row of the output: `(x − μ)·σ̂·w + b` over its positions.
+    fn normalize_row(out: &mut [f32], x: &[f32], mean: &[f32], invstd: &[f32], w: f32, b: f32) {
+        for (((o, &v), &m), &s) in out.iter_mut().zip(x).zip(mean).zip(invstd) {
+            *o = (v - m) * s * w + b;
+        }
+    }
 }
 
 /// Channels-first LayerNorm backward.
@@ -158,65 +216,156 @@ pub fn layer_norm_channels_first_backward(
     if grad_input.is_empty() {
         return Ok(());
     }
-    // Each image returns its partial [Σ g·x̂ (C values), Σ g (C values)].
-    let partials: Vec<Vec<f64>> = grad_input
-        .par_chunks_mut(c * p)
+    // Per position: the means over the channels of gw = g·weight_c and of
+    // gw·x̂, in parallel over blocks of positions of each image...
+    let (mut m1, mut m2) = (vec![0.0f32; n * p], vec![0.0f32; n * p]);
+    m1.par_chunks_mut(p)
+        .zip(m2.par_chunks_mut(p))
         .zip(grad_out.par_chunks(c * p))
         .zip(input.par_chunks(c * p))
-        .zip(save_mean.par_chunks(p))
-        .zip(save_invstd.par_chunks(p))
-        .map(|((((gi, go), x), mean), invstd)| {
-            // Per position: Σ_c gw and Σ_c gw·x̂.
-            let (mut s1, mut s2) = (vec![0.0f64; p], vec![0.0f64; p]);
-            let mut acc = vec![0.0f64; 2 * c];
-            let rows = go.chunks_exact(p).zip(x.chunks_exact(p));
-            for (ch, (grow, xrow)) in rows.enumerate() {
-                let wc = weight[ch];
-                let (mut sgx, mut sg) = (0.0f64, 0.0f64);
-                for (((((a1, a2), &g), &v), &m), &s) in s1
-                    .iter_mut()
-                    .zip(s2.iter_mut())
-                    .zip(grow)
-                    .zip(xrow)
-                    .zip(mean)
-                    .zip(invstd)
-                {
-                    let xhat = (v - m) * s;
-                    let gw = (g * wc) as f64;
-                    *a1 += gw;
-                    *a2 += gw * xhat as f64;
-                    sgx += (g * xhat) as f64;
-                    sg += g as f64;
-                }
-                acc[ch] = sgx;
-                acc[c + ch] = sg;
-            }
-            let m1: Vec<f32> = s1.iter().map(|&v| (v / c as f64) as f32).collect();
-            let m2: Vec<f32> = s2.iter().map(|&v| (v / c as f64) as f32).collect();
-            let rows = gi
-                .chunks_exact_mut(p)
-                .zip(go.chunks_exact(p))
-                .zip(x.chunks_exact(p));
-            for (ch, ((girow, grow), xrow)) in rows.enumerate() {
-                let wc = weight[ch];
-                for ((((((d, &g), &v), &m), &s), &a), &b) in girow
-                    .iter_mut()
-                    .zip(grow)
-                    .zip(xrow)
-                    .zip(mean)
-                    .zip(invstd)
-                    .zip(&m1)
-                    .zip(&m2)
-                {
-                    let xhat = (v - m) * s;
-                    *d = s * (g * wc - a - xhat * b);
-                }
-            }
-            acc
+        .zip(save_mean.par_chunks(p).zip(save_invstd.par_chunks(p)))
+        .for_each(|((((m1, m2), go), x), (mean, invstd))| {
+            m1.par_chunks_mut(POSITIONS_PER_TASK)
+                .zip(m2.par_chunks_mut(POSITIONS_PER_TASK))
+                .enumerate()
+                .for_each_init(
+                    || {
+                        (
+                            vec![0.0f64; POSITIONS_PER_TASK],
+                            vec![0.0f64; POSITIONS_PER_TASK],
+                        )
+                    },
+                    |(s1, s2), (block, (m1, m2))| {
+                        let q = block * POSITIONS_PER_TASK..block * POSITIONS_PER_TASK + m1.len();
+                        let (mean, invstd) = (&mean[q.clone()], &invstd[q.clone()]);
+                        grad_means_block(m1, m2, s1, s2, go, x, weight, mean, invstd, q.start, p)
+                    },
+                )
+        });
+    // ...then grad_input and each row's [Σ g·x̂, Σ g], in parallel over the
+    // (image, channel) rows.
+    let row_sums: Vec<(f64, f64)> = grad_input
+        .par_chunks_mut(p)
+        .zip(grad_out.par_chunks(p))
+        .zip(input.par_chunks(p))
+        .enumerate()
+        .with_min_len((4096 / p).max(1))
+        .map(|(row, ((gi, go), x))| {
+            let (image, ch) = (row / c, row % c);
+            let at = image * p..(image + 1) * p;
+            grad_input_row(
+                gi,
+                go,
+                x,
+                &save_mean[at.clone()],
+                &save_invstd[at.clone()],
+                &m1[at.clone()],
+                &m2[at],
+                weight[ch],
+            )
+        })
+        .collect();
+    // Per image [Σ g·x̂ (C values), Σ g (C values)], images in order.
+    let partials: Vec<Vec<f64>> = row_sums
+        .chunks_exact(c)
+        .map(|rows| {
+            let (gx, g): (Vec<f64>, Vec<f64>) = rows.iter().copied().unzip();
+            [gx, g].concat()
         })
         .collect();
     accumulate_affine_grads(grad_weight, grad_bias, &partials);
     Ok(())
+}
+
+crate::multiversion! {
+    /// `m1 = mean_c(gw)`, `m2 = mean_c(gw·x̂)` at the positions
+    /// `q0..q0 + m1.len()` of one image (`go`, `x`: `[C, P]`; `mean`,
+    /// `invstd` those positions' statistics); `s1`, `s2` are f64 scratch.
+    fn grad_means_block(
+        m1: &mut [f32],
+        m2: &mut [f32],
+        s1: &mut [f64],
+        s2: &mut [f64],
+        go: &[f32],
+        x: &[f32],
+        weight: &[f32],
+        mean: &[f32],
+        invstd: &[f32],
+        q0: usize,
+        p: usize
+    ) {
+        let len = m1.len();
+        let c = weight.len();
+        let (s1, s2) = (&mut s1[..len], &mut s2[..len]);
+        s1.fill(0.0);
+        s2.fill(0.0);
+        for ((grow, xrow), &wc) in go.chunks_exact(p).zip(x.chunks_exact(p)).zip(weight) {
+            let (grow, xrow) = (&grow[q0..q0 + len], &xrow[q0..q0 + len]);
+            for (((((a1, a2), &g), &v), &m), &s) in s1
+                .iter_mut()
+                .zip(s2.iter_mut())
+                .zip(grow)
+                .zip(xrow)
+                .zip(mean)
+                .zip(invstd)
+            {
+                let xhat = (v - m) * s;
+                let gw = (g * wc) as f64;
+                *a1 += gw;
+                *a2 += gw * xhat as f64;
+            }
+        }
+        for ((o1, o2), (&a1, &a2)) in m1.iter_mut().zip(m2.iter_mut()).zip(s1.iter().zip(s2.iter())) {
+            *o1 = (a1 / c as f64) as f32;
+            *o2 = (a2 / c as f64) as f32;
+        }
+    }
+}
+
+crate::multiversion! {
+    /// One channel row of `grad_input`: `σ̂·(g·w − m1 − x̂·m2)`; returns the
+    /// row's `(Σ g·x̂, Σ g)` (f64 lanes in a fixed order).
+    fn grad_input_row(
+        gi: &mut [f32],
+        go: &[f32],
+        x: &[f32],
+        mean: &[f32],
+        invstd: &[f32],
+        m1: &[f32],
+        m2: &[f32],
+        w: f32
+    ) -> (f64, f64) {
+        for ((((((d, &g), &v), &m), &s), &a), &b) in gi
+            .iter_mut()
+            .zip(go)
+            .zip(x)
+            .zip(mean)
+            .zip(invstd)
+            .zip(m1)
+            .zip(m2)
+        {
+            let xhat = (v - m) * s;
+            *d = s * (g * w - a - xhat * b);
+        }
+        // x̂ again for Σ g·x̂ (cheaper than a scratch row), in 8 f64 lanes.
+        let mut lanes = [0.0f64; 8];
+        let blocks = go
+            .chunks_exact(8)
+            .zip(x.chunks_exact(8))
+            .zip(mean.chunks_exact(8))
+            .zip(invstd.chunks_exact(8));
+        for (((g, v), m), s) in blocks {
+            for (i, lane) in lanes.iter_mut().enumerate() {
+                *lane += (g[i] * ((v[i] - m[i]) * s[i])) as f64;
+            }
+        }
+        let n = go.len() / 8 * 8;
+        let tail: f64 = (n..go.len())
+            .map(|i| (go[i] * ((x[i] - mean[i]) * invstd[i])) as f64)
+            .sum();
+        let lanes_sum: f64 = lanes.iter().sum::<f64>() + tail;
+        (lanes_sum, sum_f64(go, go, |g, _| g as f64))
+    }
 }
 
 /// Channels-first LayerNorm of a `[N, C, H, W]` tensor with `[C]` weight and
