@@ -62,77 +62,139 @@ fn check_same_len(
     Ok(())
 }
 
-/// `out[i] = f(x[i])`, in parallel chunks for long slices.
-fn map_unary(
-    op: &'static str,
-    out: &mut [f32],
-    x: &[f32],
-    f: impl Fn(f32) -> f32 + Sync,
-) -> Result<()> {
+/// An element-wise function, as a type: the chunk loops call `apply`
+/// statically, so that the `#[inline(always)]` body is compiled into each
+/// SIMD level's copy of the loop and vectorised there (through a closure or
+/// a function pointer, the compiler kept a call per element).
+trait Unary: Sync {
+    /// `f(x)`.
+    fn apply(x: f32) -> f32;
+}
+
+/// A backward function of `(grad_out, saved)`, as a type (see [`Unary`]).
+trait Binary: Sync {
+    /// `grad_in` from `grad_out` and the saved forward value.
+    fn apply(g: f32, s: f32) -> f32;
+}
+
+/// `out[i] = U(x[i])`, in parallel chunks for long slices.
+fn map_unary<U: Unary>(op: &'static str, out: &mut [f32], x: &[f32]) -> Result<()> {
     check_same_len(op, "out", out.len(), "x", x.len())?;
-    let run = |out: &mut [f32], x: &[f32]| unary_chunk(out, x, &f);
     if x.len() <= CHUNK {
-        run(out, x);
+        unary_chunk::<U>(out, x);
     } else {
         out.par_chunks_mut(CHUNK)
             .zip(x.par_chunks(CHUNK))
-            .for_each(|(o, x)| run(o, x));
+            .for_each(|(o, x)| unary_chunk::<U>(o, x));
     }
     Ok(())
 }
 
-/// `grad_in[i] = f(grad_out[i], saved[i])`, in parallel chunks for long
+/// `grad_in[i] = B(grad_out[i], saved[i])`, in parallel chunks for long
 /// slices.
-fn map_binary(
+fn map_binary<B: Binary>(
     op: &'static str,
     grad_in: &mut [f32],
     grad_out: &[f32],
     saved: &[f32],
     saved_name: &str,
-    f: impl Fn(f32, f32) -> f32 + Sync,
 ) -> Result<()> {
     check_same_len(op, "grad_in", grad_in.len(), saved_name, saved.len())?;
     check_same_len(op, "grad_out", grad_out.len(), saved_name, saved.len())?;
-    let run = |gi: &mut [f32], go: &[f32], s: &[f32]| binary_chunk(gi, go, s, &f);
     if saved.len() <= CHUNK {
-        run(grad_in, grad_out, saved);
+        binary_chunk::<B>(grad_in, grad_out, saved);
     } else {
         grad_in
             .par_chunks_mut(CHUNK)
             .zip(grad_out.par_chunks(CHUNK))
             .zip(saved.par_chunks(CHUNK))
-            .for_each(|((gi, go), s)| run(gi, go, s));
+            .for_each(|((gi, go), s)| binary_chunk::<B>(gi, go, s));
     }
     Ok(())
 }
 
+/// `x[i] = U(x[i])` in place, in parallel chunks for long slices.
+fn map_inplace<U: Unary>(x: &mut [f32]) {
+    if x.len() <= CHUNK {
+        inplace_chunk::<U>(x);
+    } else {
+        x.par_chunks_mut(CHUNK).for_each(inplace_chunk::<U>);
+    }
+}
+
 crate::multiversion! {
-    /// `out[i] = f(x[i])` over one chunk, compiled for the SIMD level in use.
-    fn unary_chunk<F: Fn(f32) -> f32>(out: &mut [f32], x: &[f32], f: &F) {
+    /// `out[i] = U(x[i])` over one chunk, compiled for the SIMD level in use.
+    fn unary_chunk<U: Unary>(out: &mut [f32], x: &[f32]) {
         for (o, &v) in out.iter_mut().zip(x) {
-            *o = f(v);
+            *o = U::apply(v);
         }
     }
 }
 
 crate::multiversion! {
-    /// `gi[i] = f(go[i], s[i])` over one chunk, compiled for the SIMD level
+    /// `gi[i] = B(go[i], s[i])` over one chunk, compiled for the SIMD level
     /// in use.
-    fn binary_chunk<F: Fn(f32, f32) -> f32>(gi: &mut [f32], go: &[f32], s: &[f32], f: &F) {
+    fn binary_chunk<B: Binary>(gi: &mut [f32], go: &[f32], s: &[f32]) {
         for ((d, &g), &v) in gi.iter_mut().zip(go).zip(s) {
-            *d = f(g, v);
+            *d = B::apply(g, v);
         }
     }
 }
 
 crate::multiversion! {
-    /// `x[i] = f(x[i])` over one chunk, compiled for the SIMD level in use.
-    fn inplace_chunk<F: Fn(f32) -> f32>(x: &mut [f32], f: &F) {
+    /// `x[i] = U(x[i])` over one chunk, compiled for the SIMD level in use.
+    fn inplace_chunk<U: Unary>(x: &mut [f32]) {
         for v in x.iter_mut() {
-            *v = f(*v);
+            *v = U::apply(*v);
         }
     }
 }
+
+/// Defines a unit type implementing [`Unary`] or [`Binary`] with an
+/// `#[inline(always)]` body.
+macro_rules! elementwise {
+    ($(#[$doc:meta])* $name:ident: Unary |$x:ident| $body:expr) => {
+        $(#[$doc])*
+        struct $name;
+        impl Unary for $name {
+            #[inline(always)]
+            fn apply($x: f32) -> f32 {
+                $body
+            }
+        }
+    };
+    ($(#[$doc:meta])* $name:ident: Binary |$g:ident, $s:ident| $body:expr) => {
+        $(#[$doc])*
+        struct $name;
+        impl Binary for $name {
+            #[inline(always)]
+            fn apply($g: f32, $s: f32) -> f32 {
+                $body
+            }
+        }
+    };
+}
+
+elementwise!(/// ReLU.
+    Relu: Unary |x| scalar::relu(x));
+elementwise!(/// ReLU's backward from the output.
+    ReluGrad: Binary |g, y| if y > 0.0 { g } else { 0.0 });
+elementwise!(/// Sigmoid.
+    Sigmoid: Unary |x| scalar::sigmoid(x));
+elementwise!(/// Sigmoid's backward from the output.
+    SigmoidGrad: Binary |g, y| g * y * (1.0 - y));
+elementwise!(/// Tanh (the library's, scalar).
+    Tanh: Unary |x| x.tanh());
+elementwise!(/// Tanh's backward from the output.
+    TanhGrad: Binary |g, y| g * (1.0 - y * y));
+elementwise!(/// Exact GELU.
+    Gelu: Unary |x| scalar::gelu(x));
+elementwise!(/// Exact GELU's backward from the input.
+    GeluGrad: Binary |g, x| g * scalar::gelu_grad(x));
+elementwise!(/// GELU, tanh approximation.
+    GeluTanh: Unary |x| scalar::gelu_tanh(x));
+elementwise!(/// The tanh approximation's backward from the input.
+    GeluTanhGrad: Binary |g, x| g * scalar::gelu_tanh_grad(x));
 
 // ---------------------------------------------------------------- scalars
 
@@ -197,73 +259,59 @@ mod scalar {
 
 /// ReLU forward: `out = max(x, 0)`.
 pub fn relu_forward(out: &mut [f32], x: &[f32]) -> Result<()> {
-    map_unary("relu_forward", out, x, scalar::relu)
+    map_unary::<Relu>("relu_forward", out, x)
 }
 
 /// ReLU backward from the forward **output** `out`: `grad_in = grad_out`
 /// where `out > 0`, else 0. `grad_in` is overwritten.
 pub fn relu_backward(grad_in: &mut [f32], grad_out: &[f32], out: &[f32]) -> Result<()> {
-    map_binary("relu_backward", grad_in, grad_out, out, "out", |g, y| {
-        if y > 0.0 {
-            g
-        } else {
-            0.0
-        }
-    })
+    map_binary::<ReluGrad>("relu_backward", grad_in, grad_out, out, "out")
 }
 
 /// Sigmoid forward: `out = 1 / (1 + e^−x)`.
 pub fn sigmoid_forward(out: &mut [f32], x: &[f32]) -> Result<()> {
-    map_unary("sigmoid_forward", out, x, scalar::sigmoid)
+    map_unary::<Sigmoid>("sigmoid_forward", out, x)
 }
 
 /// Sigmoid backward from the forward **output** `out`:
 /// `grad_in = grad_out · out · (1 − out)`. `grad_in` is overwritten.
 pub fn sigmoid_backward(grad_in: &mut [f32], grad_out: &[f32], out: &[f32]) -> Result<()> {
-    map_binary("sigmoid_backward", grad_in, grad_out, out, "out", |g, y| {
-        g * y * (1.0 - y)
-    })
+    map_binary::<SigmoidGrad>("sigmoid_backward", grad_in, grad_out, out, "out")
 }
 
 /// Tanh forward: `out = tanh x`.
 pub fn tanh_forward(out: &mut [f32], x: &[f32]) -> Result<()> {
-    map_unary("tanh_forward", out, x, f32::tanh)
+    map_unary::<Tanh>("tanh_forward", out, x)
 }
 
 /// Tanh backward from the forward **output** `out`:
 /// `grad_in = grad_out · (1 − out²)`. `grad_in` is overwritten.
 pub fn tanh_backward(grad_in: &mut [f32], grad_out: &[f32], out: &[f32]) -> Result<()> {
-    map_binary("tanh_backward", grad_in, grad_out, out, "out", |g, y| {
-        g * (1.0 - y * y)
-    })
+    map_binary::<TanhGrad>("tanh_backward", grad_in, grad_out, out, "out")
 }
 
 /// Exact GELU forward: `out = x·Φ(x) = ½x·(1 + erf(x/√2))`.
 pub fn gelu_forward(out: &mut [f32], x: &[f32]) -> Result<()> {
-    map_unary("gelu_forward", out, x, scalar::gelu)
+    map_unary::<Gelu>("gelu_forward", out, x)
 }
 
 /// Exact GELU backward from the forward **input** `x`:
 /// `grad_in = grad_out · (Φ(x) + x·φ(x))`. `grad_in` is overwritten.
 pub fn gelu_backward(grad_in: &mut [f32], grad_out: &[f32], x: &[f32]) -> Result<()> {
-    map_binary("gelu_backward", grad_in, grad_out, x, "x", |g, v| {
-        g * scalar::gelu_grad(v)
-    })
+    map_binary::<GeluGrad>("gelu_backward", grad_in, grad_out, x, "x")
 }
 
 /// GELU with the tanh approximation (PyTorch's `approximate='tanh'`):
 /// `out = ½x·(1 + tanh(u))`, `u = √(2/π)·(x + 0.044715x³)`.
 pub fn gelu_tanh_forward(out: &mut [f32], x: &[f32]) -> Result<()> {
-    map_unary("gelu_tanh_forward", out, x, scalar::gelu_tanh)
+    map_unary::<GeluTanh>("gelu_tanh_forward", out, x)
 }
 
 /// Backward of [`gelu_tanh_forward`] from the forward **input** `x`:
 /// with `t = tanh(u)`, `grad_in = grad_out · (½(1 + t) + ½x·(1 − t²)·u′)`,
 /// `u′ = √(2/π)·(1 + 3·0.044715x²)`. `grad_in` is overwritten.
 pub fn gelu_tanh_backward(grad_in: &mut [f32], grad_out: &[f32], x: &[f32]) -> Result<()> {
-    map_binary("gelu_tanh_backward", grad_in, grad_out, x, "x", |g, v| {
-        g * scalar::gelu_tanh_grad(v)
-    })
+    map_binary::<GeluTanhGrad>("gelu_tanh_backward", grad_in, grad_out, x, "x")
 }
 
 // ---------------------------------------------------------------- dispatch
@@ -328,19 +376,12 @@ impl Activation {
 
     /// `x = f(x)` in place (no length to check, no allocation).
     pub fn forward_inplace(self, x: &mut [f32]) {
-        fn apply(x: &mut [f32], f: impl Fn(f32) -> f32 + Sync) {
-            if x.len() <= CHUNK {
-                inplace_chunk(x, &f);
-            } else {
-                x.par_chunks_mut(CHUNK).for_each(|c| inplace_chunk(c, &f));
-            }
-        }
         match self {
-            Activation::Relu => apply(x, scalar::relu),
-            Activation::Sigmoid => apply(x, scalar::sigmoid),
-            Activation::Tanh => apply(x, f32::tanh),
-            Activation::Gelu => apply(x, scalar::gelu),
-            Activation::GeluTanh => apply(x, scalar::gelu_tanh),
+            Activation::Relu => map_inplace::<Relu>(x),
+            Activation::Sigmoid => map_inplace::<Sigmoid>(x),
+            Activation::Tanh => map_inplace::<Tanh>(x),
+            Activation::Gelu => map_inplace::<Gelu>(x),
+            Activation::GeluTanh => map_inplace::<GeluTanh>(x),
         }
     }
 
