@@ -183,7 +183,8 @@ pub fn set_level(level: SimdLevel) -> Result<(), SimdError> {
 /// kernel's per-task work its own multiversioned function). Arguments must be
 /// plain identifiers; type parameters take one bound each
 /// (`fn map<F: Fn(f32) -> f32>(…)`), so a closure argument is inlined into
-/// every copy.
+/// every copy. Built on [`dispatch!`](crate::dispatch), which kernels whose
+/// code depends on the vector width use directly.
 ///
 /// ```
 /// convnet_tensor::multiversion! {
@@ -205,34 +206,106 @@ macro_rules! multiversion {
         $(#[$attr])*
         #[allow(clippy::too_many_arguments)]
         $vis fn $name $(< $($g: $bound),+ >)? ($($arg: $ty),*) $(-> $ret)? {
+            // The lanes and FMA parameters every `dispatch!` callee takes;
+            // this body does not need them: the compiler chooses the width.
             #[inline(always)]
             #[allow(clippy::too_many_arguments)]
-            fn imp $(< $($g: $bound),+ >)? ($($arg: $ty),*) $(-> $ret)? $body
-            #[cfg(target_arch = "x86_64")]
-            {
-                #[target_feature(enable = "avx512f,avx512vl,avx512bw,avx512dq,avx2,fma")]
-                #[allow(clippy::too_many_arguments)]
-                fn avx512 $(< $($g: $bound),+ >)? ($($arg: $ty),*) $(-> $ret)? {
-                    imp($($arg),*)
-                }
-                #[target_feature(enable = "avx2,fma")]
-                #[allow(clippy::too_many_arguments)]
-                fn avx2 $(< $($g: $bound),+ >)? ($($arg: $ty),*) $(-> $ret)? {
-                    imp($($arg),*)
-                }
-                match $crate::simd::level() {
-                    // SAFETY: `level()` never exceeds what the CPU supports
-                    // (`set_level` refuses wider levels).
-                    $crate::simd::SimdLevel::Avx512 => unsafe { avx512($($arg),*) },
-                    // SAFETY: as above.
-                    $crate::simd::SimdLevel::Avx2Fma => unsafe { avx2($($arg),*) },
-                    $crate::simd::SimdLevel::Baseline => imp($($arg),*),
-                }
+            fn imp<const _L: usize, const _F: bool $($(, $g: $bound)+)?>($($arg: $ty),*) $(-> $ret)? $body
+            $crate::dispatch!(imp [$($($g: $bound),+)?] [$($($g),+)?] ($($arg: $ty),*) $(-> $ret)?)
+        }
+    };
+}
+
+/// Calls `f::<LANES, FMA, P…>(args…)` compiled for a SIMD level: the one in
+/// use ([`level`]), or (`at LANES, FMA;`) the one that the caller, itself
+/// generic over the width, was instantiated for.
+///
+/// `LANES` is the number of `f32` a vector holds at that level (16 for
+/// AVX-512, 8 otherwise: the baseline's SSE uses two registers per vector)
+/// and `FMA` whether it fuses multiply-adds. `f` (and what it calls) must be
+/// `#[inline(always)]`: it is compiled into one `#[target_feature]` function
+/// per level, the only place where this crate names the levels' features.
+/// The brackets declare and pass the extra generic parameters `P` of `f`
+/// (`[const R: usize] [R]`; `[] []` when there are none); arguments are
+/// plain identifiers with their types.
+///
+/// The second form serves code that is already running inside a width's
+/// copy and wants one of its parts to be a function of its own (a register
+/// block shape, so that the compiler allocates registers for it alone): it
+/// calls that level's `#[target_feature]` copy when `(LANES, FMA)` is the
+/// shape of the level in use, and `f` as it is otherwise (tests run the
+/// 16-lane shapes on CPUs without AVX-512 that way).
+///
+/// ```
+/// use convnet_tensor::dispatch;
+///
+/// #[inline(always)]
+/// fn lanes<const L: usize, const F: bool>(out: &mut usize) {
+///     *out = L;
+/// }
+/// let mut n = 0;
+/// let out = &mut n;
+/// dispatch!(lanes [] [] (out: &mut usize));
+/// assert!(n == 8 || n == 16);
+/// ```
+#[macro_export]
+macro_rules! dispatch {
+    ($f:ident [$($decl:tt)*] [$($use:tt)*] ( $($arg:ident : $ty:ty),* $(,)? ) $(-> $ret:ty)?) => {{
+        #[cfg(target_arch = "x86_64")]
+        {
+            $crate::__simd_copies!($f [$($decl)*] [$($use)*] ($($arg: $ty),*) $(-> $ret)?);
+            match $crate::simd::level() {
+                // SAFETY: `level()` never exceeds what the CPU supports
+                // (`set_level` refuses wider levels).
+                $crate::simd::SimdLevel::Avx512 => unsafe { avx512::<$($use)*>($($arg),*) },
+                // SAFETY: as above.
+                $crate::simd::SimdLevel::Avx2Fma => unsafe { avx2::<$($use)*>($($arg),*) },
+                $crate::simd::SimdLevel::Baseline => $f::<8, false, $($use)*>($($arg),*),
             }
-            #[cfg(not(target_arch = "x86_64"))]
-            {
-                imp($($arg),*)
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            $f::<8, false, $($use)*>($($arg),*)
+        }
+    }};
+    (at $lanes:expr, $fma:expr; $f:ident [$($decl:tt)*] [$($use:tt)*]
+        ( $($arg:ident : $ty:ty),* $(,)? ) $(-> $ret:ty)?) => {{
+        #[cfg(target_arch = "x86_64")]
+        {
+            $crate::__simd_copies!($f [$($decl)*] [$($use)*] ($($arg: $ty),*) $(-> $ret)?);
+            match ($lanes, $fma, $crate::simd::level()) {
+                // SAFETY: the CPU runs AVX-512 (the level in use).
+                (16, true, $crate::simd::SimdLevel::Avx512) => unsafe { avx512::<$($use)*>($($arg),*) },
+                // SAFETY: the CPU runs AVX2 and FMA (the level in use, or a
+                // wider one).
+                (8, true, $crate::simd::SimdLevel::Avx2Fma | $crate::simd::SimdLevel::Avx512) => unsafe {
+                    avx2::<$($use)*>($($arg),*)
+                },
+                _ => $f::<{ $lanes }, { $fma }, $($use)*>($($arg),*),
             }
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            $f::<{ $lanes }, { $fma }, $($use)*>($($arg),*)
+        }
+    }};
+}
+
+/// The `#[target_feature]` copies of [`dispatch!`](crate::dispatch): `avx512`
+/// and `avx2`, generic over `f`'s extra parameters. Not for direct use.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __simd_copies {
+    ($f:ident [$($decl:tt)*] [$($use:tt)*] ( $($arg:ident : $ty:ty),* ) $(-> $ret:ty)?) => {
+        #[target_feature(enable = "avx512f,avx512vl,avx512bw,avx512dq,avx2,fma")]
+        #[allow(clippy::too_many_arguments)]
+        fn avx512<$($decl)*>($($arg: $ty),*) $(-> $ret)? {
+            $f::<16, true, $($use)*>($($arg),*)
+        }
+        #[target_feature(enable = "avx2,fma")]
+        #[allow(clippy::too_many_arguments)]
+        fn avx2<$($decl)*>($($arg: $ty),*) $(-> $ret)? {
+            $f::<8, true, $($use)*>($($arg),*)
         }
     };
 }

@@ -55,7 +55,8 @@ fn random(len: usize, rng: &mut Rng) -> Vec<f32> {
 }
 
 /// What one level computes: a depthwise 7×7 (ConvNeXt), a strided depthwise
-/// 3×3, a dense 3×3 conv, their input gradients, ReLU and GELU, and the
+/// 3×3, a dense 3×3 conv (im2col, then Winograd F(4×4) and F(2×2): 32
+/// channels, 196 tiles), their input gradients, ReLU and GELU, and the
 /// row-wise kernels of [`row_wise_kernels`].
 fn run_kernels() -> Vec<Vec<f32>> {
     let mut rng = Rng::seed_from(17);
@@ -64,6 +65,8 @@ fn run_kernels() -> Vec<Vec<f32>> {
         ([2, 4, 20, 37], [4, 1, 7, 7], 1, 3, 4),
         ([1, 3, 15, 18], [6, 1, 3, 3], 2, 1, 3),
         ([2, 5, 9, 11], [6, 5, 3, 3], 1, 1, 1),
+        ([4, 32, 28, 28], [32, 32, 3, 3], 1, 1, 1),
+        ([1, 32, 28, 28], [32, 32, 3, 3], 1, 1, 1),
     ];
     let mut outs = Vec::new();
     for (shape, wshape, s, p, groups) in cases {

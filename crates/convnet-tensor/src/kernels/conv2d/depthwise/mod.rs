@@ -124,37 +124,13 @@ fn fma<const F: bool>(a: f32, b: f32, c: f32) -> f32 {
 }
 
 /// Calls `f::<L, F>(args…)` compiled for the SIMD level in use
-/// ([`crate::simd::level`]): `L` floats per vector (16 for AVX-512, 8
-/// otherwise: SSE uses two registers per vector) and fused multiply-adds
-/// where the level has them. `f` and what it calls are `#[inline(always)]`,
-/// so they are compiled into each level's copy.
+/// ([`crate::dispatch!`]): `L` floats per vector, fused multiply-adds where
+/// the level has them. `f` and what it calls are `#[inline(always)]`, so
+/// they are compiled into each level's copy.
 macro_rules! at_level {
-    ($f:ident ( $($arg:ident : $ty:ty),* $(,)? )) => {{
-        #[cfg(target_arch = "x86_64")]
-        {
-            #[target_feature(enable = "avx512f,avx512vl,avx512bw,avx512dq,avx2,fma")]
-            #[allow(clippy::too_many_arguments)]
-            fn avx512($($arg: $ty),*) {
-                $f::<16, true>($($arg),*)
-            }
-            #[target_feature(enable = "avx2,fma")]
-            #[allow(clippy::too_many_arguments)]
-            fn avx2($($arg: $ty),*) {
-                $f::<8, true>($($arg),*)
-            }
-            match crate::simd::level() {
-                // SAFETY: `level()` never exceeds what the CPU supports.
-                crate::simd::SimdLevel::Avx512 => unsafe { avx512($($arg),*) },
-                // SAFETY: as above.
-                crate::simd::SimdLevel::Avx2Fma => unsafe { avx2($($arg),*) },
-                crate::simd::SimdLevel::Baseline => $f::<8, false>($($arg),*),
-            }
-        }
-        #[cfg(not(target_arch = "x86_64"))]
-        {
-            $f::<8, false>($($arg),*)
-        }
-    }};
+    ($f:ident ( $($arg:ident : $ty:ty),* $(,)? )) => {
+        crate::dispatch!($f [] [] ($($arg: $ty),*))
+    };
 }
 
 /// Forward pass. Lengths are checked by the caller.

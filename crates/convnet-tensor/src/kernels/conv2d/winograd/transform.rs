@@ -19,7 +19,9 @@
 //! # Hot loops
 //!
 //! [`input_columns`], [`input_tiles`], [`output_tiles`] and
-//! [`kernel_row`]: plain loops over slices, `#[inline(always)]`.
+//! [`kernel_row`]: plain loops over slices (`*_at`, `#[inline(always)]`),
+//! compiled once per SIMD level and dispatched on the level in use
+//! ([`crate::dispatch!`]).
 
 /// One Winograd variant F(M×M, 3×3), `A = M + 2`: its three 1-D transforms.
 pub(crate) trait Variant<const M: usize, const A: usize> {
@@ -113,10 +115,25 @@ pub(crate) fn split_rows<const N: usize>(buf: &mut [f32], len: usize) -> [&mut [
     })
 }
 
+/// [`input_columns_at`] compiled for the SIMD level in use.
+pub(crate) fn input_columns<V: Variant<M, A>, const M: usize, const A: usize>(
+    out: &mut [f32],
+    rows: &[f32],
+    wp: usize,
+) {
+    crate::dispatch!(input_columns_at [V: Variant<M, A>, const M: usize, const A: usize] [V, M, A] (out: &mut [f32], rows: &[f32], wp: usize))
+}
+
 /// Vertical input transform of `A` padded input rows `rows` (each `wp`
 /// long): `out[a][col] = Σ_i Bᵀ[a][i] · rows[i][col]`. Hot.
 #[inline(always)]
-pub(crate) fn input_columns<V: Variant<M, A>, const M: usize, const A: usize>(
+fn input_columns_at<
+    const _L: usize,
+    const _F: bool,
+    V: Variant<M, A>,
+    const M: usize,
+    const A: usize,
+>(
     out: &mut [f32],
     rows: &[f32],
     wp: usize,
@@ -131,11 +148,26 @@ pub(crate) fn input_columns<V: Variant<M, A>, const M: usize, const A: usize>(
     }
 }
 
+/// [`input_tiles_at`] compiled for the SIMD level in use.
+pub(crate) fn input_tiles<V: Variant<M, A>, const M: usize, const A: usize>(
+    out: [&mut [f32]; A],
+    row: &[f32],
+    tiles: usize,
+) {
+    crate::dispatch!(input_tiles_at [V: Variant<M, A>, const M: usize, const A: usize] [V, M, A] (out: [&mut [f32]; A], row: &[f32], tiles: usize))
+}
+
 /// Horizontal input transform of one row `row` of vertically transformed
 /// values: for the `tiles` tiles of the row (tile `t` starts at column
 /// `t·M`), `out[b][t] = Σ_j Bᵀ[b][j] · row[t·M + j]`. Hot.
 #[inline(always)]
-pub(crate) fn input_tiles<V: Variant<M, A>, const M: usize, const A: usize>(
+fn input_tiles_at<
+    const _L: usize,
+    const _F: bool,
+    V: Variant<M, A>,
+    const M: usize,
+    const A: usize,
+>(
     out: [&mut [f32]; A],
     row: &[f32],
     tiles: usize,
@@ -151,12 +183,28 @@ pub(crate) fn input_tiles<V: Variant<M, A>, const M: usize, const A: usize>(
     }
 }
 
+/// [`output_tiles_at`] compiled for the SIMD level in use.
+pub(crate) fn output_tiles<V: Variant<M, A>, const M: usize, const A: usize>(
+    out: &mut [&mut [f32]; M],
+    prod: &[[&[f32]; A]; A],
+    tiles: usize,
+    bias: f32,
+) {
+    crate::dispatch!(output_tiles_at [V: Variant<M, A>, const M: usize, const A: usize] [V, M, A] (out: &mut [&mut [f32]; M], prod: &[[&[f32]; A]; A], tiles: usize, bias: f32))
+}
+
 /// Output transform of one row of tiles for one output channel: `prod[a][b]`
 /// holds the products of position `(a, b)` for the `tiles` tiles; writes
 /// `Aᵀ·P·A + bias` into the `M` output rows `out` (each at least
 /// `tiles·M` long: the caller pads the last tile). Hot.
 #[inline(always)]
-pub(crate) fn output_tiles<V: Variant<M, A>, const M: usize, const A: usize>(
+fn output_tiles_at<
+    const _L: usize,
+    const _F: bool,
+    V: Variant<M, A>,
+    const M: usize,
+    const A: usize,
+>(
     out: &mut [&mut [f32]; M],
     prod: &[[&[f32]; A]; A],
     tiles: usize,
@@ -180,12 +228,27 @@ pub(crate) fn output_tiles<V: Variant<M, A>, const M: usize, const A: usize>(
     }
 }
 
+/// [`kernel_row_at`] compiled for the SIMD level in use.
+pub(crate) fn kernel_row<V: Variant<M, A>, const M: usize, const A: usize>(
+    out: &mut [[&mut [f32]; A]; A],
+    taps: &[&[f32]; 9],
+    o: usize,
+) {
+    crate::dispatch!(kernel_row_at [V: Variant<M, A>, const M: usize, const A: usize] [V, M, A] (out: &mut [[&mut [f32]; A]; A], taps: &[&[f32]; 9], o: usize))
+}
+
 /// Kernel transform of one input channel for every output channel:
 /// `taps[k]` holds tap `k` (row-major 3×3) of the `o` filters, and
 /// `out[a][b][o] = (G·g_o·Gᵀ)[a][b]`. Hot when weights are large and the
 /// images small.
 #[inline(always)]
-pub(crate) fn kernel_row<V: Variant<M, A>, const M: usize, const A: usize>(
+fn kernel_row_at<
+    const _L: usize,
+    const _F: bool,
+    V: Variant<M, A>,
+    const M: usize,
+    const A: usize,
+>(
     out: &mut [[&mut [f32]; A]; A],
     taps: &[&[f32]; 9],
     o: usize,
