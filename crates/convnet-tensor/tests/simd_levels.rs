@@ -5,7 +5,7 @@
 //! The level is global to the process, so this file is its own test binary
 //! and its one test sets the levels in sequence.
 
-use convnet_tensor::kernels::activation::{gelu_forward, relu_forward};
+use convnet_tensor::kernels::activation::{gelu_backward, gelu_forward, relu_forward};
 use convnet_tensor::kernels::conv2d::{conv2d_backward, conv2d_forward};
 use convnet_tensor::simd::{self, SimdLevel};
 use convnet_tensor::{Conv2dGeometry, Rng};
@@ -56,7 +56,8 @@ fn random(len: usize, rng: &mut Rng) -> Vec<f32> {
 
 /// What one level computes: a depthwise 7×7 (ConvNeXt), a strided depthwise
 /// 3×3, a dense 3×3 conv (im2col, then Winograd F(4×4) and F(2×2): 32
-/// channels, 196 tiles), their input gradients, ReLU and GELU.
+/// channels, 196 tiles), their input gradients, ReLU and GELU, and the
+/// row-wise kernels of [`row_wise_kernels`].
 fn run_kernels() -> Vec<Vec<f32>> {
     let mut rng = Rng::seed_from(17);
     let cases = [
@@ -96,6 +97,162 @@ fn run_kernels() -> Vec<Vec<f32>> {
     outs.push(y.clone());
     gelu_forward(&mut y, &x).unwrap();
     outs.push(y);
+    outs.extend(row_wise_kernels(&mut rng));
+    outs
+}
+
+/// `max |got − want| / (1 + |want|)`.
+fn max_err(got: &[f32], want: &[f64]) -> f64 {
+    assert_eq!(got.len(), want.len());
+    got.iter()
+        .zip(want)
+        .map(|(&g, &w)| (g as f64 - w).abs() / (1.0 + w.abs()))
+        .fold(0.0, f64::max)
+}
+
+/// GELU's gradient, softmax (contiguous and strided) with its backward,
+/// and LayerNorm over the last axis and channels-first, forward and
+/// backward, against f64 references.
+fn row_wise_kernels(rng: &mut Rng) -> Vec<Vec<f32>> {
+    use convnet_tensor::kernels::norm::{
+        layer_norm_backward, layer_norm_channels_first_backward, layer_norm_channels_first_forward,
+        layer_norm_forward,
+    };
+    use convnet_tensor::kernels::softmax::{softmax_backward, softmax_forward, SoftmaxGeometry};
+    let level = simd::level();
+    let mut outs = Vec::new();
+    // GELU's gradient over [-12, 12], the far tail included.
+    let x: Vec<f32> = (0..4001).map(|i| -12.0 + i as f32 * 6e-3).collect();
+    let mut d = vec![0.0; x.len()];
+    gelu_backward(&mut d, &vec![1.0; x.len()], &x).unwrap();
+    let want: Vec<f64> = x
+        .iter()
+        .map(|&v| {
+            let v = v as f64;
+            let pdf = (-0.5 * v * v).exp() / (2.0 * std::f64::consts::PI).sqrt();
+            0.5 * libm::erfc(-v / std::f64::consts::SQRT_2) + v * pdf
+        })
+        .collect();
+    assert!(max_err(&d, &want) < 1e-6, "{level}: GELU gradient");
+    outs.push(d);
+    // Softmax of [rows, len] along both axes.
+    let (rows, len) = (5, 197);
+    let x: Vec<f32> = (0..rows * len).map(|_| rng.uniform(-8.0, 8.0)).collect();
+    let dy: Vec<f32> = (0..rows * len).map(|_| rng.uniform(-1.0, 1.0)).collect();
+    for axis in [1, 0] {
+        let g = SoftmaxGeometry::new(&[rows, len], axis).unwrap();
+        let (mut y, mut dx) = (vec![0.0; x.len()], vec![0.0; x.len()]);
+        softmax_forward(&mut y, &x, &g).unwrap();
+        softmax_backward(&mut dx, &dy, &y, &g).unwrap();
+        let (mut want_y, mut want_dx) = (vec![0.0f64; x.len()], vec![0.0f64; x.len()]);
+        let (lines, n, stride) = if axis == 1 {
+            (rows, len, 1)
+        } else {
+            (len, rows, len)
+        };
+        for line in 0..lines {
+            let start = if axis == 1 { line * len } else { line };
+            let at: Vec<usize> = (0..n).map(|k| start + k * stride).collect();
+            let m = at.iter().map(|&i| x[i] as f64).fold(f64::MIN, f64::max);
+            let z: f64 = at.iter().map(|&i| (x[i] as f64 - m).exp()).sum();
+            at.iter()
+                .for_each(|&i| want_y[i] = (x[i] as f64 - m).exp() / z);
+            let dot: f64 = at.iter().map(|&i| dy[i] as f64 * want_y[i]).sum();
+            at.iter()
+                .for_each(|&i| want_dx[i] = want_y[i] * (dy[i] as f64 - dot));
+        }
+        assert!(max_err(&y, &want_y) < 1e-6, "{level}: softmax axis {axis}");
+        assert!(
+            max_err(&dx, &want_dx) < 1e-6,
+            "{level}: softmax backward axis {axis}"
+        );
+        outs.extend([y, dx]);
+    }
+    // LayerNorm over the last axis, forward and backward, in f64.
+    let (rows, dim) = (37, 96);
+    let x: Vec<f32> = (0..rows * dim).map(|_| rng.uniform(-3.0, 5.0)).collect();
+    let dy: Vec<f32> = (0..rows * dim).map(|_| rng.uniform(-1.0, 1.0)).collect();
+    let w: Vec<f32> = (0..dim).map(|_| rng.uniform(0.5, 1.5)).collect();
+    let b: Vec<f32> = (0..dim).map(|_| rng.uniform(-1.0, 1.0)).collect();
+    let (mut y, mut mean, mut invstd) = (vec![0.0; x.len()], vec![0.0; rows], vec![0.0; rows]);
+    layer_norm_forward(&mut y, &mut mean, &mut invstd, &x, &w, &b, rows, dim, 1e-6).unwrap();
+    let (mut dx, mut dw, mut db) = (vec![0.0; x.len()], vec![0.0; dim], vec![0.0; dim]);
+    layer_norm_backward(
+        &mut dx, &mut dw, &mut db, &dy, &x, &w, &mean, &invstd, rows, dim,
+    )
+    .unwrap();
+    let (mut want_y, mut want_dx) = (vec![0.0f64; x.len()], vec![0.0f64; x.len()]);
+    let (mut want_dw, mut want_db) = (vec![0.0f64; dim], vec![0.0f64; dim]);
+    for r in 0..rows {
+        let row =
+            |v: &[f32]| -> Vec<f64> { v[r * dim..][..dim].iter().map(|&a| a as f64).collect() };
+        let (xr, gr) = (row(&x), row(&dy));
+        let mu = xr.iter().sum::<f64>() / dim as f64;
+        let var = xr.iter().map(|v| (v - mu).powi(2)).sum::<f64>() / dim as f64;
+        let s = 1.0 / (var + 1e-6).sqrt();
+        let xhat: Vec<f64> = xr.iter().map(|v| (v - mu) * s).collect();
+        let gw: Vec<f64> = gr.iter().zip(&w).map(|(g, &w)| g * w as f64).collect();
+        let m1 = gw.iter().sum::<f64>() / dim as f64;
+        let m2 = gw.iter().zip(&xhat).map(|(a, b)| a * b).sum::<f64>() / dim as f64;
+        for d in 0..dim {
+            want_y[r * dim + d] = xhat[d] * w[d] as f64 + b[d] as f64;
+            want_dx[r * dim + d] = s * (gw[d] - m1 - xhat[d] * m2);
+            want_dw[d] += gr[d] * xhat[d];
+            want_db[d] += gr[d];
+        }
+    }
+    assert!(max_err(&y, &want_y) < 2e-6, "{level}: layer_norm");
+    assert!(
+        max_err(&dx, &want_dx) < 1e-5,
+        "{level}: layer_norm grad_input"
+    );
+    assert!(
+        max_err(&dw, &want_dw) < 1e-5,
+        "{level}: layer_norm grad_weight"
+    );
+    assert!(
+        max_err(&db, &want_db) < 1e-5,
+        "{level}: layer_norm grad_bias"
+    );
+    // Channels-first on the NCHW permutation of the same data (one image,
+    // `rows` positions): the same numbers.
+    let nchw = |v: &[f32]| -> Vec<f32> {
+        (0..dim * rows)
+            .map(|i| v[(i % rows) * dim + i / rows])
+            .collect()
+    };
+    let shape = [1, dim, rows, 1];
+    let (mut y2, mut mean2, mut invstd2) = (vec![0.0; x.len()], vec![0.0; rows], vec![0.0; rows]);
+    let (xc, dyc) = (nchw(&x), nchw(&dy));
+    layer_norm_channels_first_forward(&mut y2, &mut mean2, &mut invstd2, &xc, &w, &b, shape, 1e-6)
+        .unwrap();
+    let (mut dx2, mut dw2, mut db2) = (vec![0.0; x.len()], vec![0.0; dim], vec![0.0; dim]);
+    layer_norm_channels_first_backward(
+        &mut dx2, &mut dw2, &mut db2, &dyc, &xc, &w, &mean2, &invstd2, shape,
+    )
+    .unwrap();
+    let permuted = |v: &[f64]| -> Vec<f64> {
+        (0..dim * rows)
+            .map(|i| v[(i % rows) * dim + i / rows])
+            .collect()
+    };
+    assert!(
+        max_err(&y2, &permuted(&want_y)) < 2e-6,
+        "{level}: channels-first"
+    );
+    assert!(
+        max_err(&dx2, &permuted(&want_dx)) < 1e-5,
+        "{level}: channels-first grad_input"
+    );
+    assert!(
+        max_err(&dw2, &want_dw) < 1e-5,
+        "{level}: channels-first grad_weight"
+    );
+    assert!(
+        max_err(&db2, &want_db) < 1e-5,
+        "{level}: channels-first grad_bias"
+    );
+    outs.extend([y, dx, dw, db, y2, dx2, dw2, db2]);
     outs
 }
 

@@ -1,10 +1,19 @@
 //! The kernel rows: forward and backward of the convolutions that dominate
 //! the zoo's networks, and of the dense layers that dominate them at batch 1
-//! (memory bound: their GFLOP/s is half the GB/s of weights read).
+//! (memory bound: their GFLOP/s is half the GB/s of weights read), and the
+//! element-wise and row-wise kernels around them in ConvNeXt and ViT (GELU,
+//! LayerNorm, softmax; their "flops" count one per element, so GFLOP/s reads
+//! as G elements/s).
 
 use anyhow::Context;
 use convnet::layers::{Layer, Linear};
+use convnet::tensor::kernels::activation::{gelu_backward, gelu_forward};
 use convnet::tensor::kernels::conv2d::{conv2d_backward, conv2d_forward};
+use convnet::tensor::kernels::norm::{
+    layer_norm_backward, layer_norm_channels_first_backward, layer_norm_channels_first_forward,
+    layer_norm_forward,
+};
+use convnet::tensor::kernels::softmax::{softmax_backward, softmax_forward, SoftmaxGeometry};
 use convnet::tensor::{Conv2dGeometry, Rng, Tensor};
 
 use super::measure::{measure, Reps};
@@ -101,11 +110,70 @@ const LINEAR_CASES: &[LinearCase] = &[
     },
 ];
 
+/// An element-wise or row-wise kernel of ConvNeXt-T or ViT-B/16 at batch
+/// 16, on the shape it sees in the network.
+#[derive(Clone, Copy)]
+enum RowWise {
+    /// GELU over `[batch, positions, channels]`.
+    Gelu,
+    /// LayerNorm over the last axis of `[batch·positions, channels]`.
+    LayerNorm,
+    /// Channels-first LayerNorm over `[batch, channels, positions]`.
+    LayerNorm2d,
+    /// Softmax along the last axis of `[batch·positions, channels]`.
+    Softmax,
+}
+
+/// A row-wise case: `batch` images of `positions × channels` values.
+struct RowWiseCase {
+    name: &'static str,
+    op: RowWise,
+    batch: usize,
+    positions: usize,
+    channels: usize,
+}
+
+/// ConvNeXt-T stage 1 (56×56 positions; GELU after the 96→384 expansion,
+/// the blocks' LayerNorm over 96 channels, the stem's channels-first one)
+/// and ViT-B/16's attention probabilities (12 heads of 197×197).
+const ROW_WISE_CASES: &[RowWiseCase] = &[
+    RowWiseCase {
+        name: "convnext.gelu",
+        op: RowWise::Gelu,
+        batch: 16,
+        positions: 3136,
+        channels: 384,
+    },
+    RowWiseCase {
+        name: "convnext.layernorm",
+        op: RowWise::LayerNorm,
+        batch: 16,
+        positions: 3136,
+        channels: 96,
+    },
+    RowWiseCase {
+        name: "convnext.layernorm2d",
+        op: RowWise::LayerNorm2d,
+        batch: 16,
+        positions: 3136,
+        channels: 96,
+    },
+    RowWiseCase {
+        name: "vit.softmax",
+        op: RowWise::Softmax,
+        batch: 16,
+        positions: 12 * 197,
+        channels: 197,
+    },
+];
+
 /// The kernel case names, in table order (each is measured in its own
-/// process): the conv cases, then the dense ones.
+/// process): the conv cases, then the dense ones, then the row-wise ones.
 pub fn case_names() -> Vec<&'static str> {
     let conv = CONV_CASES.iter().map(|c| c.name);
-    conv.chain(LINEAR_CASES.iter().map(|c| c.name)).collect()
+    conv.chain(LINEAR_CASES.iter().map(|c| c.name))
+        .chain(ROW_WISE_CASES.iter().map(|c| c.name))
+        .collect()
 }
 
 impl ConvCase {
@@ -143,6 +211,9 @@ impl ConvCase {
 pub fn conv_rows(case: &str, reps: Reps) -> anyhow::Result<Vec<Row>> {
     if let Some(case) = LINEAR_CASES.iter().find(|c| c.name == case) {
         return linear_rows(case, reps);
+    }
+    if let Some(case) = ROW_WISE_CASES.iter().find(|c| c.name == case) {
+        return row_wise_rows(case, reps);
     }
     let case = CONV_CASES
         .iter()
@@ -212,6 +283,71 @@ fn linear_rows(case: &LinearCase, reps: Reps) -> anyhow::Result<Vec<Row>> {
     ])
 }
 
+/// The forward and backward rows of a row-wise case (backward: the input
+/// gradient, and the weight and bias gradients of the LayerNorms).
+fn row_wise_rows(case: &RowWiseCase, reps: Reps) -> anyhow::Result<Vec<Row>> {
+    let (n, p, c) = (case.batch, case.positions, case.channels);
+    let len = n * p * c;
+    let mut rng = Rng::seed_from(7);
+    let mut random = |len: usize, std: f32| Tensor::randn(&[len], 0.0, std, &mut rng).into_vec();
+    let x = random(len, 2.0);
+    let dy = random(len, 1.0);
+    let (w, b) = (random(c, 1.0), random(c, 1.0));
+    let (mut y, mut dx) = (vec![0.0; len], vec![0.0; len]);
+    let (mut dw, mut db) = (vec![0.0; c], vec![0.0; c]);
+    let (mut mean, mut invstd) = (vec![0.0; n * p], vec![0.0; n * p]);
+    let shape4 = [n, c, p, 1];
+    let softmax_geom = SoftmaxGeometry::new(&[n * p, c], 1)?;
+    let forward = measure(reps, || {
+        match case.op {
+            RowWise::Gelu => gelu_forward(&mut y, &x)?,
+            RowWise::LayerNorm => {
+                layer_norm_forward(&mut y, &mut mean, &mut invstd, &x, &w, &b, n * p, c, 1e-6)?
+            }
+            RowWise::LayerNorm2d => layer_norm_channels_first_forward(
+                &mut y,
+                &mut mean,
+                &mut invstd,
+                &x,
+                &w,
+                &b,
+                shape4,
+                1e-6,
+            )?,
+            RowWise::Softmax => softmax_forward(&mut y, &x, &softmax_geom)?,
+        }
+        Ok(())
+    })?;
+    let backward = measure(reps, || {
+        match case.op {
+            RowWise::Gelu => gelu_backward(&mut dx, &dy, &x)?,
+            RowWise::LayerNorm => layer_norm_backward(
+                &mut dx,
+                &mut dw,
+                &mut db,
+                &dy,
+                &x,
+                &w,
+                &mean,
+                &invstd,
+                n * p,
+                c,
+            )?,
+            RowWise::LayerNorm2d => layer_norm_channels_first_backward(
+                &mut dx, &mut dw, &mut db, &dy, &x, &w, &mean, &invstd, shape4,
+            )?,
+            RowWise::Softmax => softmax_backward(&mut dx, &dy, &y, &softmax_geom)?,
+        }
+        Ok(())
+    })?;
+    let shape = format!("{n}x{p}x{c}");
+    let row = |kind, t| Row::new(case.name, kind, n, shape.clone(), t, len as f64);
+    Ok(vec![
+        row(Kind::Forward, forward),
+        row(Kind::Backward, backward),
+    ])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -240,6 +376,7 @@ mod tests {
             (Kind::Forward, Kind::Backward)
         );
         assert!(case_names().contains(&"vgg16.fc6"));
+        assert!(case_names().contains(&"convnext.gelu"));
         let e = conv_rows("resnet.5x5", reps).unwrap_err().to_string();
         assert!(
             e.contains("no conv case named `resnet.5x5`") && e.contains("resnet.3x3"),

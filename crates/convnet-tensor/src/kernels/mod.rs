@@ -19,6 +19,7 @@ pub mod gemv;
 pub mod norm;
 pub mod pool;
 pub mod softmax;
+pub mod vmath;
 
 #[cfg(test)]
 pub(crate) mod test_util;

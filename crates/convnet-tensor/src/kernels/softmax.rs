@@ -8,6 +8,8 @@
 //!
 //! Each line subtracts its maximum `m` before exponentiating, so inputs of
 //! ±1000 give finite results; the sum of exponentials is accumulated in f64.
+//! The exponentials are [`vmath::exp`](super::vmath::exp) (relative error
+//! 1.1e-7), in loops compiled for the SIMD level in use.
 //!
 //! - softmax: `y_i = e^(x_i − m) / Σ_j e^(x_j − m)`;
 //! - log-softmax: `y_i = (x_i − m) − ln Σ_j e^(x_j − m)`, exact for a dominant
@@ -34,6 +36,7 @@
 
 use rayon::prelude::*;
 
+use super::vmath;
 use crate::error::{fmt_shape, Result, TensorError};
 use crate::tensor::Tensor;
 
@@ -137,62 +140,84 @@ enum Kind {
     LogSoftmax,
 }
 
-/// One slab `[axis_len, inner]` of the forward pass.
-fn forward_slab(out: &mut [f32], x: &[f32], g: &SoftmaxGeometry, kind: Kind, s: &mut Scratch) {
-    let inner = g.inner;
-    if inner == 1 {
-        // Contiguous line.
-        let m = x.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-        let mut sum = 0.0f64;
-        for (o, &v) in out.iter_mut().zip(x) {
-            let e = (v - m).exp();
-            sum += e as f64;
-            if kind == Kind::Softmax {
+/// Partial sums and maxima are kept in this many lanes (one vector of
+/// AVX2), combined in lane order at the end of the line.
+const LANES: usize = 8;
+
+/// The maximum of `x`, NaN ignored (as `f32::max` does), in lanes so that
+/// it vectorises.
+#[inline(always)]
+fn max_of(x: &[f32]) -> f32 {
+    let max = |a: f32, b: f32| if b > a { b } else { a };
+    let mut acc = [f32::NEG_INFINITY; LANES];
+    let chunks = x.chunks_exact(LANES);
+    let rest = chunks.remainder();
+    for c in chunks {
+        for (a, &v) in acc.iter_mut().zip(c) {
+            *a = max(*a, v);
+        }
+    }
+    acc.iter()
+        .chain(rest)
+        .fold(f32::NEG_INFINITY, |m, &v| max(m, v))
+}
+
+crate::multiversion! {
+    /// One slab `[axis_len, inner]` of the forward pass, compiled for the
+    /// SIMD level in use.
+    fn forward_slab(out: &mut [f32], x: &[f32], g: &SoftmaxGeometry, kind: Kind, s: &mut Scratch) {
+        let inner = g.inner;
+        if inner == 1 {
+            // Contiguous line: out = e^(x − m) first, then scaled (softmax) or
+            // overwritten with the log-probabilities.
+            let m = max_of(x);
+            for (o, &v) in out.iter_mut().zip(x) {
+                *o = vmath::exp(v - m);
+            }
+            let sum = vmath::sum_f64(out, out, |e, _| e as f64);
+            match kind {
+                Kind::Softmax => {
+                    let inv = (1.0 / sum) as f32;
+                    out.iter_mut().for_each(|o| *o *= inv);
+                }
+                Kind::LogSoftmax => {
+                    let log_sum = sum.ln() as f32;
+                    for (o, &v) in out.iter_mut().zip(x) {
+                        *o = (v - m) - log_sum;
+                    }
+                }
+            }
+            return;
+        }
+        // Strided lines: walk the axis row by row, all `inner` lines at once.
+        s.reset(inner, f32::NEG_INFINITY);
+        for row in x.chunks_exact(inner) {
+            for (m, &v) in s.max.iter_mut().zip(row) {
+                *m = if v > *m { v } else { *m };
+            }
+        }
+        for (orow, row) in out.chunks_exact_mut(inner).zip(x.chunks_exact(inner)) {
+            for (((o, &v), &m), sum) in orow.iter_mut().zip(row).zip(&s.max).zip(&mut s.sum) {
+                let e = vmath::exp(v - m);
+                *sum += e as f64;
                 *o = e;
             }
         }
         match kind {
             Kind::Softmax => {
-                let inv = (1.0 / sum) as f32;
-                out.iter_mut().for_each(|o| *o *= inv);
+                s.factor.extend(s.sum.iter().map(|&t| (1.0 / t) as f32));
+                for orow in out.chunks_exact_mut(inner) {
+                    for (o, &i) in orow.iter_mut().zip(&s.factor) {
+                        *o *= i;
+                    }
+                }
             }
             Kind::LogSoftmax => {
-                let log_sum = sum.ln() as f32;
-                for (o, &v) in out.iter_mut().zip(x) {
-                    *o = (v - m) - log_sum;
-                }
-            }
-        }
-        return;
-    }
-    // Strided lines: walk the axis row by row, all `inner` lines at once.
-    s.reset(inner, f32::NEG_INFINITY);
-    for row in x.chunks_exact(inner) {
-        for (m, &v) in s.max.iter_mut().zip(row) {
-            *m = m.max(v);
-        }
-    }
-    for (orow, row) in out.chunks_exact_mut(inner).zip(x.chunks_exact(inner)) {
-        for (((o, &v), &m), sum) in orow.iter_mut().zip(row).zip(&s.max).zip(&mut s.sum) {
-            let e = (v - m).exp();
-            *sum += e as f64;
-            *o = e;
-        }
-    }
-    match kind {
-        Kind::Softmax => {
-            s.factor.extend(s.sum.iter().map(|&t| (1.0 / t) as f32));
-            for orow in out.chunks_exact_mut(inner) {
-                for (o, &i) in orow.iter_mut().zip(&s.factor) {
-                    *o *= i;
-                }
-            }
-        }
-        Kind::LogSoftmax => {
-            s.factor.extend(s.sum.iter().map(|&t| t.ln() as f32));
-            for (orow, row) in out.chunks_exact_mut(inner).zip(x.chunks_exact(inner)) {
-                for (((o, &v), &m), &l) in orow.iter_mut().zip(row).zip(&s.max).zip(&s.factor) {
-                    *o = (v - m) - l;
+                s.factor.extend(s.sum.iter().map(|&t| t.ln() as f32));
+                for (orow, row) in out.chunks_exact_mut(inner).zip(x.chunks_exact(inner)) {
+                    for (((o, &v), &m), &l) in orow.iter_mut().zip(row).zip(&s.max).zip(&s.factor) {
+                        *o = (v - m) - l;
+                    }
                 }
             }
         }
@@ -219,38 +244,58 @@ fn forward(
     Ok(())
 }
 
-/// One slab of the backward pass. `out` is the forward output (probabilities
-/// or log-probabilities).
-fn backward_slab(
-    grad_in: &mut [f32],
-    grad_out: &[f32],
-    out: &[f32],
-    g: &SoftmaxGeometry,
-    kind: Kind,
-    s: &mut Scratch,
-) {
-    let inner = g.inner;
-    // Per line: Σ g·y (softmax) or Σ g (log-softmax), in f64.
-    s.reset(inner, 0.0);
-    for (grow, yrow) in grad_out.chunks_exact(inner).zip(out.chunks_exact(inner)) {
-        for ((sum, &gv), &y) in s.sum.iter_mut().zip(grow).zip(yrow) {
-            *sum += match kind {
-                Kind::Softmax => gv as f64 * y as f64,
-                Kind::LogSoftmax => gv as f64,
-            };
+crate::multiversion! {
+    /// One slab of the backward pass, compiled for the SIMD level in use.
+    /// `out` is the forward output (probabilities or log-probabilities).
+    fn backward_slab(
+        grad_in: &mut [f32],
+        grad_out: &[f32],
+        out: &[f32],
+        g: &SoftmaxGeometry,
+        kind: Kind,
+        s: &mut Scratch,
+    ) {
+        let inner = g.inner;
+        if inner == 1 {
+            // Contiguous line: one dot product, then one element-wise pass.
+            match kind {
+                Kind::Softmax => {
+                    let dot = vmath::sum_f64(grad_out, out, |gv, y| gv as f64 * y as f64) as f32;
+                    for ((d, &gv), &y) in grad_in.iter_mut().zip(grad_out).zip(out) {
+                        *d = y * (gv - dot);
+                    }
+                }
+                Kind::LogSoftmax => {
+                    let sum = vmath::sum_f64(grad_out, grad_out, |gv, _| gv as f64) as f32;
+                    for ((d, &gv), &y) in grad_in.iter_mut().zip(grad_out).zip(out) {
+                        *d = gv - vmath::exp(y) * sum;
+                    }
+                }
+            }
+            return;
         }
-    }
-    s.factor.extend(s.sum.iter().map(|&t| t as f32));
-    for ((drow, grow), yrow) in grad_in
-        .chunks_exact_mut(inner)
-        .zip(grad_out.chunks_exact(inner))
-        .zip(out.chunks_exact(inner))
-    {
-        for (((d, &gv), &y), &dot) in drow.iter_mut().zip(grow).zip(yrow).zip(&s.factor) {
-            *d = match kind {
-                Kind::Softmax => y * (gv - dot),
-                Kind::LogSoftmax => gv - y.exp() * dot,
-            };
+        // Per line: Σ g·y (softmax) or Σ g (log-softmax), in f64.
+        s.reset(inner, 0.0);
+        for (grow, yrow) in grad_out.chunks_exact(inner).zip(out.chunks_exact(inner)) {
+            for ((sum, &gv), &y) in s.sum.iter_mut().zip(grow).zip(yrow) {
+                *sum += match kind {
+                    Kind::Softmax => gv as f64 * y as f64,
+                    Kind::LogSoftmax => gv as f64,
+                };
+            }
+        }
+        s.factor.extend(s.sum.iter().map(|&t| t as f32));
+        for ((drow, grow), yrow) in grad_in
+            .chunks_exact_mut(inner)
+            .zip(grad_out.chunks_exact(inner))
+            .zip(out.chunks_exact(inner))
+        {
+            for (((d, &gv), &y), &dot) in drow.iter_mut().zip(grow).zip(yrow).zip(&s.factor) {
+                *d = match kind {
+                    Kind::Softmax => y * (gv - dot),
+                    Kind::LogSoftmax => gv - vmath::exp(y) * dot,
+                };
+            }
         }
     }
 }

@@ -3,8 +3,9 @@
 
 use rayon::prelude::*;
 
-use super::{accumulate_affine_grads, check_eps, invstd, mean_var, Lens};
+use super::{accumulate_affine_grads, check_eps, invstd, Lens};
 use crate::error::{fmt_shape, Result, TensorError};
+use crate::kernels::vmath::sum_f64;
 use crate::tensor::Tensor;
 
 /// Rows per rayon task in the backward pass. Fixed (not derived from the
@@ -64,21 +65,47 @@ pub fn layer_norm_forward(
         ],
     )?;
     check_eps(OP, eps)?;
-    out.par_chunks_mut(dim)
-        .zip(save_mean.par_iter_mut())
-        .zip(save_invstd.par_iter_mut())
-        .zip(input.par_chunks(dim))
-        .with_min_len((4096 / dim).max(1))
-        .for_each(|(((o, m), s), x)| {
-            let (mean, var) = mean_var(|| x.iter(), dim);
+    // Whole rows per task (about 4K elements), each row on its own.
+    let rows_per_task = (4096 / dim).max(1);
+    out.par_chunks_mut(rows_per_task * dim)
+        .zip(save_mean.par_chunks_mut(rows_per_task))
+        .zip(save_invstd.par_chunks_mut(rows_per_task))
+        .zip(input.par_chunks(rows_per_task * dim))
+        .for_each(|(((o, m), s), x)| forward_rows(o, m, s, x, weight, bias, dim, eps));
+    Ok(())
+}
+
+crate::multiversion! {
+    /// The forward pass of whole rows, compiled for the SIMD level in use.
+    /// Mean and variance in two passes, each in f64 lanes in a fixed order.
+    fn forward_rows(
+        out: &mut [f32],
+        save_mean: &mut [f32],
+        save_invstd: &mut [f32],
+        input: &[f32],
+        weight: &[f32],
+        bias: &[f32],
+        dim: usize,
+        eps: f32
+    ) {
+        let rows = out
+            .chunks_exact_mut(dim)
+            .zip(save_mean.iter_mut().zip(save_invstd.iter_mut()))
+            .zip(input.chunks_exact(dim));
+        for ((o, (m, s)), x) in rows {
+            let mean = sum_f64(x, x, |v, _| v as f64) / dim as f64;
+            let var = sum_f64(x, x, |v, _| {
+                let d = v as f64 - mean;
+                d * d
+            }) / dim as f64;
             *m = mean as f32;
             *s = invstd(var, eps);
             let (m, s) = (*m, *s);
             for (((o, &v), &w), &b) in o.iter_mut().zip(x).zip(weight).zip(bias) {
                 *o = (v - m) * s * w + b;
             }
-        });
-    Ok(())
+        }
+    }
 }
 
 /// LayerNorm backward over the last axis.
@@ -133,33 +160,59 @@ pub fn layer_norm_backward(
         .zip(save_invstd.par_chunks(ROWS_PER_BLOCK))
         .map(|((((gi, go), x), means), invstds)| {
             let mut acc = vec![0.0f64; 2 * dim];
-            let rows = gi
-                .chunks_exact_mut(dim)
-                .zip(go.chunks_exact(dim))
-                .zip(x.chunks_exact(dim));
-            for (((gi, go), x), (&m, &s)) in rows.zip(means.iter().zip(invstds)) {
-                // Σ gw and Σ gw·x̂ over the row.
-                let (mut s1, mut s2) = (0.0f64, 0.0f64);
-                for ((&g, &v), &w) in go.iter().zip(x).zip(weight) {
-                    let gw = (g * w) as f64;
-                    s1 += gw;
-                    s2 += gw * ((v - m) * s) as f64;
-                }
-                let (mean1, mean2) = ((s1 / dim as f64) as f32, (s2 / dim as f64) as f32);
-                for (d, (((gi, &g), &v), &w)) in
-                    gi.iter_mut().zip(go).zip(x).zip(weight).enumerate()
-                {
-                    let xhat = (v - m) * s;
-                    *gi = s * (g * w - mean1 - xhat * mean2);
-                    acc[d] += (g * xhat) as f64;
-                    acc[dim + d] += g as f64;
-                }
-            }
+            let mut gw = vec![0.0f32; dim];
+            backward_block(&mut acc, &mut gw, gi, go, x, weight, means, invstds, dim);
             acc
         })
         .collect();
     accumulate_affine_grads(grad_weight, grad_bias, &partials);
     Ok(())
+}
+
+crate::multiversion! {
+    /// The backward pass of a block of rows, compiled for the SIMD level in
+    /// use: `gi` overwritten, `acc` = `[Σ g·x̂ (D values), Σ g (D values)]`
+    /// accumulated over the block's rows in order; `gw` is a scratch row.
+    fn backward_block(
+        acc: &mut [f64],
+        gw: &mut [f32],
+        gi: &mut [f32],
+        go: &[f32],
+        x: &[f32],
+        weight: &[f32],
+        means: &[f32],
+        invstds: &[f32],
+        dim: usize
+    ) {
+        let (acc_gx, acc_g) = acc.split_at_mut(dim);
+        let rows = gi
+            .chunks_exact_mut(dim)
+            .zip(go.chunks_exact(dim))
+            .zip(x.chunks_exact(dim));
+        for (((gi, go), x), (&m, &s)) in rows.zip(means.iter().zip(invstds)) {
+            // x̂ into gi and gw = g·weight into the scratch row, then Σ gw
+            // and Σ gw·x̂ over the row.
+            for ((((xh, gw), &v), &g), &w) in gi.iter_mut().zip(gw.iter_mut()).zip(x).zip(go).zip(weight) {
+                *xh = (v - m) * s;
+                *gw = g * w;
+            }
+            let s1 = sum_f64(gw, gw, |a, _| a as f64);
+            let s2 = sum_f64(gw, gi, |a, xh| a as f64 * xh as f64);
+            let (mean1, mean2) = ((s1 / dim as f64) as f32, (s2 / dim as f64) as f32);
+            for ((((gi, &g), &gw), agx), ag) in gi
+                .iter_mut()
+                .zip(go)
+                .zip(gw.iter())
+                .zip(acc_gx.iter_mut())
+                .zip(acc_g.iter_mut())
+            {
+                let xhat = *gi;
+                *gi = s * (gw - mean1 - xhat * mean2);
+                *agx += (g * xhat) as f64;
+                *ag += g as f64;
+            }
+        }
+    }
 }
 
 /// LayerNorm of a tensor over its last axis (PyTorch's

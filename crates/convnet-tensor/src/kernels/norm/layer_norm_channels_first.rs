@@ -6,12 +6,15 @@
 //! Within one image the data is `[C, P]` with `P = H·W` positions; the
 //! statistics of all `P` positions are gathered channel row by channel row,
 //! so the inner loops run over contiguous positions. Work is split over
-//! images.
+//! blocks of positions for the statistics and over `(image, channel)` rows
+//! for the rest, so one image uses every thread; every sum runs in a fixed
+//! order, so results do not depend on the thread count.
 
 use rayon::prelude::*;
 
 use super::{accumulate_affine_grads, check_eps, Lens};
 use crate::error::{fmt_shape, Result, TensorError};
+use crate::kernels::vmath::sum_f64;
 use crate::tensor::Tensor;
 
 fn check_channels(op: &'static str, shape: [usize; 4]) -> Result<()> {
@@ -71,44 +74,119 @@ pub fn layer_norm_channels_first_forward(
     if out.is_empty() {
         return Ok(());
     }
-    out.par_chunks_mut(c * p)
-        .zip(save_mean.par_chunks_mut(p))
+    if n >= rayon::current_num_threads() {
+        // Enough images for every thread: one image per task, its
+        // statistics then its output while the image is in cache (the same
+        // sums in the same order as the split below, so the same bits).
+        out.par_chunks_mut(c * p)
+            .zip(save_mean.par_chunks_mut(p))
+            .zip(save_invstd.par_chunks_mut(p))
+            .zip(input.par_chunks(c * p))
+            .for_each_init(
+                || (vec![0.0f64; p], vec![0.0f64; p]),
+                |(mean64, acc), (((out, mean), invstd), x)| {
+                    stats_block(mean, invstd, mean64, acc, x, 0, p, eps);
+                    for (ch, (o, x)) in out.chunks_exact_mut(p).zip(x.chunks_exact(p)).enumerate() {
+                        normalize_row(o, x, mean, invstd, weight[ch], bias[ch]);
+                    }
+                },
+            );
+        return Ok(());
+    }
+    // Fewer images than threads: the statistics in parallel over blocks of
+    // positions of each image...
+    save_mean
+        .par_chunks_mut(p)
         .zip(save_invstd.par_chunks_mut(p))
         .zip(input.par_chunks(c * p))
-        .for_each_init(
-            || (vec![0.0f64; p], vec![0.0f64; p]),
-            |(mean64, acc), (((out, mean), invstd), x)| {
-                // Mean per position, then the mean squared deviation, in f64.
-                mean64.fill(0.0);
-                for row in x.chunks_exact(p) {
-                    for (a, &v) in mean64.iter_mut().zip(row) {
-                        *a += v as f64;
-                    }
-                }
-                for (m, a) in mean.iter_mut().zip(mean64.iter_mut()) {
-                    *a /= c as f64;
-                    *m = *a as f32;
-                }
-                acc.fill(0.0);
-                for row in x.chunks_exact(p) {
-                    for ((a, &v), &m) in acc.iter_mut().zip(row).zip(mean64.iter()) {
-                        let d = v as f64 - m;
-                        *a += d * d;
-                    }
-                }
-                for (s, &a) in invstd.iter_mut().zip(acc.iter()) {
-                    *s = super::invstd(a / c as f64, eps);
-                }
-                for (ch, (orow, xrow)) in out.chunks_exact_mut(p).zip(x.chunks_exact(p)).enumerate()
-                {
-                    let (wc, bc) = (weight[ch], bias[ch]);
-                    for (((o, &v), &m), &s) in orow.iter_mut().zip(xrow).zip(&*mean).zip(&*invstd) {
-                        *o = (v - m) * s * wc + bc;
-                    }
-                }
-            },
-        );
+        .for_each(|((mean, invstd), x)| {
+            mean.par_chunks_mut(POSITIONS_PER_TASK)
+                .zip(invstd.par_chunks_mut(POSITIONS_PER_TASK))
+                .enumerate()
+                .for_each_init(
+                    || {
+                        (
+                            vec![0.0f64; POSITIONS_PER_TASK],
+                            vec![0.0f64; POSITIONS_PER_TASK],
+                        )
+                    },
+                    |(mean64, acc), (block, (mean, invstd))| {
+                        let q0 = block * POSITIONS_PER_TASK;
+                        stats_block(mean, invstd, mean64, acc, x, q0, p, eps)
+                    },
+                )
+        });
+    // ...then the output, in parallel over the (image, channel) rows.
+    out.par_chunks_mut(p)
+        .zip(input.par_chunks(p))
+        .enumerate()
+        .with_min_len((4096 / p).max(1))
+        .for_each(|(row, (o, x))| {
+            let (image, ch) = (row / c, row % c);
+            let stats = image * p..(image + 1) * p;
+            normalize_row(
+                o,
+                x,
+                &save_mean[stats.clone()],
+                &save_invstd[stats],
+                weight[ch],
+                bias[ch],
+            )
+        });
     Ok(())
+}
+
+/// Positions per rayon task for the per-position statistics (fixed: each
+/// position's sums run over the channels in order, whatever the split).
+const POSITIONS_PER_TASK: usize = 256;
+
+crate::multiversion! {
+    /// Mean and `1/√(var + eps)` over the `C` channels of the positions
+    /// `q0..q0 + mean.len()` of one image `x` (`[C, P]`), in f64, two
+    /// passes; `mean64` and `acc` are scratch of at least that length.
+    fn stats_block(
+        mean: &mut [f32],
+        invstd: &mut [f32],
+        mean64: &mut [f64],
+        acc: &mut [f64],
+        x: &[f32],
+        q0: usize,
+        p: usize,
+        eps: f32
+    ) {
+        let len = mean.len();
+        let c = x.len() / p;
+        let (mean64, acc) = (&mut mean64[..len], &mut acc[..len]);
+        mean64.fill(0.0);
+        for row in x.chunks_exact(p) {
+            for (a, &v) in mean64.iter_mut().zip(&row[q0..q0 + len]) {
+                *a += v as f64;
+            }
+        }
+        for (m, a) in mean.iter_mut().zip(mean64.iter_mut()) {
+            *a /= c as f64;
+            *m = *a as f32;
+        }
+        acc.fill(0.0);
+        for row in x.chunks_exact(p) {
+            for ((a, &v), &m) in acc.iter_mut().zip(&row[q0..q0 + len]).zip(mean64.iter()) {
+                let d = v as f64 - m;
+                *a += d * d;
+            }
+        }
+        for (s, &a) in invstd.iter_mut().zip(acc.iter()) {
+            *s = super::invstd(a / c as f64, eps);
+        }
+    }
+}
+
+crate::multiversion! {
+    /// One channel row of the output: `(x − μ)·σ̂·w + b` over its positions.
+    fn normalize_row(out: &mut [f32], x: &[f32], mean: &[f32], invstd: &[f32], w: f32, b: f32) {
+        for (((o, &v), &m), &s) in out.iter_mut().zip(x).zip(mean).zip(invstd) {
+            *o = (v - m) * s * w + b;
+        }
+    }
 }
 
 /// Channels-first LayerNorm backward.
@@ -158,65 +236,185 @@ pub fn layer_norm_channels_first_backward(
     if grad_input.is_empty() {
         return Ok(());
     }
-    // Each image returns its partial [Σ g·x̂ (C values), Σ g (C values)].
-    let partials: Vec<Vec<f64>> = grad_input
-        .par_chunks_mut(c * p)
+    let (mut m1, mut m2) = (vec![0.0f32; n * p], vec![0.0f32; n * p]);
+    if n >= rayon::current_num_threads() {
+        // One image per task while it is in cache: its means, then its rows
+        // (the same sums in the same order as the split below).
+        let partials: Vec<Vec<f64>> = grad_input
+            .par_chunks_mut(c * p)
+            .zip(m1.par_chunks_mut(p).zip(m2.par_chunks_mut(p)))
+            .zip(grad_out.par_chunks(c * p).zip(input.par_chunks(c * p)))
+            .zip(save_mean.par_chunks(p).zip(save_invstd.par_chunks(p)))
+            .map_init(
+                || (vec![0.0f64; p], vec![0.0f64; p]),
+                |(s1, s2), (((gi, (m1, m2)), (go, x)), (mean, invstd))| {
+                    grad_means_block(m1, m2, s1, s2, go, x, weight, mean, invstd, 0, p);
+                    let rows = gi
+                        .chunks_exact_mut(p)
+                        .zip(go.chunks_exact(p).zip(x.chunks_exact(p)));
+                    let (gx, g): (Vec<f64>, Vec<f64>) = rows
+                        .zip(weight)
+                        .map(|((gi, (go, x)), &w)| {
+                            grad_input_row(gi, go, x, mean, invstd, m1, m2, w)
+                        })
+                        .unzip();
+                    [gx, g].concat()
+                },
+            )
+            .collect();
+        accumulate_affine_grads(grad_weight, grad_bias, &partials);
+        return Ok(());
+    }
+    // Fewer images than threads. Per position: the means over the channels
+    // of gw = g·weight_c and of gw·x̂, in parallel over blocks of positions
+    // of each image...
+    m1.par_chunks_mut(p)
+        .zip(m2.par_chunks_mut(p))
         .zip(grad_out.par_chunks(c * p))
         .zip(input.par_chunks(c * p))
-        .zip(save_mean.par_chunks(p))
-        .zip(save_invstd.par_chunks(p))
-        .map(|((((gi, go), x), mean), invstd)| {
-            // Per position: Σ_c gw and Σ_c gw·x̂.
-            let (mut s1, mut s2) = (vec![0.0f64; p], vec![0.0f64; p]);
-            let mut acc = vec![0.0f64; 2 * c];
-            let rows = go.chunks_exact(p).zip(x.chunks_exact(p));
-            for (ch, (grow, xrow)) in rows.enumerate() {
-                let wc = weight[ch];
-                let (mut sgx, mut sg) = (0.0f64, 0.0f64);
-                for (((((a1, a2), &g), &v), &m), &s) in s1
-                    .iter_mut()
-                    .zip(s2.iter_mut())
-                    .zip(grow)
-                    .zip(xrow)
-                    .zip(mean)
-                    .zip(invstd)
-                {
-                    let xhat = (v - m) * s;
-                    let gw = (g * wc) as f64;
-                    *a1 += gw;
-                    *a2 += gw * xhat as f64;
-                    sgx += (g * xhat) as f64;
-                    sg += g as f64;
-                }
-                acc[ch] = sgx;
-                acc[c + ch] = sg;
-            }
-            let m1: Vec<f32> = s1.iter().map(|&v| (v / c as f64) as f32).collect();
-            let m2: Vec<f32> = s2.iter().map(|&v| (v / c as f64) as f32).collect();
-            let rows = gi
-                .chunks_exact_mut(p)
-                .zip(go.chunks_exact(p))
-                .zip(x.chunks_exact(p));
-            for (ch, ((girow, grow), xrow)) in rows.enumerate() {
-                let wc = weight[ch];
-                for ((((((d, &g), &v), &m), &s), &a), &b) in girow
-                    .iter_mut()
-                    .zip(grow)
-                    .zip(xrow)
-                    .zip(mean)
-                    .zip(invstd)
-                    .zip(&m1)
-                    .zip(&m2)
-                {
-                    let xhat = (v - m) * s;
-                    *d = s * (g * wc - a - xhat * b);
-                }
-            }
-            acc
+        .zip(save_mean.par_chunks(p).zip(save_invstd.par_chunks(p)))
+        .for_each(|((((m1, m2), go), x), (mean, invstd))| {
+            m1.par_chunks_mut(POSITIONS_PER_TASK)
+                .zip(m2.par_chunks_mut(POSITIONS_PER_TASK))
+                .enumerate()
+                .for_each_init(
+                    || {
+                        (
+                            vec![0.0f64; POSITIONS_PER_TASK],
+                            vec![0.0f64; POSITIONS_PER_TASK],
+                        )
+                    },
+                    |(s1, s2), (block, (m1, m2))| {
+                        let q = block * POSITIONS_PER_TASK..block * POSITIONS_PER_TASK + m1.len();
+                        let (mean, invstd) = (&mean[q.clone()], &invstd[q.clone()]);
+                        grad_means_block(m1, m2, s1, s2, go, x, weight, mean, invstd, q.start, p)
+                    },
+                )
+        });
+    // ...then grad_input and each row's [Σ g·x̂, Σ g], in parallel over the
+    // (image, channel) rows.
+    let row_sums: Vec<(f64, f64)> = grad_input
+        .par_chunks_mut(p)
+        .zip(grad_out.par_chunks(p))
+        .zip(input.par_chunks(p))
+        .enumerate()
+        .with_min_len((4096 / p).max(1))
+        .map(|(row, ((gi, go), x))| {
+            let (image, ch) = (row / c, row % c);
+            let at = image * p..(image + 1) * p;
+            grad_input_row(
+                gi,
+                go,
+                x,
+                &save_mean[at.clone()],
+                &save_invstd[at.clone()],
+                &m1[at.clone()],
+                &m2[at],
+                weight[ch],
+            )
+        })
+        .collect();
+    // Per image [Σ g·x̂ (C values), Σ g (C values)], images in order.
+    let partials: Vec<Vec<f64>> = row_sums
+        .chunks_exact(c)
+        .map(|rows| {
+            let (gx, g): (Vec<f64>, Vec<f64>) = rows.iter().copied().unzip();
+            [gx, g].concat()
         })
         .collect();
     accumulate_affine_grads(grad_weight, grad_bias, &partials);
     Ok(())
+}
+
+crate::multiversion! {
+    /// `m1 = mean_c(gw)`, `m2 = mean_c(gw·x̂)` at the positions
+    /// `q0..q0 + m1.len()` of one image (`go`, `x`: `[C, P]`; `mean`,
+    /// `invstd` those positions' statistics); `s1`, `s2` are f64 scratch.
+    fn grad_means_block(
+        m1: &mut [f32],
+        m2: &mut [f32],
+        s1: &mut [f64],
+        s2: &mut [f64],
+        go: &[f32],
+        x: &[f32],
+        weight: &[f32],
+        mean: &[f32],
+        invstd: &[f32],
+        q0: usize,
+        p: usize
+    ) {
+        let len = m1.len();
+        let c = weight.len();
+        let (s1, s2) = (&mut s1[..len], &mut s2[..len]);
+        s1.fill(0.0);
+        s2.fill(0.0);
+        for ((grow, xrow), &wc) in go.chunks_exact(p).zip(x.chunks_exact(p)).zip(weight) {
+            let (grow, xrow) = (&grow[q0..q0 + len], &xrow[q0..q0 + len]);
+            for (((((a1, a2), &g), &v), &m), &s) in s1
+                .iter_mut()
+                .zip(s2.iter_mut())
+                .zip(grow)
+                .zip(xrow)
+                .zip(mean)
+                .zip(invstd)
+            {
+                let xhat = (v - m) * s;
+                let gw = (g * wc) as f64;
+                *a1 += gw;
+                *a2 += gw * xhat as f64;
+            }
+        }
+        for ((o1, o2), (&a1, &a2)) in m1.iter_mut().zip(m2.iter_mut()).zip(s1.iter().zip(s2.iter())) {
+            *o1 = (a1 / c as f64) as f32;
+            *o2 = (a2 / c as f64) as f32;
+        }
+    }
+}
+
+crate::multiversion! {
+    /// One channel row of `grad_input`: `σ̂·(g·w − m1 − x̂·m2)`; returns the
+    /// row's `(Σ g·x̂, Σ g)` (f64 lanes in a fixed order).
+    fn grad_input_row(
+        gi: &mut [f32],
+        go: &[f32],
+        x: &[f32],
+        mean: &[f32],
+        invstd: &[f32],
+        m1: &[f32],
+        m2: &[f32],
+        w: f32
+    ) -> (f64, f64) {
+        for ((((((d, &g), &v), &m), &s), &a), &b) in gi
+            .iter_mut()
+            .zip(go)
+            .zip(x)
+            .zip(mean)
+            .zip(invstd)
+            .zip(m1)
+            .zip(m2)
+        {
+            let xhat = (v - m) * s;
+            *d = s * (g * w - a - xhat * b);
+        }
+        // x̂ again for Σ g·x̂ (cheaper than a scratch row), in 8 f64 lanes.
+        let mut lanes = [0.0f64; 8];
+        let blocks = go
+            .chunks_exact(8)
+            .zip(x.chunks_exact(8))
+            .zip(mean.chunks_exact(8))
+            .zip(invstd.chunks_exact(8));
+        for (((g, v), m), s) in blocks {
+            for (i, lane) in lanes.iter_mut().enumerate() {
+                *lane += (g[i] * ((v[i] - m[i]) * s[i])) as f64;
+            }
+        }
+        let n = go.len() / 8 * 8;
+        let tail: f64 = (n..go.len())
+            .map(|i| (go[i] * ((x[i] - mean[i]) * invstd[i])) as f64)
+            .sum();
+        let lanes_sum: f64 = lanes.iter().sum::<f64>() + tail;
+        (lanes_sum, sum_f64(go, go, |g, _| g as f64))
+    }
 }
 
 /// Channels-first LayerNorm of a `[N, C, H, W]` tensor with `[C]` weight and
@@ -254,174 +452,5 @@ pub fn layer_norm_channels_first(
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::gradcheck::{project, projection};
-    use crate::kernels::norm::layer_norm_forward;
-    use crate::kernels::test_util::{assert_close, assert_deterministic, bits, gradcheck};
-    use crate::rng::Rng;
-
-    fn forward(x: &[f32], w: &[f32], b: &[f32], shape: [usize; 4]) -> [Vec<f32>; 3] {
-        let pos = shape[0] * shape[2] * shape[3];
-        let mut out = vec![0.0; x.len()];
-        let (mut m, mut s) = (vec![0.0; pos], vec![0.0; pos]);
-        layer_norm_channels_first_forward(&mut out, &mut m, &mut s, x, w, b, shape, 1e-6).unwrap();
-        [out, m, s]
-    }
-
-    fn random(shape: [usize; 4], seed: u64) -> [Vec<f32>; 3] {
-        let mut rng = Rng::seed_from(seed);
-        [
-            Tensor::randn(&shape, 1.0, 2.0, &mut rng).into_vec(),
-            Tensor::randn(&[shape[1]], 1.0, 0.5, &mut rng).into_vec(),
-            Tensor::randn(&[shape[1]], 0.0, 0.5, &mut rng).into_vec(),
-        ]
-    }
-
-    /// NCHW -> NHWC, so that the last-axis LayerNorm applies.
-    fn to_nhwc(x: &[f32], [n, c, h, w]: [usize; 4]) -> Vec<f32> {
-        let mut out = vec![0.0; x.len()];
-        for i in 0..n {
-            for ch in 0..c {
-                for p in 0..h * w {
-                    out[(i * h * w + p) * c + ch] = x[(i * c + ch) * h * w + p];
-                }
-            }
-        }
-        out
-    }
-
-    #[test]
-    fn forward_matches_naive_formula_and_last_axis_layer_norm() {
-        for shape in [[2, 3, 4, 5], [1, 8, 3, 3], [3, 1, 2, 2]] {
-            let [x, w, b] = random(shape, 1);
-            let [out, mean, _] = forward(&x, &w, &b, shape);
-            let [n, c, h, wd] = shape;
-            let p = h * wd;
-            let mut want = vec![0.0f64; x.len()];
-            for i in 0..n {
-                for q in 0..p {
-                    let vals: Vec<f64> = (0..c).map(|ch| x[(i * c + ch) * p + q] as f64).collect();
-                    let mu = vals.iter().sum::<f64>() / c as f64;
-                    let var = vals.iter().map(|v| (v - mu).powi(2)).sum::<f64>() / c as f64;
-                    assert!((mean[i * p + q] as f64 - mu).abs() < 1e-6);
-                    for ch in 0..c {
-                        want[(i * c + ch) * p + q] =
-                            (vals[ch] - mu) / (var + 1e-6).sqrt() * w[ch] as f64 + b[ch] as f64;
-                    }
-                }
-            }
-            assert_close(&out, &want, 2e-5, &format!("{shape:?}"));
-            // Same as the last-axis LayerNorm of the NHWC permutation.
-            let rows = n * p;
-            let mut nhwc = vec![0.0; x.len()];
-            let (mut m, mut s) = (vec![0.0; rows], vec![0.0; rows]);
-            layer_norm_forward(
-                &mut nhwc,
-                &mut m,
-                &mut s,
-                &to_nhwc(&x, shape),
-                &w,
-                &b,
-                rows,
-                c,
-                1e-6,
-            )
-            .unwrap();
-            let got = to_nhwc(&out, shape);
-            assert!(got.iter().zip(&nhwc).all(|(a, b)| (a - b).abs() < 1e-5));
-        }
-    }
-
-    #[test]
-    fn backward_matches_finite_differences() {
-        for (i, shape) in [[2, 3, 2, 3], [1, 5, 1, 4], [3, 2, 1, 1]]
-            .into_iter()
-            .enumerate()
-        {
-            let [x, w, b] = random(shape, 10 + i as u64);
-            let c = shape[1];
-            let r = projection(x.len(), i as u64);
-            let [_, m, s] = forward(&x, &w, &b, shape);
-            let mut gx = vec![f32::NAN; x.len()];
-            let (mut gw, mut gb) = (vec![1.0; c], vec![1.0; c]);
-            layer_norm_channels_first_backward(
-                &mut gx, &mut gw, &mut gb, &r, &x, &w, &m, &s, shape,
-            )
-            .unwrap();
-            gw.iter_mut().for_each(|v| *v -= 1.0);
-            gb.iter_mut().for_each(|v| *v -= 1.0);
-            let loss = |x: &[f32], w: &[f32], b: &[f32]| project(&forward(x, w, b, shape)[0], &r);
-            gradcheck(&format!("{shape:?} input"), |p| loss(p, &w, &b), &x, &gx);
-            gradcheck(&format!("{shape:?} weight"), |p| loss(&x, p, &b), &w, &gw);
-            gradcheck(&format!("{shape:?} bias"), |p| loss(&x, &w, p), &b, &gb);
-        }
-    }
-
-    #[test]
-    fn bad_shapes_are_errors_naming_them() {
-        let shape = [2, 3, 2, 2];
-        let x = vec![0.0; 24];
-        let (mut out, mut m, mut s) = (vec![0.0; 24], vec![0.0; 8], vec![0.0; 8]);
-        let e = layer_norm_channels_first_forward(
-            &mut out, &mut m, &mut s, &x, &[1.0; 3], &[0.0; 2], shape, 1e-6,
-        )
-        .unwrap_err()
-        .to_string();
-        assert!(e.contains("bias") && e.contains("[3]"), "{e}");
-        let e = layer_norm_channels_first_forward(
-            &mut out,
-            &mut m[..4],
-            &mut s,
-            &x,
-            &[1.0; 3],
-            &[0.0; 3],
-            shape,
-            1e-6,
-        )
-        .unwrap_err()
-        .to_string();
-        assert!(e.contains("save_mean") && e.contains("[2, 2, 2]"), "{e}");
-        let (mut gw, mut gb) = (vec![0.0; 3], vec![0.0; 3]);
-        let e = layer_norm_channels_first_backward(
-            &mut out,
-            &mut gw,
-            &mut gb,
-            &x,
-            &x[..20],
-            &[1.0; 3],
-            &m,
-            &s,
-            shape,
-        )
-        .unwrap_err()
-        .to_string();
-        assert!(e.contains("input") && e.contains("[2, 3, 2, 2]"), "{e}");
-        let t = Tensor::ones(&[3]);
-        assert!(layer_norm_channels_first(&Tensor::zeros(&[2, 3, 4]), &t, &t, 1e-6).is_err());
-        let e = layer_norm_channels_first(&Tensor::zeros(&[1, 0, 2, 2]), &t, &t, 1e-6)
-            .unwrap_err()
-            .to_string();
-        assert!(e.contains("[1, 0, 2, 2]"), "{e}");
-    }
-
-    #[test]
-    fn parallel_results_are_bit_identical() {
-        let shape = [6, 24, 10, 10];
-        let [x, w, b] = random(shape, 20);
-        let r = projection(x.len(), 21);
-        let run = || {
-            let [out, m, s] = forward(&x, &w, &b, shape);
-            let (mut gx, mut gw, mut gb) = (vec![0.0; x.len()], vec![0.0; 24], vec![0.0; 24]);
-            layer_norm_channels_first_backward(
-                &mut gx, &mut gw, &mut gb, &r, &x, &w, &m, &s, shape,
-            )
-            .unwrap();
-            [out, m, s, gx, gw, gb]
-                .iter()
-                .map(|t| bits(t))
-                .collect::<Vec<_>>()
-        };
-        assert_deterministic(run);
-    }
-}
+#[path = "layer_norm_channels_first_tests.rs"]
+mod tests;
