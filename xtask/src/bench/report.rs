@@ -54,7 +54,8 @@ fn print_kernel_row(r: &Row) {
 }
 
 /// Title of the kernel table.
-pub const KERNELS_TITLE: &str = "conv2d kernels (forward; backward = input + weight gradients)";
+pub const KERNELS_TITLE: &str =
+    "kernels (convolutions: backward = input + weight gradients; element-wise rows: GFLOP/s = 10^9 elements/s)";
 /// Title of the training table.
 pub const TRAINING_TITLE: &str =
     "training: images/s of full steps (forward, cross-entropy, backward, \
