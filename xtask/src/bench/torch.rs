@@ -124,7 +124,9 @@ impl Torch {
     pub fn locate(threads: usize, quick: bool) -> anyhow::Result<Torch> {
         let python = crate::python::torch_python()?;
         let scripts = workspace_root().join("../shared/bench");
-        for script in ["torch_lenet.py", "torch_infer.py", "torch_train.py"] {
+        // torch_train.py is checked by the training rows only: without it
+        // the inference and LeNet-5 comparisons still run.
+        for script in ["torch_lenet.py", "torch_infer.py"] {
             if !scripts.join(script).exists() {
                 bail!("{} not found", scripts.join(script).display());
             }
@@ -299,6 +301,13 @@ impl Torch {
             "--budget".to_string(),
             reps.budget_s.to_string(),
         ];
+        let script = self.scripts.join("torch_train.py");
+        if !script.exists() {
+            bail!(
+                "{} not found: no PyTorch figure for this training row",
+                script.display()
+            );
+        }
         let out = self.run("torch_train.py", &args)?;
         let name = Job::TrainStep {
             model: model.to_string(),
