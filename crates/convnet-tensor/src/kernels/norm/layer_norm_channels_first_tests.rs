@@ -147,41 +147,29 @@ fn bad_shapes_are_errors_naming_them() {
     assert!(e.contains("[1, 0, 2, 2]"), "{e}");
 }
 
+/// The bits of the forward outputs and of every gradient for `shape`
+/// (random inputs from `seed`).
+fn all_bits(shape: [usize; 4], seed: u64) -> Vec<Vec<u32>> {
+    let [x, w, b] = random(shape, seed);
+    let r = projection(x.len(), seed + 1);
+    let c = shape[1];
+    let [out, m, s] = forward(&x, &w, &b, shape);
+    let (mut gx, mut gw, mut gb) = (vec![0.0; x.len()], vec![0.0; c], vec![0.0; c]);
+    layer_norm_channels_first_backward(&mut gx, &mut gw, &mut gb, &r, &x, &w, &m, &s, shape)
+        .unwrap();
+    [out, m, s, gx, gw, gb].iter().map(|t| bits(t)).collect()
+}
+
 #[test]
 fn parallel_results_are_bit_identical() {
-    let shape = [6, 24, 10, 10];
-    let [x, w, b] = random(shape, 20);
-    let r = projection(x.len(), 21);
-    let run = || {
-        let [out, m, s] = forward(&x, &w, &b, shape);
-        let (mut gx, mut gw, mut gb) = (vec![0.0; x.len()], vec![0.0; 24], vec![0.0; 24]);
-        layer_norm_channels_first_backward(&mut gx, &mut gw, &mut gb, &r, &x, &w, &m, &s, shape)
-            .unwrap();
-        [out, m, s, gx, gw, gb]
-            .iter()
-            .map(|t| bits(t))
-            .collect::<Vec<_>>()
-    };
-    assert_deterministic(run);
+    assert_deterministic(|| all_bits([6, 24, 10, 10], 20));
 }
 
 /// Two images: one task per image on one thread, blocks of positions on
 /// three (fewer images than threads); the same bits either way.
 #[test]
 fn per_image_and_split_paths_give_the_same_bits() {
-    let shape = [2, 24, 30, 30];
-    let [x, w, b] = random(shape, 30);
-    let r = projection(x.len(), 31);
-    let run = || {
-        let [out, m, s] = forward(&x, &w, &b, shape);
-        let (mut gx, mut gw, mut gb) = (vec![0.0; x.len()], vec![0.0; 24], vec![0.0; 24]);
-        layer_norm_channels_first_backward(&mut gx, &mut gw, &mut gb, &r, &x, &w, &m, &s, shape)
-            .unwrap();
-        [out, m, s, gx, gw, gb]
-            .iter()
-            .map(|t| bits(t))
-            .collect::<Vec<_>>()
-    };
+    let run = || all_bits([2, 24, 30, 30], 30);
     let pool = |n| {
         rayon::ThreadPoolBuilder::new()
             .num_threads(n)
