@@ -3,7 +3,9 @@
 //! a shared machine better than two separate runs would.
 //!
 //! Runs the reference scripts of `../shared/bench` (`torch_lenet.py`,
-//! `torch_infer.py`, `torch_train.py`; see their README) with the Python of
+//! `torch_infer.py`; see their README) and the repository's
+//! `xtask/torch/torch_train.py` (kept here: `../shared` is provided, not
+//! ours to add to) with the Python of
 //! `~/torchenv` (or `$CONVNET_TORCH_PYTHON`), with the bench's thread count:
 //!
 //! - after the MNIST epoch row: `torch_lenet.py` (the same epochs, then
@@ -78,6 +80,9 @@ pub const TORCHVISION_MODELS: &[&str] = &[
 /// PyTorch's. The others would add minutes to a run.
 pub const TORCH_TRAIN_B2: &[&str] = &["vgg16"];
 
+/// PyTorch's training-step script, relative to the workspace root.
+pub const TORCH_TRAIN_SCRIPT: &str = "xtask/torch/torch_train.py";
+
 /// The 28×28 models of `torch_train.py`.
 pub const TORCH_SMALL_MODELS: &[&str] = &[plan::EPOCH_MODEL, plan::SMALL_RESNET.0];
 
@@ -124,8 +129,7 @@ impl Torch {
     pub fn locate(threads: usize, quick: bool) -> anyhow::Result<Torch> {
         let python = crate::python::torch_python()?;
         let scripts = workspace_root().join("../shared/bench");
-        // torch_train.py is checked by the training rows only: without it
-        // the inference and LeNet-5 comparisons still run.
+        // torch_train.py is in the repository (TORCH_TRAIN_SCRIPT).
         for script in ["torch_lenet.py", "torch_infer.py"] {
             if !scripts.join(script).exists() {
                 bail!("{} not found", scripts.join(script).display());
@@ -301,14 +305,16 @@ impl Torch {
             "--budget".to_string(),
             reps.budget_s.to_string(),
         ];
-        let script = self.scripts.join("torch_train.py");
+        // In the repository (the training rows and this script change
+        // together); ../shared/bench holds the other two scripts.
+        let script = workspace_root().join(TORCH_TRAIN_SCRIPT);
         if !script.exists() {
             bail!(
                 "{} not found: no PyTorch figure for this training row",
                 script.display()
             );
         }
-        let out = self.run("torch_train.py", &args)?;
+        let out = self.run(&script.display().to_string(), &args)?;
         let name = Job::TrainStep {
             model: model.to_string(),
             batch,
